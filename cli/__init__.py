@@ -1,0 +1,1 @@
+"""Thin command layer: parse flags, call one library function, print."""

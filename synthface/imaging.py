@@ -1,0 +1,94 @@
+"""Small image helpers: tensors to uint8, grids, PNG files, the loss plot.
+
+Images are numpy uint8 arrays (H, W, 3) in RGB order everywhere in synthface;
+OpenCV's BGR appears only inside `write_png` / `read_rgb`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from synthface.errors import SynthfaceError
+
+
+def to_uint8(images) -> np.ndarray:
+    """A torch batch (B, 3, H, W) in [-1, 1] -> numpy (B, H, W, 3) uint8."""
+    x = images.detach().float().cpu().clamp_(-1, 1).add_(1).mul_(127.5).round_()
+    return x.byte().permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def make_grid(images: np.ndarray, ncol: int | None = None, pad: int = 2) -> np.ndarray:
+    """(B, H, W, 3) -> one image of the B faces in rows of `ncol`, on a black ground."""
+    b, h, w, _ = images.shape
+    ncol = ncol or math.ceil(math.sqrt(b))
+    nrow = math.ceil(b / ncol)
+    grid = np.zeros((nrow * (h + pad) + pad, ncol * (w + pad) + pad, 3), np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, ncol)
+        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        grid[y:y + h, x:x + w] = img
+    return grid
+
+
+def write_png(path, rgb: np.ndarray) -> None:
+    """Write atomically: a reader (or a resumed run) never sees half a PNG."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
+    if not ok:
+        raise SynthfaceError(f"could not encode {path} as PNG")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(buf.tobytes())
+    os.replace(tmp, path)
+
+
+def read_rgb(path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise SynthfaceError(f"cannot read image {path}")
+    return img[..., ::-1].copy()
+
+
+def plot_losses(epochs, series: dict, path, width: int = 720, height: int = 400) -> None:
+    """A line plot of loss curves (series: name -> values per epoch) as a PNG."""
+    colors = [(200, 60, 40), (40, 90, 200), (40, 150, 60)]  # RGB
+    img = np.full((height, width, 3), 255, np.uint8)
+    left, right, top, bottom = 60, 20, 30, 40
+    x0, x1, y0, y1 = left, width - right, height - bottom, top
+    values = np.concatenate([np.asarray(v, float) for v in series.values()]) if series else np.zeros(1)
+    values = values[np.isfinite(values)] if np.isfinite(values).any() else np.zeros(1)
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    e = np.asarray(epochs, float)
+    e_lo, e_hi = (float(e.min()), float(e.max())) if len(e) else (0.0, 1.0)
+    if e_hi - e_lo < 1e-9:
+        e_lo, e_hi = e_lo - 0.5, e_hi + 0.5
+
+    def px(ex, v):
+        return (int(x0 + (ex - e_lo) / (e_hi - e_lo) * (x1 - x0)),
+                int(y0 - (v - lo) / (hi - lo) * (y0 - y1)))
+
+    font, black, grey = cv2.FONT_HERSHEY_SIMPLEX, (0, 0, 0), (220, 220, 220)
+    for k in range(5):  # horizontal grid lines with their values
+        v = lo + (hi - lo) * k / 4
+        _, y = px(e_lo, v)
+        cv2.line(img, (x0, y), (x1, y), grey, 1)
+        cv2.putText(img, f"{v:.2f}", (5, y + 4), font, 0.4, black, 1, cv2.LINE_AA)
+    cv2.rectangle(img, (x0, y1), (x1, y0), black, 1)
+    cv2.putText(img, f"epoch {e_lo:g}", (x0, height - 12), font, 0.45, black, 1, cv2.LINE_AA)
+    cv2.putText(img, f"{e_hi:g}", (x1 - 40, height - 12), font, 0.45, black, 1, cv2.LINE_AA)
+    for i, (name, vals) in enumerate(series.items()):
+        color = colors[i % len(colors)]
+        pts = np.array([px(a, b) for a, b in zip(e, vals) if np.isfinite(b)], np.int32)
+        if len(pts) > 1:
+            cv2.polylines(img, [pts], False, color, 2, cv2.LINE_AA)
+        elif len(pts) == 1:
+            cv2.circle(img, tuple(int(c) for c in pts[0]), 3, color, -1)
+        cv2.putText(img, name, (x0 + 10 + 90 * i, y1 - 10), font, 0.5, color, 1, cv2.LINE_AA)
+    write_png(path, img)

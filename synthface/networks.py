@@ -1,0 +1,141 @@
+"""The generator and discriminator: plain nn.Modules, no training code.
+
+`build_generator(arch)` rebuilds a generator from the plain dict of its architecture
+arguments (what `weights.py` stores as JSON next to the safetensors file).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from synthface.errors import SynthfaceError
+
+ARCH_KEYS = ("arch", "resolution", "z_dim", "g_width", "d_width", "d_dropout")
+
+
+def _init_dcgan(module: nn.Module) -> None:
+    """The DCGAN paper's initialisation: conv weights N(0, 0.02), BN gamma N(1, 0.02)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def _same4(cin: int, cout: int) -> nn.Sequential:
+    """A 4x4 stride-1 conv padded like Keras/TF 'same' (1 before, 2 after)."""
+    return nn.Sequential(nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(cin, cout, 4))
+
+
+class DCGANGenerator(nn.Module):
+    """z -> 4x4 -> ... -> resolution: transposed 4x4 convs, BatchNorm, ReLU, tanh."""
+
+    def __init__(self, resolution: int = 64, z_dim: int = 100, g_width: int = 64, **_):
+        super().__init__()
+        self.z_dim = z_dim
+        n_up = int(math.log2(resolution)) - 2  # 4x4 doubles n_up times
+        width = g_width * 2 ** (n_up - 1)
+        layers = [nn.ConvTranspose2d(z_dim, width, 4, 1, 0, bias=False),
+                  nn.BatchNorm2d(width), nn.ReLU(True)]
+        for _ in range(n_up - 1):
+            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(width // 2), nn.ReLU(True)]
+            width //= 2
+        layers += [nn.ConvTranspose2d(width, 3, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], self.z_dim, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    """image -> logit: strided 4x4 convs, BatchNorm (not on the first), LeakyReLU(0.2)."""
+
+    def __init__(self, resolution: int = 64, d_width: int = 64, d_dropout: float = 0.0, **_):
+        super().__init__()
+        n_down = int(math.log2(resolution)) - 2
+        width = d_width
+        layers = [nn.Conv2d(3, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        for _ in range(n_down - 1):
+            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(width * 2), nn.LeakyReLU(0.2, True)]
+            width *= 2
+        if d_dropout:
+            layers.append(nn.Dropout(d_dropout))
+        layers.append(nn.Conv2d(width, 1, 4, 1, 0, bias=False))  # 4x4 -> 1x1 logit
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten()
+
+
+class UpconvGenerator(nn.Module):
+    """The article's generator: dense to (res/8)^2 x C, three times [2x nearest
+    upsample, 4x4 conv, BatchNorm, ReLU], then a 4x4 conv to RGB and tanh."""
+
+    def __init__(self, resolution: int = 56, z_dim: int = 100, g_width: int = 128, **_):
+        super().__init__()
+        self.z_dim, self.width, self.base = z_dim, g_width, resolution // 8
+        self.dense = nn.Sequential(nn.Linear(z_dim, g_width * self.base ** 2), nn.ReLU(True))
+        blocks = []
+        for _ in range(3):
+            blocks += [nn.Upsample(scale_factor=2, mode="nearest"), _same4(g_width, g_width),
+                       nn.BatchNorm2d(g_width), nn.ReLU(True)]
+        blocks += [_same4(g_width, 3), nn.Tanh()]
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.dense(z.view(z.shape[0], self.z_dim))
+        return self.net(x.view(-1, self.width, self.base, self.base))
+
+
+class UpconvDiscriminator(nn.Module):
+    """The article's discriminator: four stride-2 4x4 convs with BatchNorm and
+    LeakyReLU(0.2), then flatten, dropout and a dense layer to one logit."""
+
+    def __init__(self, resolution: int = 56, d_width: int = 64, d_dropout: float = 0.25, **_):
+        super().__init__()
+        widths = [d_width, d_width * 2, d_width * 2, d_width * 2]
+        layers, cin, side = [], 3, resolution
+        for w in widths:
+            layers += [nn.Conv2d(cin, w, 4, 2, 1), nn.BatchNorm2d(w), nn.LeakyReLU(0.2, True)]
+            cin, side = w, (side + 2 - 4) // 2 + 1
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(d_dropout), nn.Linear(cin * side * side, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)).flatten()
+
+
+_NETWORKS = {"dcgan": (DCGANGenerator, DCGANDiscriminator),
+             "upconv": (UpconvGenerator, UpconvDiscriminator)}
+
+
+def _classes(arch: dict):
+    name = arch.get("arch")
+    if name not in _NETWORKS:
+        raise SynthfaceError(f"unknown generator architecture '{name}' (known: {', '.join(_NETWORKS)})")
+    return _NETWORKS[name]
+
+
+def build_generator(arch: dict) -> nn.Module:
+    """A freshly initialised generator for an architecture dict (see ARCH_KEYS)."""
+    net = _classes(arch)[0](**{k: v for k, v in arch.items() if k != "arch"})
+    net.apply(_init_dcgan)
+    return net
+
+
+def build_discriminator(arch: dict) -> nn.Module:
+    net = _classes(arch)[1](**{k: v for k, v in arch.items() if k != "arch"})
+    net.apply(_init_dcgan)
+    return net
+
+
+def arch_of(model_cfg) -> dict:
+    """The plain dict of architecture arguments from a ModelConfig."""
+    return {k: getattr(model_cfg, k) for k in ARCH_KEYS}

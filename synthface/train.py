@@ -1,0 +1,202 @@
+"""`train(data, out, cfg)`: fit the DCGAN and write a run folder.
+
+The run folder holds what the article wrote, plus what resuming needs:
+
+    config.yaml                 the resolved config (and the data path)
+    loss.csv, loss.png          epoch,d_loss,g_loss every `log_every` epochs, plotted
+    samples/epoch_NNNN.png      the fixed noise batch every `sample_every` epochs
+    weights/epoch_NNNN.*        generator .safetensors + .json every `save_every` epochs
+    generator.safetensors/.json the final generator (what `make-dataset` reads)
+    checkpoints/last.ckpt       Lightning's full state, for resuming
+
+Running the same command on an interrupted run folder resumes from last.ckpt.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import warnings
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import yaml
+from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
+
+from synthface.config import Config, config_from_dict
+from synthface.data import FaceDataModule
+from synthface.errors import SynthfaceError
+from synthface.gan import DCGAN
+from synthface.imaging import make_grid, plot_losses, to_uint8, write_png
+from synthface.networks import arch_of
+from synthface.weights import save_generator
+
+log = logging.getLogger("synthface")
+# Lightning 2.6 on torch 2.13 warns about its own use of a torch API on every fit.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+LOSS_HEADER = ["epoch", "d_loss", "g_loss"]
+# Options that may change between the first run and a resume: where and how long it
+# trains, not what it trains.
+RESUMABLE_CHANGES = {"train.max_epochs", "train.accelerator", "train.devices", "train.num_nodes",
+                     "train.strategy", "train.precision", "data.cache_dir"}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _check_run_folder(out: Path, cfg: Config, resume: bool | None) -> Path | None:
+    """Refuse a foreign or mismatched folder; return the checkpoint to resume from."""
+    ckpt = out / "checkpoints" / "last.ckpt"
+    if out.exists() and not out.is_dir():
+        raise SynthfaceError(f"--out {out} is a file, not a folder")
+    if not out.exists() or not any(out.iterdir()):
+        if resume:
+            raise SynthfaceError(f"nothing to resume: {out} holds no run")
+        return None
+    saved_file = out / "config.yaml"
+    if not saved_file.is_file():
+        raise SynthfaceError(f"{out} is not empty and is not a synthface run folder; choose a new --out")
+    saved = yaml.safe_load(saved_file.read_text()) or {}
+    saved.pop("data_path", None)
+    old, new = _flatten(config_from_dict(saved).to_dict()), _flatten(cfg.to_dict())
+    diffs = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in new
+             if k not in RESUMABLE_CHANGES and old.get(k) != new[k]]
+    if diffs:
+        raise SynthfaceError(f"{out} was trained with another config ({'; '.join(diffs[:3])}); "
+                             "use the same options to resume, or a new --out")
+    if ckpt.is_file():
+        return ckpt
+    if resume:
+        raise SynthfaceError(f"nothing to resume: {ckpt} does not exist")
+    return None  # stopped before its first epoch ended: start over in place
+
+
+def _precision(cfg: Config) -> str:
+    if cfg.train.precision != "auto":
+        return cfg.train.precision
+    on_gpu = torch.cuda.is_available() and cfg.train.accelerator in ("auto", "gpu", "cuda")
+    return "bf16-mixed" if on_gpu else "32-true"
+
+
+class RunOutputs(pl.Callback):
+    """Writes loss.csv / loss.png, sample grids and generator weights (rank zero only)."""
+
+    def __init__(self, out: Path, cfg: Config, data_path: str):
+        self.out, self.cfg, self.data_path = out, cfg, data_path
+        self.rows: list[list] = []
+        self._sums: dict[str, float] = {}
+        self._count = 0
+
+    # -- loss bookkeeping ------------------------------------------------------------
+    def on_train_start(self, trainer, module):  # after a checkpoint is restored
+        if not trainer.is_global_zero:
+            return
+        done = trainer.current_epoch  # epochs completed (restored from a checkpoint)
+        path = self.out / "loss.csv"
+        self.rows = []
+        if done and path.is_file():
+            with open(path, newline="") as f:
+                # rows written after the checkpoint was taken are dropped: they get re-made
+                self.rows = [r for r in list(csv.reader(f))[1:] if r and int(r[0]) <= done]
+        self._write_losses()
+
+    def on_train_epoch_start(self, trainer, module):
+        self._sums, self._count = {"d_loss": 0.0, "g_loss": 0.0}, 0
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        m = trainer.callback_metrics
+        if "d_loss_step" in m:
+            self._sums["d_loss"] += float(m["d_loss_step"])
+            self._sums["g_loss"] += float(m["g_loss_step"])
+            self._count += 1
+
+    def on_train_epoch_end(self, trainer, module):
+        if not trainer.is_global_zero:
+            return
+        t = self.cfg.train
+        epoch = trainer.current_epoch + 1
+        last = epoch == trainer.max_epochs
+        if self._count and (epoch % t.log_every == 0 or last):
+            n = self._count
+            self.rows.append([epoch, f"{self._sums['d_loss'] / n:.6f}", f"{self._sums['g_loss'] / n:.6f}"])
+            self._write_losses()
+        if epoch % t.sample_every == 0 or last:
+            self.write_samples(module, self.out / "samples" / f"epoch_{epoch:04d}.png")
+        if epoch % t.save_every == 0:
+            self.write_generator(module, self.out / "weights" / f"epoch_{epoch:04d}.safetensors", epoch)
+
+    def on_train_end(self, trainer, module):
+        if trainer.is_global_zero:
+            self.write_generator(module, self.out / "generator.safetensors", trainer.current_epoch)
+
+    # -- writers -----------------------------------------------------------------------
+    def _write_losses(self):
+        path = self.out / "loss.csv"
+        tmp = path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(LOSS_HEADER)
+            w.writerows(self.rows)
+        tmp.replace(path)
+        if self.rows:
+            epochs = [int(r[0]) for r in self.rows]
+            plot_losses(epochs, {"d_loss": [float(r[1]) for r in self.rows],
+                                 "g_loss": [float(r[2]) for r in self.rows]}, self.out / "loss.png")
+
+    def write_samples(self, module: DCGAN, path: Path):
+        faces = to_uint8(module.sample_fixed())
+        write_png(path, make_grid(faces, ncol=self.cfg.train.grid))
+
+    def write_generator(self, module: DCGAN, path: Path, epoch: int):
+        save_generator(module.generator, arch_of(self.cfg.model), path,
+                       extra={"epoch": int(epoch), "config": self.cfg.to_dict(),
+                              "data_path": self.data_path})
+
+
+def train(data, out, cfg: Config, resume: bool | None = None, progress: bool = True,
+          fast_dev_run: bool = False) -> Path:
+    """Train on the faces under `data` (folder or zip); returns the final weights' path.
+
+    resume: None resumes when `out` holds a checkpoint; True requires one.
+    """
+    out = Path(out)
+    data_path = str(Path(data).expanduser().resolve())
+    ckpt = _check_run_folder(out, cfg, resume)
+    datamodule = FaceDataModule(data, cfg.model.resolution, cfg.data.batch_size,
+                                cfg.train.batches_per_epoch, cfg.data.cache_dir, cfg.train.seed)
+    datamodule.setup("fit")  # decode before the trainer starts: a bad folder fails fast
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump({**cfg.to_dict(), "data_path": data_path},
+                                                    sort_keys=False))
+    if ckpt is not None:
+        log.info("resuming %s from %s", out, ckpt)
+
+    pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    t = cfg.train
+    module = DCGAN(arch_of(cfg.model), lr_g=t.lr_g, lr_d=t.lr_d, beta1=t.beta1, beta2=t.beta2,
+                   flip=cfg.data.flip, grid=t.grid, seed=t.seed)
+    outputs = RunOutputs(out, cfg, data_path)
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
+                                 every_n_epochs=1, save_on_train_epoch_end=True)
+    callbacks = [outputs, checkpoint]
+    if progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, math.ceil(len(datamodule.images) / 2000))))
+    trainer = pl.Trainer(
+        max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices,
+        num_nodes=t.num_nodes, strategy=t.strategy, precision=_precision(cfg),
+        callbacks=callbacks, logger=False, default_root_dir=str(out),
+        enable_progress_bar=progress, enable_model_summary=False,
+        log_every_n_steps=1, fast_dev_run=fast_dev_run,
+    )
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    return out / "generator.safetensors"

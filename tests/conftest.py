@@ -1,0 +1,25 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FACES = FIXTURES / "faces"        # 16 real aligned faces (UTKFace, non-commercial)
+FACES_300W = FIXTURES / "300w"    # 6 HELEN faces with hand-made 300-W points
+
+
+@pytest.fixture
+def faces_dir(tmp_path) -> Path:
+    """A writable copy of the fixture faces, in FFHQ's nested layout."""
+    dst = tmp_path / "faces" / "00000"
+    dst.mkdir(parents=True)
+    for i, f in enumerate(sorted(FACES.glob("*.jpg"))):
+        shutil.copy(f, dst / f"{i:05d}.jpg")
+    return tmp_path / "faces"
+
+
+@pytest.fixture
+def tiny_cfg():
+    from synthface.config import load_config
+
+    return load_config("tiny", ["data.cache_dir="])

@@ -1,0 +1,42 @@
+import pytest
+
+from synthface.config import CONFIG_DIR, load_config, parse_override
+from synthface.errors import SynthfaceError
+
+
+def test_presets_load_with_their_values():
+    seed56 = load_config("seed56")
+    assert (seed56.model.arch, seed56.model.resolution, seed56.model.g_width) == ("upconv", 56, 128)
+    assert seed56.model.d_dropout == 0.25 and seed56.train.batches_per_epoch == 100
+    dcgan = load_config("dcgan64")
+    assert (dcgan.model.arch, dcgan.model.resolution, dcgan.train.lr_g, dcgan.train.beta1) == ("dcgan", 64, 2e-4, 0.5)
+    assert load_config(str(CONFIG_DIR / "tiny.yaml")).model.resolution == 32
+    assert load_config(None).to_dict() == dcgan.to_dict()  # the defaults are dcgan64
+
+
+def test_overrides_keep_types():
+    cfg = load_config("tiny", ["train.max_epochs=7", "train.lr_g=1e-3", "data.flip=false", "train.lr_d=1"])
+    assert cfg.train.max_epochs == 7 and cfg.train.lr_g == 1e-3 and cfg.data.flip is False
+    assert isinstance(cfg.train.lr_d, float)
+    assert parse_override("a.b.c=3") == {"a": {"b": {"c": 3}}}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.foo=1", "unknown config key 'model.foo'"),
+    ("nope.x=1", "unknown config key 'nope'"),
+    ("train.max_epochs=abc", "'train.max_epochs' must be a number"),
+    ("train.max_epochs=1.5", "must be a whole number"),
+    ("model.resolution=48", "power of two"),
+    ("model.arch=vae", "model.arch must be"),
+    ("data.batch_size=0", "data.batch_size must be at least 1"),
+    ("max_epochs", "not of the form"),
+])
+def test_bad_overrides_are_one_line_errors(override, message):
+    with pytest.raises(SynthfaceError, match=message) as exc:
+        load_config("dcgan64", [override])
+    assert "\n" not in str(exc.value)
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(SynthfaceError, match="presets: dcgan64, seed56, tiny"):
+        load_config("stylegan9")
