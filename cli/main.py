@@ -70,17 +70,122 @@ def _run_train(args) -> int:
     return 0
 
 
+MAKE_EXAMPLES = """\
+examples:
+  # 100,000 faces with boxes and 68 landmarks from a trained generator
+  synthface make-dataset -n 100000 --landmarks --out data/faces100k --checkpoint runs/ffhq64/generator.safetensors
+
+  # boxes only (face-detector training), saved at 128 px
+  synthface make-dataset -n 5000 --out data/boxes --checkpoint G.safetensors --image-size 128
+
+  # continue a run that was interrupted (same command, plus --resume)
+  synthface make-dataset -n 100000 --landmarks --out data/faces100k --checkpoint G.safetensors --resume
+
+  # look at the labels
+  synthface preview data/faces100k -o preview.png
+"""
+
+
+def _add_make_dataset(sub) -> None:
+    p = sub.add_parser(
+        "make-dataset", help="sample faces, label them with dlib, write a dataset",
+        description="Draw faces from a generator, find each face's box (and 68 landmarks) with "
+                    "dlib, keep the samples with exactly one face, and write images plus labels "
+                    "(labels.csv/.parquet, dlib.xml, pts/, coco.json, yolo/).",
+        epilog=MAKE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", type=int, required=True, help="number of labelled faces in the result")
+    p.add_argument("--out", required=True, help="dataset folder (must be new or empty, unless --resume)")
+    p.add_argument("--checkpoint", help="generator weights (.safetensors with its .json beside it)")
+    p.add_argument("--landmarks", action="store_true", help="also the 68 iBUG 300-W landmarks (else boxes only)")
+    p.add_argument("--seed", type=int, default=0, help="base seed; image j is made from (seed, j) (default 0)")
+    p.add_argument("--image-size", type=int, help="side of the saved images (default: the generator's)")
+    p.add_argument("--min-score", type=float, default=0.0, help="lowest detector score kept (default 0.0)")
+    p.add_argument("--upsample", type=int, default=1, help="dlib detector upsampling steps (default 1)")
+    p.add_argument("--format", default="all",
+                   help="label formats, comma-separated: csv,parquet,xml,pts,coco,yolo (default all; csv always)")
+    p.add_argument("--batch-size", type=int, default=256, help="candidates per work chunk (default 256)")
+    p.add_argument("--workers", type=int, help="dlib worker processes (default: all cores)")
+    p.add_argument("--device", default="auto", help="generator device: auto, cpu, cuda (default auto)")
+    p.add_argument("--max-tries", type=int, help="give up after this many samples (default 20 x n + 1000)")
+    p.add_argument("--predictor", help="path of shape_predictor_68_face_landmarks.dat (default: face_recognition_models')")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--replay-faces", metavar="DIR",
+                   help="testing: replay real faces from DIR instead of a generator")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_make_dataset)
+
+
+def _run_make_dataset(args) -> int:
+    import os
+    import shlex
+
+    from synthface.annotate import AnnotateConfig
+    from synthface.export import ALL_FORMATS
+    from synthface.make import MakeConfig, make_dataset
+    from synthface.sampling import open_sampler
+
+    formats = ALL_FORMATS if args.format == "all" else tuple(f.strip() for f in args.format.split(",") if f.strip())
+    unknown = sorted(set(formats) - set(ALL_FORMATS))
+    if unknown:
+        raise SynthfaceError(f"unknown --format {', '.join(unknown)} (known: {', '.join(ALL_FORMATS)})")
+    if args.n < 1:
+        raise SynthfaceError(f"-n must be at least 1, got {args.n}")
+    cfg = MakeConfig(
+        n=args.n, seed=args.seed, image_size=args.image_size, batch_size=args.batch_size,
+        workers=os.cpu_count() or 1 if args.workers is None else args.workers,
+        max_tries=args.max_tries, formats=tuple(sorted(set(formats) | {"csv"})),
+        annotate=AnnotateConfig(upsample=args.upsample, min_score=args.min_score,
+                                landmarks=args.landmarks, predictor_path=args.predictor))
+    sampler = open_sampler(args.checkpoint, args.replay_faces, args.device)
+    command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    summary = make_dataset(args.out, cfg, sampler, resume=args.resume,
+                           progress=not args.no_progress, command=command)
+    run = summary["this_run"]
+    rate = run["faces"] / run["seconds"] if run["seconds"] else 0.0
+    rejected = ", ".join(f"{k} {v}" for k, v in sorted(summary["rejected"].items())) or "none"
+    print(f"{summary['faces']} faces in {args.out} ({summary['candidates']} samples drawn; rejected: "
+          f"{rejected}; {summary['rejection_rate']:.1%})")
+    print(f"this run: {run['faces']} faces in {run['seconds']:.1f} s ({rate:.1f} faces/s); "
+          f"generation {run['gen_s']:.1f} s, dlib {run['dlib_s']:.1f} s (summed over workers), "
+          f"PNG encoding {run['encode_s']:.1f} s, writing {run['write_s']:.1f} s")
+    return 0
+
+
+def _add_preview(sub) -> None:
+    p = sub.add_parser("preview", help="draw a dataset's faces with their boxes and landmarks",
+                       description="A grid of a dataset's first faces with their labels drawn.",
+                       epilog="example:\n  synthface preview data/faces100k -o preview.png -n 36",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", help="a folder made by make-dataset")
+    p.add_argument("-o", "--output", default="preview.png", help="PNG to write (default preview.png)")
+    p.add_argument("-n", type=int, default=16, help="number of faces (default 16)")
+    p.add_argument("--scale", type=int, help="magnification (default: to about 192 px a face)")
+    p.set_defaults(func=_run_preview)
+
+
+def _run_preview(args) -> int:
+    from synthface.preview import preview
+
+    print(f"preview: {preview(args.dataset, args.output, args.n, args.scale)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="synthface",
         description="Synthetic face datasets: train a DCGAN on aligned faces, then sample "
                     "faces labelled by dlib (boxes and 68 landmarks).",
         epilog="examples:\n  synthface train --data faces/ --out runs/faces64\n"
-               "  synthface train --help",
+               "  synthface make-dataset -n 100000 --landmarks --out data/faces \\\n"
+               "      --checkpoint runs/faces64/generator.safetensors\n"
+               "  synthface preview data/faces -o preview.png\n"
+               "  synthface COMMAND --help",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"synthface {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
+    _add_make_dataset(sub)
+    _add_preview(sub)
     return parser
 
 

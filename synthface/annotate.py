@@ -1,0 +1,112 @@
+"""dlib annotation: face boxes (HOG frontal detector) and the 68 iBUG 300-W landmarks.
+
+Plain types at the boundary: a face is a dict with `box` = (x, y, w, h) floats, `score`,
+and `landmarks` = float32 array (68, 2). Coordinates are in pixels of the image passed
+in, with pixel centres at integer coordinates (dlib's and OpenCV's convention): the
+top-left pixel's centre is (0, 0). A dlib rectangle (left, top, right, bottom) is
+inclusive, so w = right - left + 1.
+
+Model files come from the `face_recognition_models` package, found with
+importlib.util.find_spec (its __init__ imports pkg_resources, which new environments
+lack); every path can be overridden.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from synthface.errors import SynthfaceError
+
+MODEL_FILES = {
+    "landmarks68": "shape_predictor_68_face_landmarks.dat",
+    "landmarks5": "shape_predictor_5_face_landmarks.dat",
+    "descriptor": "dlib_face_recognition_resnet_model_v1.dat",
+    "mmod": "mmod_human_face_detector.dat",
+}
+
+
+def model_path(kind: str, override: str | None = None) -> Path:
+    """The path of one of dlib's model files; `override` wins when given."""
+    if override:
+        path = Path(override).expanduser()
+        if not path.is_file():
+            raise SynthfaceError(f"dlib model file not found: {path}")
+        return path
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise SynthfaceError("dlib's model files are missing: pip install face_recognition_models, "
+                             f"or pass the path of {MODEL_FILES[kind]} as an option")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / MODEL_FILES[kind]
+    if not path.is_file():
+        raise SynthfaceError(f"dlib model file not found: {path}")
+    return path
+
+
+@dataclass
+class AnnotateConfig:
+    # Detector upsampling: HOG finds faces of about 80 px, generated faces are 56-64 px.
+    upsample: int = 1
+    # Keep a sample only if the detector's score is at least this (dlib's own
+    # threshold is 0; raise it for cleaner, fewer faces).
+    min_score: float = 0.0
+    # With landmarks: the 68-point predictor; without, boxes only.
+    landmarks: bool = True
+    # Override the 68-point predictor file (default: face_recognition_models').
+    predictor_path: str | None = None
+
+
+def rect_to_box(rect) -> tuple[float, float, float, float]:
+    return (float(rect.left()), float(rect.top()),
+            float(rect.right() - rect.left() + 1), float(rect.bottom() - rect.top() + 1))
+
+
+def shape_to_array(shape) -> np.ndarray:
+    return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
+
+
+class Annotator:
+    """Loads dlib's models once; `annotate(rgb)` returns every face found."""
+
+    def __init__(self, cfg: AnnotateConfig):
+        import dlib
+
+        self.cfg = cfg
+        self.detector = dlib.get_frontal_face_detector()
+        self.predictor = None
+        if cfg.landmarks:
+            path = model_path("landmarks68", cfg.predictor_path)
+            try:
+                self.predictor = dlib.shape_predictor(str(path))
+            except RuntimeError as exc:
+                raise SynthfaceError(f"{path} is not a dlib shape predictor ({exc})".splitlines()[0]) from None
+            probe = self.predictor(np.zeros((8, 8, 3), np.uint8), dlib.rectangle(0, 0, 7, 7))
+            if probe.num_parts != 68:
+                raise SynthfaceError(f"{path} predicts {probe.num_parts} points, not 68")
+
+    def annotate(self, rgb: np.ndarray) -> list[dict]:
+        """Faces in an (H, W, 3) uint8 RGB image, best score first."""
+        import dlib
+
+        rects, scores, _ = self.detector.run(rgb, self.cfg.upsample, 0.0)
+        faces = []
+        for rect, score in sorted(zip(rects, scores), key=lambda rs: -rs[1]):
+            face = {"box": rect_to_box(rect), "score": float(score)}
+            if self.predictor is not None:
+                face["landmarks"] = shape_to_array(self.predictor(rgb, dlib.rectangle(
+                    rect.left(), rect.top(), rect.right(), rect.bottom())))
+            faces.append(face)
+        return faces
+
+    def keep(self, faces: list[dict]) -> str:
+        """Why a sample is rejected ("" to keep it): exactly one face, score high enough."""
+        if not faces:
+            return "no_face"
+        if len(faces) > 1:
+            return "several_faces"
+        if faces[0]["score"] < self.cfg.min_score:
+            return "low_score"
+        return ""

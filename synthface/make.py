@@ -1,0 +1,284 @@
+"""`make_dataset`: sample faces, label them with dlib, stream them to disk, resumably.
+
+Flow: the main process generates candidates (whole aligned blocks, see sampling.py) and
+hands chunks of `batch_size` to worker processes, which each load dlib's models once,
+resize, detect, predict landmarks and PNG-encode; up to 2 chunks a worker are in flight,
+so generation and annotation overlap and memory stays bounded. Results come back in
+order; accepted faces are written as images/SSSSS/NNNNNNNN.png (atomic renames).
+
+Resumability: every candidate, kept or not, gets one row in `.synthface/journal.csv`,
+appended and fsynced per chunk after the chunk's images are on disk. A killed run
+restarts from the candidate after the last complete journal row; since candidate j
+depends only on (seed, j), the result is identical to an uninterrupted run. The label
+files are all written from the journal at the end (export.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import multiprocessing as mp
+import os
+import time
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from synthface.annotate import AnnotateConfig, Annotator
+from synthface.errors import SynthfaceError
+from synthface.sampling import candidates
+
+log = logging.getLogger("synthface")
+
+STATE_DIR = ".synthface"
+REJECT_REASONS = ("no_face", "several_faces", "low_score")
+BOX_COLS = ["x", "y", "w", "h", "score"]
+POINT_COLS = [c for i in range(68) for c in (f"x{i}", f"y{i}")]
+
+
+@dataclass
+class MakeConfig:
+    n: int
+    seed: int = 0
+    # Side of the saved images; None keeps the generator's resolution. Larger images
+    # are upscaled (bicubic) before detection, so labels match the saved pixels.
+    image_size: int | None = None
+    # Candidates per work chunk handed to a dlib worker (also the journal's fsync unit).
+    batch_size: int = 256
+    # dlib worker processes; 0 annotates in the main process.
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # Give up when this many candidates were tried without reaching n
+    # (None: 20 x n + 1000, i.e. a pass rate under about 5%).
+    max_tries: int | None = None
+    formats: tuple = ("csv", "parquet", "xml", "pts", "coco", "yolo")
+    annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
+
+
+def _journal_header(landmarks: bool) -> list[str]:
+    return ["index", "seed", "status", "faces", "file"] + BOX_COLS + (POINT_COLS if landmarks else [])
+
+
+def image_name(k: int) -> str:
+    """Face k's path in the dataset: 1,000 a folder."""
+    return f"images/{k // 1000:05d}/{k:08d}.png"
+
+
+# -- worker side (no torch here: workers import only numpy, OpenCV and dlib) ----------
+_annotator: Annotator | None = None
+
+
+def _init_worker(cfg: AnnotateConfig) -> None:
+    global _annotator
+    import cv2
+
+    cv2.setNumThreads(1)
+    _annotator = Annotator(cfg)
+
+
+def _process_chunk(images: np.ndarray, image_size: int | None):
+    """Annotate a chunk: per image (status, faces found, face or None, png bytes or None)."""
+    import cv2
+
+    out, t0 = [], time.perf_counter()
+    t_enc = 0.0
+    for img in images:
+        if image_size and image_size != img.shape[0]:
+            interp = cv2.INTER_CUBIC if image_size > img.shape[0] else cv2.INTER_AREA
+            img = cv2.resize(img, (image_size, image_size), interpolation=interp)
+        faces = _annotator.annotate(img)
+        status = _annotator.keep(faces)
+        png = None
+        if not status:
+            te = time.perf_counter()
+            png = cv2.imencode(".png", np.ascontiguousarray(img[:, :, ::-1]))[1].tobytes()
+            t_enc += time.perf_counter() - te
+        out.append((status, len(faces), faces[0] if not status else None, png))
+    return out, time.perf_counter() - t0 - t_enc, t_enc
+
+
+# -- journal -------------------------------------------------------------------------
+def read_journal(path: Path) -> tuple[int, int, Counter, int]:
+    """(accepted, next candidate, rejections by reason, rows); cuts a torn last line."""
+    if not path.is_file():
+        return 0, 0, Counter(), 0
+    data = path.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    if cut < len(data):  # killed in the middle of a write: drop the torn row
+        with open(path, "r+b") as f:
+            f.truncate(cut)
+    accepted, nxt, rejected, rows = 0, 0, Counter(), 0
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        next(reader, None)
+        for row in reader:
+            rows += 1
+            nxt = int(row[0]) + 1
+            if row[2]:
+                rejected[row[2]] += 1
+            else:
+                accepted += 1
+    return accepted, nxt, rejected, rows
+
+
+def _row(j, seed, status, n_faces, file, face, landmarks: bool) -> list:
+    row = [j, seed, status, n_faces, file]
+    if face is None:
+        return row + [""] * (len(BOX_COLS) + (136 if landmarks else 0))
+    x, y, w, h = face["box"]
+    row += [int(x), int(y), int(w), int(h), f"{face['score']:.6f}"]
+    if landmarks:
+        row += [f"{v:g}" for v in face["landmarks"].reshape(-1)]
+    return row
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+# -- the run -------------------------------------------------------------------------
+def _identity(cfg: MakeConfig, sampler) -> dict:
+    """What makes two runs the same dataset (n, workers and batch size do not)."""
+    return {"seed": cfg.seed, "image_size": cfg.image_size or sampler.resolution,
+            "generator": sampler.identity,
+            "annotate": {k: v for k, v in asdict(cfg.annotate).items() if k != "predictor_path"},
+            "predictor_sha256": _predictor_hash(cfg.annotate)}
+
+
+def _predictor_hash(acfg: AnnotateConfig) -> str | None:
+    if not acfg.landmarks:
+        return None
+    from synthface.annotate import model_path
+    from synthface.weights import file_sha256
+
+    return file_sha256(model_path("landmarks68", acfg.predictor_path))
+
+
+def _prepare_out(out: Path, identity: dict, resume: bool) -> None:
+    state = out / STATE_DIR
+    if out.exists() and not out.is_dir():
+        raise SynthfaceError(f"--out {out} is a file, not a folder")
+    if out.exists() and any(out.iterdir()):
+        if not resume:
+            raise SynthfaceError(f"{out} is not empty; add --resume to continue the run there, or choose a new --out")
+        run_file = state / "run.json"
+        if not run_file.is_file():
+            raise SynthfaceError(f"{out} is not a synthface dataset folder (no {STATE_DIR}/run.json); choose a new --out")
+        saved = json.loads(run_file.read_text())
+        if saved != json.loads(json.dumps(identity)):
+            keys = [k for k in identity if saved.get(k) != json.loads(json.dumps(identity[k]))]
+            raise SynthfaceError(f"{out} was made with other settings ({', '.join(keys)} differ); "
+                                 "resume with the same command, or choose a new --out")
+        return
+    state.mkdir(parents=True, exist_ok=True)
+    _write_bytes(state / "run.json", (json.dumps(identity, indent=2) + "\n").encode())
+
+
+def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: bool = True,
+                 command: str = "") -> dict:
+    """Make `cfg.n` labelled faces in `out`; returns the stats written to dataset.json."""
+    from synthface.export import write_exports
+
+    if cfg.n < 1:
+        raise SynthfaceError(f"-n must be at least 1, got {cfg.n}")
+    if cfg.image_size is not None and cfg.image_size < 16:
+        raise SynthfaceError(f"--image-size must be at least 16, got {cfg.image_size}")
+    if cfg.batch_size < 1:
+        raise SynthfaceError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+    out = Path(out)
+    landmarks = cfg.annotate.landmarks
+    # Load the models here once: a missing or wrong model file fails now with one line,
+    # not in every worker (a Pool restarts workers whose initializer fails, forever).
+    Annotator(cfg.annotate)
+    identity = _identity(cfg, sampler)
+    _prepare_out(out, identity, resume)
+    journal = out / STATE_DIR / "journal.csv"
+    accepted, start, rejected, _ = read_journal(journal)
+    max_tries = cfg.max_tries or 20 * cfg.n + 1000
+    stats = {"gen_s": 0.0, "dlib_s": 0.0, "encode_s": 0.0, "write_s": 0.0}
+    t_start = time.perf_counter()
+    made_before = accepted
+
+    if accepted < cfg.n:
+        new_file = not journal.is_file()
+        jf = open(journal, "a", newline="")
+        writer = csv.writer(jf)
+        if new_file:
+            writer.writerow(_journal_header(landmarks))
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.n, initial=accepted, unit="face", desc="make-dataset",
+                   disable=not progress, dynamic_ncols=True)
+        pool = None
+        if cfg.workers > 0:
+            pool = mp.get_context("spawn").Pool(cfg.workers, _init_worker, (cfg.annotate,))
+        else:
+            _init_worker(cfg.annotate)
+        try:
+            stream = candidates(sampler, cfg.seed, start, None)
+            pending: deque = deque()
+            window = max(2 * cfg.workers, 1)
+            tried = next_j = start
+            gave_up = False
+            while accepted < cfg.n:
+                while len(pending) < window and next_j < max_tries:
+                    t0 = time.perf_counter()
+                    chunk = [next(stream) for _ in range(cfg.batch_size)]
+                    images = np.stack([c[2] for c in chunk])
+                    stats["gen_s"] += time.perf_counter() - t0
+                    meta = [(c[0], c[1]) for c in chunk]
+                    next_j += len(chunk)
+                    if pool is None:
+                        pending.append((meta, _process_chunk(images, cfg.image_size)))
+                    else:
+                        pending.append((meta, pool.apply_async(_process_chunk, (images, cfg.image_size))))
+                if not pending:
+                    gave_up = True
+                    break
+                meta, result = pending.popleft()
+                results, t_dlib, t_enc = result if pool is None else result.get()
+                stats["dlib_s"] += t_dlib
+                stats["encode_s"] += t_enc
+                t0 = time.perf_counter()
+                rows = []
+                for (j, seed_j), (status, n_faces, face, png) in zip(meta, results):
+                    if accepted >= cfg.n:
+                        break
+                    tried = j + 1
+                    if status:
+                        rejected[status] += 1
+                        rows.append(_row(j, seed_j, status, n_faces, "", None, landmarks))
+                        continue
+                    name = image_name(accepted)
+                    _write_bytes(out / name, png)
+                    rows.append(_row(j, seed_j, "", n_faces, name, face, landmarks))
+                    accepted += 1
+                writer.writerows(rows)
+                jf.flush()
+                os.fsync(jf.fileno())
+                stats["write_s"] += time.perf_counter() - t0
+                bar.update(accepted - bar.n)
+                bar.set_postfix(rejected=f"{sum(rejected.values()) / max(tried, 1):.1%}", refresh=False)
+        finally:
+            bar.close()
+            jf.close()
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+        if gave_up:
+            counts = ", ".join(f"{k} {v}" for k, v in rejected.most_common())
+            raise SynthfaceError(
+                f"gave up after {tried} samples: only {accepted} of {cfg.n} faces passed the filter "
+                f"({counts}); the generator may be untrained or broken (look at it with a sample grid), "
+                f"or loosen --min-score; --max-tries raises the limit, --resume continues")
+
+    wall = time.perf_counter() - t_start
+    summary = write_exports(out, cfg, identity, command)
+    summary["this_run"] = {"faces": max(accepted - made_before, 0), "seconds": round(wall, 2),
+                           **{k: round(v, 2) for k, v in stats.items()}}
+    return summary

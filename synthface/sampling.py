@@ -1,0 +1,104 @@
+"""Drawing faces: candidate j of a dataset is made from its own seed.
+
+`candidate_seed(seed, j)` derives the seed of candidate j from the run's `--seed`, so
+any face can be re-made from (seed, j) alone. A generator's output for one noise vector
+depends, in its last float bits, on how many vectors share the forward pass; so the
+generator always runs on whole aligned blocks of BLOCK candidates
+([0, 64), [64, 128), ...). That makes the images the same whatever the batch size,
+worker count or resume point.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from synthface.errors import SynthfaceError
+
+BLOCK = 64
+
+
+def candidate_seed(seed: int, j: int) -> int:
+    """A 63-bit seed for candidate j, well mixed (SeedSequence), never colliding by
+    accident between nearby (seed, j) pairs."""
+    return int(np.random.SeedSequence([int(seed), int(j)]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+class GeneratorSampler:
+    """Faces from a trained generator: noise from each candidate's seed."""
+
+    def __init__(self, checkpoint, device: str = "auto"):
+        import torch
+
+        from synthface.weights import file_sha256, load_generator
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = device
+        self.generator, self.meta = load_generator(checkpoint, device)
+        self.z_dim = int(self.meta["arch"]["z_dim"])
+        self.resolution = int(self.meta["arch"]["resolution"])
+        self.identity = {"kind": "generator", "checkpoint": str(Path(checkpoint).resolve()),
+                         "sha256": file_sha256(checkpoint), "arch": self.meta["arch"]}
+
+    def images(self, seeds) -> np.ndarray:
+        """(B,) seeds -> (B, H, W, 3) uint8 RGB, in one forward pass."""
+        import torch
+
+        from synthface.imaging import to_uint8
+
+        z = torch.stack([torch.randn(self.z_dim, generator=torch.Generator().manual_seed(int(s)))
+                         for s in seeds])
+        with torch.inference_mode():
+            return to_uint8(self.generator(z.to(self.device)))
+
+
+class ReplaySampler:
+    """A stand-in generator that replays real faces from a folder: the face for a seed
+    is fixed by the seed (index and a left-right flip). For testing everything
+    downstream of sampling before a trained generator exists."""
+
+    def __init__(self, folder, resolution: int = 64):
+        from synthface.data import ImageSource, load_faces
+
+        self.faces = load_faces(folder, resolution, progress=False)
+        self.resolution = resolution
+        self.identity = {"kind": "replay", "folder": str(Path(folder).resolve()),
+                         "fingerprint": ImageSource(folder).fingerprint(), "resolution": resolution}
+
+    def images(self, seeds) -> np.ndarray:
+        out = np.empty((len(seeds), self.resolution, self.resolution, 3), np.uint8)
+        for i, s in enumerate(seeds):
+            face = self.faces[int(s) % len(self.faces)]
+            out[i] = face[:, ::-1] if (int(s) >> 32) & 1 else face
+        return out
+
+
+def open_sampler(checkpoint=None, replay_faces=None, device: str = "auto", resolution: int = 64):
+    if replay_faces:
+        return ReplaySampler(replay_faces, resolution)
+    if not checkpoint:
+        raise SynthfaceError("no generator: pass --checkpoint G.safetensors (a run folder's generator)")
+    return GeneratorSampler(checkpoint, device)
+
+
+def candidates(sampler, seed: int, start: int, count: int):
+    """Yield (j, seed_j, image) for candidates start, start+1, ... (count of them, or
+    without end when count is None), generating whole aligned blocks."""
+    j = start
+    end = None if count is None else start + count
+    while end is None or j < end:
+        block = j - j % BLOCK
+        seeds = [candidate_seed(seed, k) for k in range(block, block + BLOCK)]
+        images = sampler.images(seeds)
+        for k in range(j, block + BLOCK):
+            if end is not None and k >= end:
+                return
+            yield k, seeds[k - block], images[k - block]
+        j = block + BLOCK
+
+
+def remake(sampler, seed: int, j: int) -> np.ndarray:
+    """Candidate j's image exactly as a dataset run made it."""
+    return next(candidates(sampler, seed, j, 1))[2]

@@ -1,0 +1,259 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import FACES
+from synthface.annotate import AnnotateConfig, model_path
+from synthface.errors import SynthfaceError
+from synthface.imaging import read_rgb
+from synthface.make import MakeConfig, make_dataset
+from synthface.sampling import BLOCK, GeneratorSampler, ReplaySampler, candidates, remake
+
+
+@pytest.fixture(scope="module")
+def replay():
+    return ReplaySampler(FACES, 64)
+
+
+def _make(out, replay, n=20, **kw):
+    annotate = kw.pop("annotate", AnnotateConfig())
+    cfg = MakeConfig(n=n, workers=kw.pop("workers", 0), batch_size=kw.pop("batch_size", 8),
+                     annotate=annotate, **kw)
+    return make_dataset(out, cfg, replay, progress=False)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, replay):
+    out = tmp_path_factory.mktemp("ds") / "d"
+    summary = _make(out, replay, n=20, workers=2, batch_size=8)
+    return out, summary
+
+
+def _labels(out):
+    return pd.read_csv(out / "labels.csv")
+
+
+def test_dataset_has_n_faces_in_shards(dataset):
+    out, summary = dataset
+    df = _labels(out)
+    assert len(df) == 20 and summary["faces"] == 20
+    assert list(df.columns[:8]) == ["file", "seed", "index", "x", "y", "w", "h", "score"]
+    assert list(df.columns[8:]) == [c for i in range(68) for c in (f"x{i}", f"y{i}")]
+    assert df["file"].tolist() == [f"images/00000/{k:08d}.png" for k in range(20)]
+    assert df["index"].is_monotonic_increasing and df["seed"].is_unique
+    assert all(read_rgb(out / f).shape == (64, 64, 3) for f in df["file"])
+    assert summary["candidates"] == df["index"].iloc[-1] + 1
+    assert summary["candidates"] - 20 == sum(summary["rejected"].values())
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_each_image_is_remade_from_its_seed(dataset, replay):
+    out, _ = dataset
+    df = _labels(out)
+    for _, row in df.iloc[[0, 7, 19]].iterrows():
+        assert np.array_equal(remake(replay, 0, int(row["index"])), read_rgb(out / row["file"]))
+
+
+def test_same_labels_whatever_batch_size_and_workers(dataset, tmp_path, replay):
+    out, _ = dataset
+    other = tmp_path / "other"
+    _make(other, replay, n=20, workers=0, batch_size=3)
+    assert (other / "labels.csv").read_bytes() == (out / "labels.csv").read_bytes()
+
+
+def test_generator_images_do_not_depend_on_batching(tmp_path):
+    """Blocks are aligned: an image is the same from any start point or chunking."""
+    import torch
+
+    from synthface.config import load_config
+    from synthface.networks import arch_of, build_generator
+    from synthface.weights import save_generator
+
+    arch = arch_of(load_config("seed56").model)
+    torch.manual_seed(0)
+    g = build_generator(arch)
+    g.train()(torch.randn(16, arch["z_dim"]))
+    save_generator(g.eval(), arch, tmp_path / "g.safetensors")
+    sampler = GeneratorSampler(tmp_path / "g.safetensors", device="cpu")
+    stream = [img for _, _, img in candidates(sampler, 5, 0, 2 * BLOCK)]
+    for j in (0, 1, BLOCK - 1, BLOCK, BLOCK + 17):
+        assert np.array_equal(remake(sampler, 5, j), stream[j])
+    late = [img for _, _, img in candidates(sampler, 5, BLOCK + 3, 10)]
+    assert all(np.array_equal(a, b) for a, b in zip(late, stream[BLOCK + 3:]))
+    assert not np.array_equal(stream[0], remake(sampler, 6, 0))  # another seed, another face
+
+
+def test_dlib_reads_the_xml_as_labels_csv_says(dataset):
+    import dlib
+
+    out, _ = dataset
+    df = _labels(out)
+    meta = dlib.image_dataset_metadata.load_image_dataset_metadata(str(out / "dlib.xml"))
+    assert len(meta.images) == 20
+    for img, (_, row) in zip(meta.images, df.iterrows()):
+        assert img.filename == row["file"]
+        (box,) = img.boxes
+        r = box.rect
+        assert (r.left(), r.top(), r.width(), r.height()) == (row["x"], row["y"], row["w"], row["h"])
+        parts = box.parts
+        assert len(parts) == 68
+        assert (parts["36"].x, parts["36"].y) == (round(row["x36"]), round(row["y36"]))
+    # the 68-point predictor reproduces its own labels from this file: error 0
+    assert dlib.test_shape_predictor(str(out / "dlib.xml"), str(model_path("landmarks68"))) == pytest.approx(0, abs=1e-6)
+
+
+def test_coco_pts_yolo_parquet_match_labels_csv(dataset):
+    out, _ = dataset
+    df = _labels(out)
+    pts = df[[c for i in range(68) for c in (f"x{i}", f"y{i}")]].to_numpy().reshape(-1, 68, 2)
+    coco = json.loads((out / "coco.json").read_text())
+    assert [i["file_name"] for i in coco["images"]] == df["file"].tolist()
+    assert coco["categories"][0]["name"] == "face" and len(coco["categories"][0]["keypoints"]) == 68
+    for k, ann in enumerate(coco["annotations"]):
+        assert ann["image_id"] == coco["images"][k]["id"]
+        assert ann["bbox"] == df.loc[k, ["x", "y", "w", "h"]].tolist()
+        kp = np.array(ann["keypoints"]).reshape(68, 3)
+        assert np.array_equal(kp[:, :2], pts[k]) and set(kp[:, 2]) == {2}
+    for k in (0, 19):
+        text = (out / "pts" / "00000" / f"{k:08d}.pts").read_text()
+        assert text.startswith("version: 1\nn_points: 68\n{\n")
+        assert np.array_equal(np.array(text.split("{")[1].split("}")[0].split(), float).reshape(68, 2), pts[k])
+        yolo = np.array((out / "yolo" / "labels" / "00000" / f"{k:08d}.txt").read_text().split(), float)
+        assert yolo.shape == (1 + 4 + 68 * 3,) and yolo[0] == 0
+        kp = yolo[5:].reshape(68, 3)
+        inside = kp[:, 2] == 2
+        assert np.allclose(kp[inside, :2] * 64, pts[k][inside], atol=1e-4)
+    assert (out / "yolo" / "images" / "00000" / "00000000.png").is_file()
+    data_yaml = (out / "yolo" / "data.yaml").read_text()
+    assert "kpt_shape: [68, 3]" in data_yaml and "flip_idx: [16, 15," in data_yaml
+    assert pd.read_parquet(out / "labels.parquet").equals(df.astype(pd.read_parquet(out / "labels.parquet").dtypes))
+    card = json.loads((out / "dataset.json").read_text())
+    assert card["counts"]["faces"] == 20 and card["generator"]["kind"] == "replay"
+    assert "non-commercial" in card["licence"] and "Licence" in (out / "README.md").read_text()
+
+
+def test_flip_idx_is_an_involution():
+    from synthface.export import FLIP_IDX_68
+
+    assert sorted(FLIP_IDX_68) == list(range(68))
+    assert all(FLIP_IDX_68[FLIP_IDX_68[i]] == i for i in range(68))
+    assert FLIP_IDX_68[36] == 45 and FLIP_IDX_68[48] == 54 and FLIP_IDX_68[8] == 8
+
+
+def test_boxes_only_and_larger_images(tmp_path, replay):
+    out = tmp_path / "boxes"
+    _make(out, replay, n=5, image_size=128, annotate=AnnotateConfig(landmarks=False),
+          formats=("csv", "xml", "coco", "yolo"))
+    df = _labels(out)
+    assert list(df.columns) == ["file", "seed", "index", "x", "y", "w", "h", "score"]
+    assert read_rgb(out / df["file"][0]).shape == (128, 128, 3)
+    assert df["w"].min() > 64  # boxes in the 128 px image's pixels
+    assert not (out / "pts").exists() and not (out / "labels.parquet").exists()
+    assert "keypoints" not in json.loads((out / "coco.json").read_text())["annotations"][0]
+    assert len((out / "yolo" / "labels" / "00000" / "00000000.txt").read_text().split()) == 5
+
+
+class _Blank:
+    resolution = 64
+    identity = {"kind": "blank"}
+
+    def images(self, seeds):
+        return np.zeros((len(seeds), 64, 64, 3), np.uint8)
+
+
+def test_a_generator_that_makes_no_faces_gives_up(tmp_path):
+    with pytest.raises(SynthfaceError, match=r"gave up after 200 samples: only 0 of 5 faces passed the filter \(no_face 200\)"):
+        _make(tmp_path / "d", _Blank(), n=5, max_tries=200, batch_size=50)
+
+
+def test_bad_inputs(tmp_path, replay):
+    with pytest.raises(SynthfaceError, match="-n must be at least 1"):
+        _make(tmp_path / "a", replay, n=0)
+    out = tmp_path / "full"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(SynthfaceError, match="is not empty; add --resume"):
+        _make(out, replay, n=2)
+    with pytest.raises(SynthfaceError, match="not a synthface dataset folder"):
+        make_dataset(out, MakeConfig(n=2, workers=0), replay, resume=True, progress=False)
+    assert (out / "keep.txt").read_text() == "mine"
+    with pytest.raises(SynthfaceError, match="dlib model file not found"):
+        _make(tmp_path / "b", replay, n=2, annotate=AnnotateConfig(predictor_path=str(tmp_path / "no.dat")))
+    done = tmp_path / "done"
+    _make(done, replay, n=2)
+    with pytest.raises(SynthfaceError, match=r"made with other settings \(seed differ"):
+        make_dataset(done, MakeConfig(n=2, seed=1, workers=0), replay, resume=True, progress=False)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-n", "0", "--out", "{tmp}/a", "--replay-faces", str(FACES)], "-n must be at least 1, got 0"),
+    (["-n", "5", "--out", "{tmp}/a", "--checkpoint", "{tmp}/none.safetensors"], "checkpoint not found"),
+    (["-n", "5", "--out", "{tmp}/a"], "no generator: pass --checkpoint"),
+    (["-n", "5", "--out", "{tmp}/a", "--replay-faces", str(FACES), "--format", "csv,tiff"], "unknown --format tiff"),
+    (["-n", "5", "--out", "{tmp}/a", "--replay-faces", str(FACES), "--landmarks", "--predictor", "{tmp}/x.dat"],
+     "dlib model file not found"),
+])
+def test_cli_errors_are_one_line(tmp_path, args, message):
+    res = _cli("make-dataset", *[a.format(tmp=tmp_path) for a in args])
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 1 and message in lines[0], res.stderr
+
+
+def test_cli_mismatched_checkpoint_is_one_line(tmp_path):
+    from synthface.config import load_config
+    from synthface.networks import arch_of, build_generator
+    from synthface.weights import save_generator
+
+    arch = arch_of(load_config("tiny").model)
+    save_generator(build_generator(arch), arch, tmp_path / "g.safetensors")
+    (tmp_path / "g.json").write_text(json.dumps({"arch": {**arch, "z_dim": 99}}))
+    res = _cli("make-dataset", "-n", "5", "--out", str(tmp_path / "a"), "--checkpoint", str(tmp_path / "g.safetensors"))
+    assert res.returncode == 1 and "do not match the architecture" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_kill_9_and_resume_gives_the_same_dataset(tmp_path):
+    args = ["-n", "150", "--landmarks", "--replay-faces", str(FACES), "--batch-size", "4",
+            "--workers", "1", "--no-progress"]
+    whole = _cli("make-dataset", "--out", str(tmp_path / "whole"), *args)
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "make-dataset", "--out", str(out), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    journal = out / ".synthface" / "journal.csv"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not journal.is_file() or journal.read_text().count("\n") < 30):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "labels.csv").exists()  # killed mid-run
+    again = _cli("make-dataset", "--out", str(out), *args)
+    assert again.returncode == 1 and "add --resume" in again.stderr
+    resumed = _cli("make-dataset", "--out", str(out), *args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    for name in ("labels.csv", "dlib.xml", "coco.json"):
+        assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    images = sorted(p.relative_to(out) for p in (out / "images").rglob("*.png"))
+    assert len(images) == 150 and not list(out.rglob("*.tmp"))
+    assert all((out / p).read_bytes() == (tmp_path / "whole" / p).read_bytes() for p in images)
+
+
+def test_preview_draws_a_grid(dataset, tmp_path):
+    from synthface.preview import preview
+
+    path = preview(dataset[0], tmp_path / "p.png", n=6, scale=3)
+    grid = read_rgb(path)
+    assert grid.shape == (2 + 2 * (192 + 2), 2 + 3 * (192 + 2), 3)
+    assert ((grid[..., 1] > 200) & (grid[..., 0] < 80)).any()  # green box pixels drawn
