@@ -95,7 +95,8 @@ def _add_make_dataset(sub) -> None:
         epilog=MAKE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", type=int, required=True, help="number of labelled faces in the result")
     p.add_argument("--out", required=True, help="dataset folder (must be new or empty, unless --resume)")
-    p.add_argument("--checkpoint", help="generator weights (.safetensors with its .json beside it)")
+    p.add_argument("--checkpoint", help="generator weights (.safetensors with its .json beside it; "
+                                        "default: the bundled generator)")
     p.add_argument("--landmarks", action="store_true", help="also the 68 iBUG 300-W landmarks (else boxes only)")
     p.add_argument("--seed", type=int, default=0, help="base seed; image j is made from (seed, j) (default 0)")
     p.add_argument("--image-size", type=int, help="side of the saved images (default: the generator's)")
@@ -170,6 +171,75 @@ def _run_preview(args) -> int:
     return 0
 
 
+def _add_sample(sub) -> None:
+    p = sub.add_parser("sample", help="a grid of generated faces",
+                       description="Draw faces from a generator (the bundled default unless --checkpoint) "
+                                   "into one grid image. Face j is make-dataset's candidate j for the same --seed.",
+                       epilog="examples:\n  synthface sample -n 64 -o grid.png\n"
+                              "  synthface sample -n 16 -o grid.png --checkpoint runs/x/generator.safetensors --seed 3",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", type=int, default=64, help="number of faces (default 64)")
+    p.add_argument("-o", "--output", default="grid.png", help="PNG to write (default grid.png)")
+    p.add_argument("--checkpoint", help="generator weights (default: the bundled generator)")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--scale", type=int, default=1, help="magnify each face (default 1)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.set_defaults(func=_run_sample)
+
+
+def _run_sample(args) -> int:
+    import cv2
+    import numpy as np
+
+    from synthface.imaging import make_grid, write_png
+    from synthface.sampling import candidates, open_sampler
+
+    if args.n < 1 or args.scale < 1:
+        raise SynthfaceError("-n and --scale must be at least 1")
+    sampler = open_sampler(args.checkpoint, device=args.device)
+    faces = np.stack([img for _, _, img in candidates(sampler, args.seed, 0, args.n)])
+    if args.scale > 1:
+        faces = np.stack([cv2.resize(f, None, fx=args.scale, fy=args.scale, interpolation=cv2.INTER_NEAREST)
+                          for f in faces])
+    write_png(args.output, make_grid(faces))
+    print(f"{args.n} faces: {args.output}")
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="measure a generator against real faces (dlib models, offline)",
+                       description="Detection yield, Fréchet face distance (dlib face descriptors), "
+                                   "memorisation and diversity of a generator, each next to its real-face baseline.",
+                       epilog="example:\n  synthface evaluate --real ~/faces -n 2000 -o report.json",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--real", required=True, help="folder (or zip) of real faces: the generator's training data")
+    p.add_argument("-n", type=int, default=2000, help="generated faces to measure (default 2000)")
+    p.add_argument("-o", "--output", help="write the report as JSON here")
+    p.add_argument("--checkpoint", help="generator weights (default: the bundled generator)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, help="dlib worker processes (default: all cores)")
+    p.add_argument("--upsample", type=int, default=1, help="detector upsampling, as in make-dataset (default 1)")
+    p.add_argument("--cache-dir", default="~/.cache/synthface", help='real-face cache ("" for none)')
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args) -> int:
+    from synthface.evaluate import evaluate, format_report, write_report
+    from synthface.sampling import open_sampler
+
+    sampler = open_sampler(args.checkpoint, device=args.device)
+    report = evaluate(sampler, args.real, n=args.n, seed=args.seed, workers=args.workers,
+                      upsample=args.upsample, cache_dir=args.cache_dir, progress=not args.no_progress)
+    report["generator"] = sampler.identity
+    print(format_report(report))
+    if args.output:
+        write_report(report, args.output)
+        print(f"report: {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="synthface",
@@ -186,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_make_dataset(sub)
     _add_preview(sub)
+    _add_sample(sub)
+    _add_evaluate(sub)
     return parser
 
 

@@ -186,15 +186,16 @@ class FaceDataModule(pl.LightningDataModule):
     (the article's 100), or one shuffled pass over the data when it is 0."""
 
     def __init__(self, path, size: int, batch_size: int, batches_per_epoch: int = 0,
-                 cache_dir: str = "", seed: int = 0):
+                 cache_dir: str = "", seed: int = 0, progress: bool = True):
         super().__init__()
+        self.progress = progress
         self.path, self.size, self.batch_size = path, size, batch_size
         self.batches_per_epoch, self.cache_dir, self.seed = batches_per_epoch, cache_dir, seed
         self.images: torch.Tensor | None = None
 
     def setup(self, stage=None):
         if self.images is None:
-            faces = load_faces(self.path, self.size, self.cache_dir)
+            faces = load_faces(self.path, self.size, self.cache_dir, self.progress)
             self.images = torch.from_numpy(faces).permute(0, 3, 1, 2).contiguous()
 
     def train_dataloader(self):

@@ -75,12 +75,22 @@ class ReplaySampler:
         return out
 
 
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "models" / "default64.safetensors"
+
+
+def default_checkpoint() -> Path:
+    """The generator that ships inside the package (see synthface/models/MODEL_CARD.md)."""
+    if not DEFAULT_CHECKPOINT.is_file():
+        raise SynthfaceError("no generator: pass --checkpoint G.safetensors (this install has no bundled "
+                             f"generator at {DEFAULT_CHECKPOINT})")
+    return DEFAULT_CHECKPOINT
+
+
 def open_sampler(checkpoint=None, replay_faces=None, device: str = "auto", resolution: int = 64):
+    """The --checkpoint generator, the bundled default, or the replay stand-in."""
     if replay_faces:
         return ReplaySampler(replay_faces, resolution)
-    if not checkpoint:
-        raise SynthfaceError("no generator: pass --checkpoint G.safetensors (a run folder's generator)")
-    return GeneratorSampler(checkpoint, device)
+    return GeneratorSampler(checkpoint or default_checkpoint(), device)
 
 
 def candidates(sampler, seed: int, start: int, count: int):

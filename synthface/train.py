@@ -91,8 +91,9 @@ def _precision(cfg: Config) -> str:
 class RunOutputs(pl.Callback):
     """Writes loss.csv / loss.png, sample grids and generator weights (rank zero only)."""
 
-    def __init__(self, out: Path, cfg: Config, data_path: str):
+    def __init__(self, out: Path, cfg: Config, data_path: str, announce: bool = False):
         self.out, self.cfg, self.data_path = out, cfg, data_path
+        self.announce = announce  # a log line per epoch, for runs without a progress bar
         self.rows: list[list] = []
         self._sums: dict[str, float] = {}
         self._count = 0
@@ -130,6 +131,8 @@ class RunOutputs(pl.Callback):
             n = self._count
             self.rows.append([epoch, f"{self._sums['d_loss'] / n:.6f}", f"{self._sums['g_loss'] / n:.6f}"])
             self._write_losses()
+            if self.announce:
+                log.info("epoch %d/%d: d_loss %s, g_loss %s", epoch, trainer.max_epochs, *self.rows[-1][1:])
         if epoch % t.sample_every == 0 or last:
             self.write_samples(module, self.out / "samples" / f"epoch_{epoch:04d}.png")
         if epoch % t.save_every == 0:
@@ -173,7 +176,7 @@ def train(data, out, cfg: Config, resume: bool | None = None, progress: bool = T
     data_path = str(Path(data).expanduser().resolve())
     ckpt = _check_run_folder(out, cfg, resume)
     datamodule = FaceDataModule(data, cfg.model.resolution, cfg.data.batch_size,
-                                cfg.train.batches_per_epoch, cfg.data.cache_dir, cfg.train.seed)
+                                cfg.train.batches_per_epoch, cfg.data.cache_dir, cfg.train.seed, progress)
     datamodule.setup("fit")  # decode before the trainer starts: a bad folder fails fast
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump({**cfg.to_dict(), "data_path": data_path},
@@ -185,7 +188,7 @@ def train(data, out, cfg: Config, resume: bool | None = None, progress: bool = T
     t = cfg.train
     module = DCGAN(arch_of(cfg.model), lr_g=t.lr_g, lr_d=t.lr_d, beta1=t.beta1, beta2=t.beta2,
                    flip=cfg.data.flip, grid=t.grid, seed=t.seed)
-    outputs = RunOutputs(out, cfg, data_path)
+    outputs = RunOutputs(out, cfg, data_path, announce=not progress)
     checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
                                  every_n_epochs=1, save_on_train_epoch_end=True)
     callbacks = [outputs, checkpoint]
