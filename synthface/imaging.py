@@ -54,9 +54,10 @@ def read_rgb(path) -> np.ndarray:
     return img[..., ::-1].copy()
 
 
-def plot_losses(epochs, series: dict, path, width: int = 720, height: int = 400) -> None:
-    """A line plot of loss curves (series: name -> values per epoch) as a PNG."""
-    colors = [(200, 60, 40), (40, 90, 200), (40, 150, 60)]  # RGB
+def plot_curves(xs, series: dict, path, x_label: str = "epoch", width: int = 720, height: int = 400) -> None:
+    """A line plot (series: name -> a value per x) as a PNG: loss curves, CED curves."""
+    epochs = xs
+    colors = [(200, 60, 40), (40, 90, 200), (40, 150, 60), (150, 60, 180), (230, 140, 20), (20, 160, 170)]
     img = np.full((height, width, 3), 255, np.uint8)
     left, right, top, bottom = 60, 20, 30, 40
     x0, x1, y0, y1 = left, width - right, height - bottom, top
@@ -81,7 +82,7 @@ def plot_losses(epochs, series: dict, path, width: int = 720, height: int = 400)
         cv2.line(img, (x0, y), (x1, y), grey, 1)
         cv2.putText(img, f"{v:.2f}", (5, y + 4), font, 0.4, black, 1, cv2.LINE_AA)
     cv2.rectangle(img, (x0, y1), (x1, y0), black, 1)
-    cv2.putText(img, f"epoch {e_lo:g}", (x0, height - 12), font, 0.45, black, 1, cv2.LINE_AA)
+    cv2.putText(img, f"{x_label} {e_lo:g}", (x0, height - 12), font, 0.45, black, 1, cv2.LINE_AA)
     cv2.putText(img, f"{e_hi:g}", (x1 - 40, height - 12), font, 0.45, black, 1, cv2.LINE_AA)
     for i, (name, vals) in enumerate(series.items()):
         color = colors[i % len(colors)]
@@ -90,5 +91,5 @@ def plot_losses(epochs, series: dict, path, width: int = 720, height: int = 400)
             cv2.polylines(img, [pts], False, color, 2, cv2.LINE_AA)
         elif len(pts) == 1:
             cv2.circle(img, tuple(int(c) for c in pts[0]), 3, color, -1)
-        cv2.putText(img, name, (x0 + 10 + 90 * i, y1 - 10), font, 0.5, color, 1, cv2.LINE_AA)
+        cv2.putText(img, name, (x0 + 10 + 150 * i, y1 - 10), font, 0.5, color, 1, cv2.LINE_AA)
     write_png(path, img)

@@ -29,7 +29,7 @@ from synthface.config import Config, config_from_dict
 from synthface.data import FaceDataModule
 from synthface.errors import SynthfaceError
 from synthface.gan import DCGAN
-from synthface.imaging import make_grid, plot_losses, to_uint8, write_png
+from synthface.imaging import make_grid, plot_curves, to_uint8, write_png
 from synthface.networks import arch_of
 from synthface.weights import save_generator
 
@@ -153,7 +153,7 @@ class RunOutputs(pl.Callback):
         tmp.replace(path)
         if self.rows:
             epochs = [int(r[0]) for r in self.rows]
-            plot_losses(epochs, {"d_loss": [float(r[1]) for r in self.rows],
+            plot_curves(epochs, {"d_loss": [float(r[1]) for r in self.rows],
                                  "g_loss": [float(r[2]) for r in self.rows]}, self.out / "loss.png")
 
     def write_samples(self, module: DCGAN, path: Path):

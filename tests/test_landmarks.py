@@ -1,0 +1,93 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import FACES_300W
+from synthface.errors import SynthfaceError
+from synthface.landmarks import (TrainOptions, evaluate_landmarks, load_face_set, load_predictor, nme,
+                                 plot_ced, read_pts, summarize_nme, train_landmarks)
+
+SMALL = TrainOptions(cascade_depth=3, num_trees_per_cascade_level=50, oversampling_amount=10, num_threads=1)
+
+
+def test_perfect_prediction_has_zero_nme():
+    truth = read_pts(sorted(FACES_300W.glob("*.pts"))[0])
+    assert nme(truth, truth) == 0.0
+    iod = np.linalg.norm(truth[36] - truth[45])
+    assert nme(truth + [iod * 0.05, 0], truth) == pytest.approx(0.05)  # every point 5% off
+    r = summarize_nme(np.array([0.0, 0.0, 0.1]), 4, 1)
+    assert (r["nme_median"], r["failure_rate"], r["missed_by_detector"]) == (0.0, pytest.approx(1 / 3), 1)
+    assert r["auc_at_8pct"] == pytest.approx(2 / 3, abs=0.01)
+
+
+def test_pts_are_read_one_based():
+    first = sorted(FACES_300W.glob("*.pts"))[0]
+    raw = np.array(first.read_text().split("{")[1].split("}")[0].split(), float).reshape(68, 2)
+    assert np.array_equal(read_pts(first), raw - 1) and np.array_equal(read_pts(first, 0), raw)
+
+
+def test_dlib_model_on_fixture_faces_gives_the_known_nme():
+    r = evaluate_landmarks("dlib68", FACES_300W, progress=False)
+    assert (r["faces"], r["scored"], r["missed_by_detector"]) == (6, 6, 0)
+    assert r["nme_mean"] == pytest.approx(0.0299, abs=0.001)  # measured: 2.99%
+    truth_boxes = evaluate_landmarks("dlib68", FACES_300W, boxes="truth", progress=False)
+    assert truth_boxes["nme_mean"] == pytest.approx(0.0321, abs=0.001)
+
+
+def test_training_on_fixture_faces_makes_a_model_that_loads(tmp_path):
+    s = train_landmarks(FACES_300W, tmp_path / "m.dat", SMALL, progress=False)
+    assert s["faces"] == 6 and (tmp_path / "m.dat").stat().st_size > 10000
+    assert json.loads((tmp_path / "m.json").read_text())["options"]["cascade_depth"] == 3
+    load_predictor(str(tmp_path / "m.dat"))
+    r = evaluate_landmarks(str(tmp_path / "m.dat"), FACES_300W, progress=False)
+    assert r["nme_mean"] < 0.02  # it has seen these very faces
+    plot_ced({"fixtures": r}, tmp_path / "ced.png")
+    assert (tmp_path / "ced.png").stat().st_size > 1000
+
+
+def test_training_reads_a_synthface_dataset(tmp_path):
+    from conftest import FACES
+    from synthface.annotate import AnnotateConfig
+    from synthface.make import MakeConfig, make_dataset
+    from synthface.sampling import ReplaySampler
+
+    make_dataset(tmp_path / "d", MakeConfig(n=10, workers=0, formats=("csv", "xml"),
+                                            annotate=AnnotateConfig()), ReplaySampler(FACES, 64), progress=False)
+    faces = load_face_set(tmp_path / "d")
+    assert len(faces) == 10 and faces[0].points.shape == (68, 2) and faces[0].box is not None
+    s = train_landmarks(tmp_path / "d", tmp_path / "syn.dat", SMALL, progress=False)
+    assert s["faces"] == 10
+    load_predictor(str(tmp_path / "syn.dat"))
+
+
+def test_bad_point_files(tmp_path):
+    d = tmp_path / "faces"
+    shutil.copytree(FACES_300W, d)
+    first = sorted(d.glob("*.pts"))[0]
+    first.unlink()
+    with pytest.raises(SynthfaceError, match=f"has no {first.name} beside it"):
+        load_face_set(d)
+    shutil.copy(sorted(d.glob("*.pts"))[0], first)
+    lines = first.read_text().splitlines()
+    first.write_text("\n".join(lines[:3] + lines[4:]) + "\n")  # 67 points, header says 68
+    with pytest.raises(SynthfaceError, match="n_points says 68 but 67 points follow"):
+        load_face_set(d)
+    first.write_text("version: 1\nn_points: 5\n{\n" + "1 1\n" * 5 + "}\n")
+    with pytest.raises(SynthfaceError, match="5 points; the 68-point iBUG scheme is needed"):
+        load_face_set(d)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["eval", "--model", "{tmp}/none.dat", "--data", str(FACES_300W)], "model not found"),
+    (["eval", "--model", "dlib68", "--data", "{tmp}/nowhere"], "not found"),
+    (["train", "--dataset", "{tmp}", "-o", "{tmp}/m.dat"], "no dlib.xml and no images"),
+])
+def test_cli_errors_are_one_line(tmp_path, args, message):
+    res = subprocess.run([sys.executable, "-m", "cli.main", "landmarks", *[a.format(tmp=tmp_path) for a in args]],
+                         capture_output=True, text=True)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 1 and message in lines[0], res.stderr
