@@ -17,13 +17,14 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
 import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 import yaml
-from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.callbacks import TQDMProgressBar
 
 from synthface.config import Config, config_from_dict
 from synthface.data import FaceDataModule
@@ -138,6 +139,7 @@ class RunOutputs(pl.Callback):
         if epoch % t.save_every == 0:
             self.write_generator(module, self.out / "weights" / f"epoch_{epoch:04d}.safetensors", epoch)
 
+
     def on_train_end(self, trainer, module):
         if trainer.is_global_zero:
             self.write_generator(module, self.out / "generator.safetensors", trainer.current_epoch)
@@ -166,6 +168,21 @@ class RunOutputs(pl.Callback):
                               "data_path": self.data_path})
 
 
+class LastCheckpoint(pl.Callback):
+    """checkpoints/last.ckpt after every epoch, written to a temporary name and renamed,
+    so a run killed at any moment resumes from its last whole epoch. (Lightning 2.6's
+    ModelCheckpoint writes `save_last` only alongside a top-k checkpoint.)"""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_train_epoch_end(self, trainer, module):
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        trainer.save_checkpoint(tmp)  # collective under DDP; rank zero writes
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
+
+
 def train(data, out, cfg: Config, resume: bool | None = None, progress: bool = True,
           fast_dev_run: bool = False) -> Path:
     """Train on the faces under `data` (folder or zip); returns the final weights' path.
@@ -189,16 +206,15 @@ def train(data, out, cfg: Config, resume: bool | None = None, progress: bool = T
     module = DCGAN(arch_of(cfg.model), lr_g=t.lr_g, lr_d=t.lr_d, beta1=t.beta1, beta2=t.beta2,
                    flip=cfg.data.flip, grid=t.grid, seed=t.seed)
     outputs = RunOutputs(out, cfg, data_path, announce=not progress)
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
-                                 every_n_epochs=1, save_on_train_epoch_end=True)
-    callbacks = [outputs, checkpoint]
+    (out / "checkpoints").mkdir(exist_ok=True)
+    callbacks = [outputs, LastCheckpoint(out / "checkpoints" / "last.ckpt")]
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, math.ceil(len(datamodule.images) / 2000))))
     trainer = pl.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes, strategy=t.strategy, precision=_precision(cfg),
         callbacks=callbacks, logger=False, default_root_dir=str(out),
-        enable_progress_bar=progress, enable_model_summary=False,
+        enable_progress_bar=progress, enable_model_summary=False, enable_checkpointing=False,
         log_every_n_steps=1, fast_dev_run=fast_dev_run,
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)

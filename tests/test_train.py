@@ -79,8 +79,36 @@ def test_same_command_resumes_from_the_last_epoch(tmp_path, faces_dir, tiny_cfg)
     assert rows[:3] == first_rows  # epochs 1-2 kept as they were
     assert [int(r[0]) for r in rows[1:]] == [1, 2, 3, 4]
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
-    assert ckpt["epoch"] == 4 and ckpt["global_step"] == step_before * 2  # 2 more epochs, not 4
+    # saved at the end of epoch index 3 (0-based): 2 more epochs were trained, not 4
+    assert ckpt["epoch"] == 3 and ckpt["global_step"] == step_before * 2
     assert json.loads((run / "generator.json").read_text())["epoch"] == 4
+
+
+def test_kill_9_then_the_same_command_resumes(tmp_path, faces_dir):
+    """A run killed mid-training continues from its last whole epoch, not from zero."""
+    import os
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "cli.main", "train", "--data", str(faces_dir), "--out", str(run),
+            "--config", "tiny", "--max-epochs", "6", "--no-progress", "data.cache_dir=",
+            "train.batches_per_epoch=40"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not (run / "loss.csv").is_file() or len(_rows(run)) < 3):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] + 1  # epochs completed
+    assert 1 <= done < 6  # killed after a whole epoch (row 2 may precede its checkpoint), before the end
+    kept = _rows(run)[1:done + 1]
+    again = subprocess.run(args, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    rows = _rows(run)
+    assert [int(r[0]) for r in rows[1:]] == [1, 2, 3, 4, 5, 6]
+    assert rows[1:done + 1] == kept
+    assert "Restored all states from the checkpoint" in again.stderr or "resuming" in again.stderr
 
 
 def test_resume_drops_loss_rows_written_after_the_checkpoint(tmp_path, faces_dir, tiny_cfg):
