@@ -111,6 +111,9 @@ def _add_make_dataset(sub) -> None:
     p.add_argument("--max-tries", type=int, help="give up after this many samples (default 20 x n + 1000)")
     p.add_argument("--predictor", help="path of shape_predictor_68_face_landmarks.dat (default: face_recognition_models')")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--num-shards", type=int, default=1,
+                   help="split the run into this many parts (jobs), joined later by `synthface merge`")
+    p.add_argument("--shard-index", type=int, default=0, help="which part this job makes: 0 .. num-shards - 1")
     p.add_argument("--replay-faces", metavar="DIR",
                    help="testing: replay real faces from DIR instead of a generator")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -136,6 +139,7 @@ def _run_make_dataset(args) -> int:
         n=args.n, seed=args.seed, image_size=args.image_size, batch_size=args.batch_size,
         workers=os.cpu_count() or 1 if args.workers is None else args.workers,
         max_tries=args.max_tries, formats=tuple(sorted(set(formats) | {"csv"})),
+        num_shards=args.num_shards, shard_index=args.shard_index,
         annotate=AnnotateConfig(upsample=args.upsample, min_score=args.min_score,
                                 landmarks=args.landmarks, predictor_path=args.predictor))
     sampler = open_sampler(args.checkpoint, args.replay_faces, args.device)
@@ -317,6 +321,28 @@ def _run_landmarks_eval(args) -> int:
     return 0
 
 
+def _add_merge(sub) -> None:
+    p = sub.add_parser("merge", help="join the shards of a make-dataset run into one dataset",
+                       description="Join the folders made by `make-dataset --num-shards N --shard-index K` "
+                                   "(K = 0 .. N-1) into the dataset a single run would have made.",
+                       epilog="example:\n  for k in 0 1 2 3; do synthface make-dataset -n 100000 --landmarks "
+                              "--out parts/$k --num-shards 4 --shard-index $k; done\n"
+                              "  synthface merge parts/0 parts/1 parts/2 parts/3 -o data/faces100k",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("parts", nargs="+", help="the shard folders")
+    p.add_argument("-o", "--output", required=True, help="the merged dataset folder (new or empty)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_run_merge)
+
+
+def _run_merge(args) -> int:
+    from synthface.merge import merge_shards
+
+    s = merge_shards(args.parts, args.output, progress=not args.no_progress)
+    print(f"{s['faces']} faces in {args.output} ({s['candidates']} samples; rejection rate {s['rejection_rate']:.1%})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="synthface",
@@ -336,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sample(sub)
     _add_evaluate(sub)
     _add_landmarks(sub)
+    _add_merge(sub)
     return parser
 
 

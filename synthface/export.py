@@ -123,7 +123,7 @@ def write_exports(out: Path, cfg, identity: dict, command: str = "") -> dict:
             if f in formats:
                 shutil.rmtree(out / f, ignore_errors=True)
 
-        for row in iter_accepted(out / STATE_DIR / "journal.csv", cfg.n):
+        for row in iter_accepted(out / STATE_DIR / "journal.csv", cfg.target):
             candidates += 1
             if row["status"]:
                 rejected[row["status"]] += 1

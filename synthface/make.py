@@ -29,7 +29,7 @@ import numpy as np
 
 from synthface.annotate import AnnotateConfig, Annotator
 from synthface.errors import SynthfaceError
-from synthface.sampling import candidates
+from synthface.sampling import BLOCK, candidates
 
 log = logging.getLogger("synthface")
 
@@ -55,6 +55,24 @@ class MakeConfig:
     max_tries: int | None = None
     formats: tuple = ("csv", "parquet", "xml", "pts", "coco", "yolo")
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
+    # Part K of N of the same dataset (see shard_quota and merge.py).
+    num_shards: int = 1
+    shard_index: int = 0
+
+    @property
+    def target(self) -> int:
+        """Faces this run makes: n, or a shard's share of n with a margin."""
+        return shard_quota(self.n, self.num_shards)
+
+
+def shard_quota(n: int, num_shards: int) -> int:
+    """A shard's faces: its share of n plus a margin (3 standard deviations of the
+    acceptance count, and one block), so that the shards together cover the first n
+    faces of the single run with near certainty; merge says so if they fall short."""
+    if num_shards == 1:
+        return n
+    share = -(-n // num_shards)
+    return share + int(3 * share ** 0.5) + BLOCK
 
 
 def _journal_header(landmarks: bool) -> list[str]:
@@ -147,7 +165,9 @@ def _identity(cfg: MakeConfig, sampler) -> dict:
     return {"seed": cfg.seed, "image_size": cfg.image_size or sampler.resolution,
             "generator": sampler.identity,
             "annotate": {k: v for k, v in asdict(cfg.annotate).items() if k != "predictor_path"},
-            "predictor_sha256": _predictor_hash(cfg.annotate)}
+            "predictor_sha256": _predictor_hash(cfg.annotate),
+            **({"shards": {"num": cfg.num_shards, "index": cfg.shard_index, "n": cfg.n}}
+               if cfg.num_shards > 1 else {})}
 
 
 def _predictor_hash(acfg: AnnotateConfig) -> str | None:
@@ -186,6 +206,9 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
 
     if cfg.n < 1:
         raise SynthfaceError(f"-n must be at least 1, got {cfg.n}")
+    if cfg.num_shards < 1 or not 0 <= cfg.shard_index < cfg.num_shards:
+        raise SynthfaceError(f"--shard-index must be in [0, {cfg.num_shards - 1}] and --num-shards at least 1, "
+                             f"got {cfg.shard_index} of {cfg.num_shards}")
     if cfg.image_size is not None and cfg.image_size < 16:
         raise SynthfaceError(f"--image-size must be at least 16, got {cfg.image_size}")
     if cfg.batch_size < 1:
@@ -199,12 +222,13 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
     _prepare_out(out, identity, resume)
     journal = out / STATE_DIR / "journal.csv"
     accepted, start, rejected, _ = read_journal(journal)
-    max_tries = cfg.max_tries or 20 * cfg.n + 1000
+    target = cfg.target
+    max_tries = cfg.max_tries or 20 * target + 1000
     stats = {"gen_s": 0.0, "dlib_s": 0.0, "encode_s": 0.0, "write_s": 0.0}
     t_start = time.perf_counter()
     made_before = accepted
 
-    if accepted < cfg.n:
+    if accepted < target:
         new_file = not journal.is_file()
         jf = open(journal, "a", newline="")
         writer = csv.writer(jf)
@@ -212,7 +236,7 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
             writer.writerow(_journal_header(landmarks))
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.n, initial=accepted, unit="face", desc="make-dataset",
+        bar = tqdm(total=target, initial=accepted, unit="face", desc="make-dataset",
                    disable=not progress, dynamic_ncols=True)
         pool = None
         if cfg.workers > 0:
@@ -220,19 +244,20 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
         else:
             _init_worker(cfg.annotate)
         try:
-            stream = candidates(sampler, cfg.seed, start, None)
+            stream = candidates(sampler, cfg.seed, start, None, cfg.num_shards, cfg.shard_index)
             pending: deque = deque()
             window = max(2 * cfg.workers, 1)
-            tried = next_j = start
+            # candidates of this run (a shard's own): tried = annotated, submitted = sent out
+            tried = submitted = sum(rejected.values()) + accepted
             gave_up = False
-            while accepted < cfg.n:
-                while len(pending) < window and next_j < max_tries:
+            while accepted < target:
+                while len(pending) < window and submitted < max_tries:
                     t0 = time.perf_counter()
                     chunk = [next(stream) for _ in range(cfg.batch_size)]
                     images = np.stack([c[2] for c in chunk])
                     stats["gen_s"] += time.perf_counter() - t0
                     meta = [(c[0], c[1]) for c in chunk]
-                    next_j += len(chunk)
+                    submitted += len(chunk)
                     if pool is None:
                         pending.append((meta, _process_chunk(images, cfg.image_size)))
                     else:
@@ -247,9 +272,9 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
                 t0 = time.perf_counter()
                 rows = []
                 for (j, seed_j), (status, n_faces, face, png) in zip(meta, results):
-                    if accepted >= cfg.n:
+                    if accepted >= target:
                         break
-                    tried = j + 1
+                    tried += 1
                     if status:
                         rejected[status] += 1
                         rows.append(_row(j, seed_j, status, n_faces, "", None, landmarks))
@@ -273,7 +298,7 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
         if gave_up:
             counts = ", ".join(f"{k} {v}" for k, v in rejected.most_common())
             raise SynthfaceError(
-                f"gave up after {tried} samples: only {accepted} of {cfg.n} faces passed the filter "
+                f"gave up after {tried} samples: only {accepted} of {target} faces passed the filter "
                 f"({counts}); the generator may be untrained or broken (look at it with a sample grid), "
                 f"or loosen --min-score; --max-tries raises the limit, --resume continues")
 

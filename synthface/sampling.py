@@ -93,13 +93,17 @@ def open_sampler(checkpoint=None, replay_faces=None, device: str = "auto", resol
     return GeneratorSampler(checkpoint or default_checkpoint(), device)
 
 
-def candidates(sampler, seed: int, start: int, count: int):
+def candidates(sampler, seed: int, start: int, count: int | None, num_shards: int = 1, shard_index: int = 0):
     """Yield (j, seed_j, image) for candidates start, start+1, ... (count of them, or
-    without end when count is None), generating whole aligned blocks."""
+    without end when count is None), generating whole aligned blocks. With shards, only
+    the blocks b with b % num_shards == shard_index (count then bounds j, not yields)."""
     j = start
     end = None if count is None else start + count
     while end is None or j < end:
         block = j - j % BLOCK
+        if (block // BLOCK) % num_shards != shard_index:
+            j = block + BLOCK
+            continue
         seeds = [candidate_seed(seed, k) for k in range(block, block + BLOCK)]
         images = sampler.images(seeds)
         for k in range(j, block + BLOCK):

@@ -257,3 +257,39 @@ def test_preview_draws_a_grid(dataset, tmp_path):
     grid = read_rgb(path)
     assert grid.shape == (2 + 2 * (192 + 2), 2 + 3 * (192 + 2), 3)
     assert ((grid[..., 1] > 200) & (grid[..., 0] < 80)).any()  # green box pixels drawn
+
+
+def test_shards_merge_into_the_single_run(tmp_path, replay):
+    from synthface.make import shard_quota
+    from synthface.merge import merge_shards
+
+    single = tmp_path / "single"
+    _make(single, replay, n=40, batch_size=16)
+    parts = []
+    for k in range(3):
+        parts.append(tmp_path / f"part{k}")
+        _make(parts[-1], replay, n=40, batch_size=16, num_shards=3, shard_index=k)
+        part = _labels(parts[-1])
+        assert len(part) == shard_quota(40, 3)
+        assert all((j // 64) % 3 == k for j in part["index"])  # its own blocks only
+    merged = tmp_path / "merged"
+    summary = merge_shards(list(reversed(parts)), merged, progress=False)
+    assert summary["faces"] == 40
+    for name in ("labels.csv", "dlib.xml", "coco.json"):
+        assert (merged / name).read_bytes() == (single / name).read_bytes(), name
+    df = _labels(merged)
+    assert all((merged / f).read_bytes() == (single / f).read_bytes() for f in df["file"])
+
+
+def test_merge_refuses_incomplete_or_mixed_shards(tmp_path, replay):
+    from synthface.merge import merge_shards
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    _make(a, replay, n=20, num_shards=2, shard_index=0)
+    with pytest.raises(SynthfaceError, match="shards 1 of 2 are missing"):
+        merge_shards([a], tmp_path / "m1", progress=False)
+    _make(b, replay, n=20, num_shards=2, shard_index=0, seed=9)
+    with pytest.raises(SynthfaceError, match="belongs to another run"):
+        merge_shards([a, b], tmp_path / "m2", progress=False)
+    with pytest.raises(SynthfaceError, match="--shard-index must be in"):
+        _make(tmp_path / "c", replay, n=20, num_shards=2, shard_index=2)
