@@ -36,7 +36,10 @@ class GeneratorSampler:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = device
-        self.generator, self.meta = load_generator(checkpoint, device)
+        from synthface.networks import fast_generator
+
+        generator, self.meta = load_generator(checkpoint, device)
+        self.generator = fast_generator(generator)  # the same images, computed faster
         self.z_dim = int(self.meta["arch"]["z_dim"])
         self.resolution = int(self.meta["arch"]["resolution"])
         self.identity = {"kind": "generator", "checkpoint": str(Path(checkpoint).resolve()),

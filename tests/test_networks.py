@@ -36,3 +36,32 @@ def test_dcgan_init_is_normal_002():
     g = build_generator(arch_of(load_config("dcgan64").model))
     w = torch.cat([m.weight.flatten() for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)])
     assert abs(w.mean().item()) < 1e-3 and abs(w.std().item() - 0.02) < 1e-3
+
+
+@pytest.mark.parametrize("overrides", [[], ["model.resolution=32", "model.g_width=16", "model.z_dim=8"]])
+def test_fast_generator_computes_the_same_images(overrides):
+    from synthface.networks import UpsampleConv, fast_generator
+
+    arch = arch_of(load_config("seed56", overrides).model)
+    torch.manual_seed(0)
+    g = build_generator(arch)
+    g.train()(torch.randn(16, arch["z_dim"]))  # BatchNorm statistics away from their init
+    g.eval()
+    fast = fast_generator(g)
+    assert sum(isinstance(m, UpsampleConv) for m in fast.modules()) == 3
+    assert not any(isinstance(m, torch.nn.Upsample) for m in fast.modules())
+    z = torch.randn(8, arch["z_dim"])
+    with torch.no_grad():
+        ref, out = g(z), fast(z)
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max().item() < 1e-5
+
+
+def test_fast_generator_leaves_dcgan_as_it_is():
+    from synthface.networks import fast_generator
+
+    arch = arch_of(load_config("tiny").model)
+    g = build_generator(arch).eval()
+    z = torch.randn(4, arch["z_dim"])
+    with torch.no_grad():
+        assert torch.equal(fast_generator(g)(z), g(z))
