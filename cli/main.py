@@ -67,7 +67,10 @@ def _run_train(args) -> int:
 
     path = train(args.data, args.out, cfg, resume=True if args.resume else None,
                  progress=not args.no_progress, fast_dev_run=args.fast_dev_run)
-    print(f"generator weights: {path}")
+    import os
+
+    if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
+        print(f"generator weights: {path}")  # once, not once per DDP process
     return 0
 
 

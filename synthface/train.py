@@ -82,6 +82,11 @@ def _check_run_folder(out: Path, cfg: Config, resume: bool | None) -> Path | Non
     return None  # stopped before its first epoch ended: start over in place
 
 
+def _strategy(name: str) -> str:
+    """Each GAN backward touches one network only: DDP must expect unused parameters."""
+    return f"{name}_find_unused_parameters_true" if name in ("ddp", "ddp_spawn") else name
+
+
 def _precision(cfg: Config) -> str:
     if cfg.train.precision != "auto":
         return cfg.train.precision
@@ -212,7 +217,7 @@ def train(data, out, cfg: Config, resume: bool | None = None, progress: bool = T
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, math.ceil(len(datamodule.images) / 2000))))
     trainer = pl.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices,
-        num_nodes=t.num_nodes, strategy=t.strategy, precision=_precision(cfg),
+        num_nodes=t.num_nodes, strategy=_strategy(t.strategy), precision=_precision(cfg),
         callbacks=callbacks, logger=False, default_root_dir=str(out),
         enable_progress_bar=progress, enable_model_summary=False, enable_checkpointing=False,
         log_every_n_steps=1, fast_dev_run=fast_dev_run,

@@ -169,3 +169,16 @@ def test_cli_trains_the_tiny_preset(tmp_path, faces_dir):
     assert out.returncode == 0, out.stderr
     assert f"generator weights: {tmp_path / 'r' / 'generator.safetensors'}" in out.stdout
     assert len(_rows(tmp_path / "r")) == 2
+
+
+def test_ddp_with_two_cpu_processes(tmp_path, faces_dir):
+    """Lightning DDP over gloo: two processes train, rank zero alone writes the outputs."""
+    out = _cli("train", "--data", str(faces_dir), "--out", str(tmp_path / "r"), "--config", "tiny",
+               "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--max-epochs", "2",
+               "--no-progress", "data.cache_dir=", "train.batches_per_epoch=4")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in out.stderr
+    assert out.stdout.count("generator weights:") == 1
+    assert [r[0] for r in _rows(tmp_path / "r")] == ["epoch", "1", "2"]
+    ckpt = torch.load(tmp_path / "r" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 2 * 2 * 2  # 2 epochs x 2 batches a process (4 split over 2) x 2 optimizers
