@@ -45,6 +45,9 @@ class DataConfig:
     # Decoded uint8 images are kept here between runs so epochs (and resumes) are not
     # bound by JPEG/PNG decoding; "" keeps them in memory only.
     cache_dir: str = "~/.cache/synthface"
+    # "all", or FFHQ's official "train" (images 0-59,999) / "validation" split, read from
+    # ffhq-dataset-v2.json beside the images.
+    split: str = "all"
 
 
 @dataclass
@@ -196,5 +199,7 @@ def validate(cfg: Config) -> None:
             raise SynthfaceError(f"{name} must be at least 1, got {value}")
     if t.batches_per_epoch < 0:
         raise SynthfaceError(f"train.batches_per_epoch must be 0 (one pass) or more, got {t.batches_per_epoch}")
+    if d.split not in ("all", "train", "validation"):
+        raise SynthfaceError(f"data.split must be all, train or validation, got '{d.split}'")
     if not 0.0 <= m.d_dropout < 1.0:
         raise SynthfaceError(f"model.d_dropout must be in [0, 1), got {m.d_dropout}")

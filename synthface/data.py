@@ -33,9 +33,11 @@ CACHE_VERSION = 1
 
 
 class ImageSource:
-    """The image files of a folder or a zip, in sorted order, read as bytes."""
+    """The image files of a folder or a zip, in sorted order, read as bytes.
+    `split` ("train" / "validation") keeps FFHQ's official split, read from
+    ffhq-dataset-v2.json beside the images (train: images 0-59,999)."""
 
-    def __init__(self, path):
+    def __init__(self, path, split: str = "all"):
         self.path = Path(path).expanduser()
         if not self.path.exists():
             raise SynthfaceError(f"data path not found: {self.path}")
@@ -54,6 +56,17 @@ class ImageSource:
             raise SynthfaceError(f"{self.path} is neither a folder nor a zip of images")
         self.names = [n for n in names if Path(n).suffix.lower() in IMAGE_EXTS]
         self.n_other = len(names) - len(self.names)
+        self.split = split
+        if split != "all":
+            if split not in FFHQ_SPLITS:
+                raise SynthfaceError(f"data.split must be all, train or validation, got '{split}'")
+            meta_path = find_ffhq_metadata(self.path)
+            if meta_path is None:
+                raise SynthfaceError(f"data.split={split} needs FFHQ's {FFHQ_JSON} in {self.path} or its parent")
+            meta = load_ffhq_metadata(meta_path)
+            want = FFHQ_SPLITS[split]
+            self.names = [n for n in self.names
+                          if meta.get("/".join(Path(n).parts[-2:]), {}).get("category") == want]
 
     def read(self, name: str) -> bytes:
         if not self.is_zip:
@@ -67,13 +80,44 @@ class ImageSource:
         """Changes when any file is added, removed or rewritten."""
         if self.is_zip:
             st = self.path.stat()
-            items = [str(self.path.resolve()), st.st_size, st.st_mtime_ns]
+            items = [str(self.path.resolve()), st.st_size, st.st_mtime_ns, self.names]
         else:
             items = [str(self.path.resolve())]
             for n in self.names:
                 st = (self.path / n).stat()
                 items.append([n, st.st_size, st.st_mtime_ns])
         return hashlib.sha1(json.dumps(items).encode()).hexdigest()[:16]
+
+
+FFHQ_JSON = "ffhq-dataset-v2.json"
+FFHQ_SPLITS = {"train": "training", "validation": "validation"}
+
+
+def find_ffhq_metadata(path) -> Path | None:
+    """FFHQ's ffhq-dataset-v2.json in the data folder or the folder above it."""
+    path = Path(path).expanduser()
+    for folder in (path, path.parent):
+        if (folder / FFHQ_JSON).is_file():
+            return folder / FFHQ_JSON
+    return None
+
+
+def load_ffhq_metadata(json_path) -> dict:
+    """FFHQ's metadata by image key "SSSSS/NNNNN.png" (the last two path parts, the same
+    for the thumbnails and the 1024 images): {"category": ..., "landmarks": (68, 2)}
+    (landmarks in the 1024x1024 image; scale by side / 1024 for the thumbnails)."""
+    with open(json_path) as f:
+        meta = json.load(f)
+    out = {}
+    for entry in meta.values():
+        for kind in ("image", "thumbnail"):
+            item = entry.get(kind) or {}
+            if "file_path" in item:
+                key = "/".join(Path(item["file_path"]).parts[-2:])
+                lm = entry.get("image", {}).get("face_landmarks")
+                out[key] = {"category": entry.get("category"),
+                            "landmarks": np.asarray(lm, np.float32) if lm is not None else None}
+    return out
 
 
 def _is_truncated(data: bytes) -> bool:
@@ -111,9 +155,9 @@ def _cache_file(cache_dir: str, source: ImageSource, size: int) -> Path | None:
     return Path(os.path.expanduser(cache_dir)) / f"faces-{key}.npy"
 
 
-def load_faces(path, size: int, cache_dir: str = "", progress: bool = True) -> np.ndarray:
+def load_faces(path, size: int, cache_dir: str = "", progress: bool = True, split: str = "all") -> np.ndarray:
     """All readable images under `path` as one (N, size, size, 3) uint8 RGB array."""
-    source = ImageSource(path)
+    source = ImageSource(path, split)
     if not source.names:
         extra = f" ({source.n_other} other files)" if source.n_other else ""
         raise SynthfaceError(f"no image files (png, jpg, webp, bmp) under {source.path}{extra}")
@@ -186,16 +230,16 @@ class FaceDataModule(pl.LightningDataModule):
     (the article's 100), or one shuffled pass over the data when it is 0."""
 
     def __init__(self, path, size: int, batch_size: int, batches_per_epoch: int = 0,
-                 cache_dir: str = "", seed: int = 0, progress: bool = True):
+                 cache_dir: str = "", seed: int = 0, progress: bool = True, split: str = "all"):
         super().__init__()
-        self.progress = progress
+        self.progress, self.split = progress, split
         self.path, self.size, self.batch_size = path, size, batch_size
         self.batches_per_epoch, self.cache_dir, self.seed = batches_per_epoch, cache_dir, seed
         self.images: torch.Tensor | None = None
 
     def setup(self, stage=None):
         if self.images is None:
-            faces = load_faces(self.path, self.size, self.cache_dir, self.progress)
+            faces = load_faces(self.path, self.size, self.cache_dir, self.progress, self.split)
             self.images = torch.from_numpy(faces).permute(0, 3, 1, 2).contiguous()
 
     def train_dataloader(self):

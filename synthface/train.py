@@ -198,7 +198,8 @@ def train(data, out, cfg: Config, resume: bool | None = None, progress: bool = T
     data_path = str(Path(data).expanduser().resolve())
     ckpt = _check_run_folder(out, cfg, resume)
     datamodule = FaceDataModule(data, cfg.model.resolution, cfg.data.batch_size,
-                                cfg.train.batches_per_epoch, cfg.data.cache_dir, cfg.train.seed, progress)
+                                cfg.train.batches_per_epoch, cfg.data.cache_dir, cfg.train.seed, progress,
+                                cfg.data.split)
     datamodule.setup("fit")  # decode before the trainer starts: a bad folder fails fast
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump({**cfg.to_dict(), "data_path": data_path},

@@ -1,3 +1,4 @@
+import json
 import logging
 import shutil
 import zipfile
@@ -87,3 +88,29 @@ def test_datamodule_gives_fixed_size_uint8_batches(faces_dir):
     one_pass = FaceDataModule(faces_dir, 32, batch_size=4)
     one_pass.setup()
     assert len(list(one_pass.train_dataloader())) == 4  # 16 faces / 4
+
+
+def test_ffhq_metadata_gives_the_official_split(tmp_path):
+    from conftest import FACES
+    from synthface.data import load_ffhq_metadata
+
+    root = tmp_path / "ffhq"
+    thumbs = root / "thumbnails128x128" / "00000"
+    thumbs.mkdir(parents=True)
+    meta = {}
+    for i, f in enumerate(sorted(FACES.glob("*.jpg"))[:5]):
+        cv2.imwrite(str(thumbs / f"{i:05d}.png"), cv2.imread(str(f)))
+        meta[str(i)] = {"category": "training" if i < 3 else "validation",
+                        "image": {"file_path": f"images1024x1024/00000/{i:05d}.png",
+                                  "face_landmarks": [[float(i), 2.0]] * 68},
+                        "thumbnail": {"file_path": f"thumbnails128x128/00000/{i:05d}.png"}}
+    (root / "ffhq-dataset-v2.json").write_text(json.dumps(meta))
+    data = root / "thumbnails128x128"
+    assert len(load_faces(data, 32, progress=False)) == 5
+    train = load_faces(data, 32, progress=False, split="train")
+    assert len(train) == 3 and np.array_equal(train, load_faces(data, 32, progress=False)[:3])
+    assert len(load_faces(data, 32, progress=False, split="validation")) == 2
+    lm = load_ffhq_metadata(root / "ffhq-dataset-v2.json")["00000/00004.png"]
+    assert lm["category"] == "validation" and lm["landmarks"].shape == (68, 2) and lm["landmarks"][0, 0] == 4
+    with pytest.raises(SynthfaceError, match="needs FFHQ's ffhq-dataset-v2.json"):
+        load_faces(tmp_path / "ffhq" / "thumbnails128x128" / "00000", 32, split="train")

@@ -1,0 +1,231 @@
+"""`align`: FFHQ's dlib alignment for any folder of face photos.
+
+For every face dlib finds (HOG detector, upsampled for small faces) and its 68
+landmarks, FFHQ's recipe (recreate_aligned_images in the FFHQ repository):
+eye centres = means of points 36-41 and 42-47, mouth corners = points 48 and 54;
+x = eye_to_eye - rot90(eye_to_mouth), normalised and scaled to
+max(2 x |eye_to_eye|, 1.8 x |eye_to_mouth|); y = rot90(x); centre c = eye_avg +
+0.1 x eye_to_mouth; the square quad c -+ x -+ y. Where the quad leaves the photo the
+photo is reflect-padded and the padding blurred towards the median colour; the quad is
+then resampled to `size` (antialiased).
+
+Output: FFHQ's layout (DST/00000/00000.png, 1,000 a folder) and DST/alignment.json with,
+per face: source file, face index in the photo, box, 68 landmarks in the source photo,
+the quad. Resumable: `.synthface/align-journal.jsonl` holds one line per photo done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+from pathlib import Path
+
+import numpy as np
+
+from synthface.errors import SynthfaceError
+
+log = logging.getLogger("synthface")
+
+
+def ffhq_quad(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
+    """FFHQ's oriented crop square for 68 landmarks: (4, 2) corners, side length."""
+    lm = np.asarray(landmarks, np.float64)
+    eye_left, eye_right = lm[36:42].mean(0), lm[42:48].mean(0)
+    eye_avg = (eye_left + eye_right) * 0.5
+    eye_to_eye = eye_right - eye_left
+    mouth_avg = (lm[48] + lm[54]) * 0.5
+    eye_to_mouth = mouth_avg - eye_avg
+    x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]
+    x /= np.hypot(*x)
+    x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
+    y = np.flipud(x) * [-1, 1]
+    c = eye_avg + eye_to_mouth * 0.1
+    quad = np.stack([c - x - y, c - x + y, c + x + y, c + x - y])  # TL, BL, BR, TR
+    return quad, float(np.hypot(*x) * 2)
+
+
+def quad_transform(quad: np.ndarray, size: int) -> np.ndarray:
+    """The 2x3 affine map from photo pixels to the aligned image (pixel centres)."""
+    import cv2
+
+    src = np.float32(quad[[0, 1, 3]])  # TL, BL, TR
+    dst = np.float32([[-0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, -0.5]])
+    return cv2.getAffineTransform(src, dst)
+
+
+def align_face(rgb: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The FFHQ crop of one face: (size, size, 3) uint8 RGB and its quad in the photo."""
+    import cv2
+
+    quad, qsize = ffhq_quad(landmarks)
+    img = rgb
+    # shrink first (as FFHQ does) so the resampling below never decimates by much
+    shrink = int(np.floor(qsize / size * 0.5))
+    offset = np.zeros(2)
+    if shrink > 1:
+        h, w = img.shape[:2]
+        img = cv2.resize(img, (int(np.rint(w / shrink)), int(np.rint(h / shrink))), interpolation=cv2.INTER_AREA)
+        quad_s, qsize_s = quad / shrink, qsize / shrink
+    else:
+        quad_s, qsize_s = quad.copy(), qsize
+    # reflect-pad where the quad leaves the photo, blurring the padding
+    border = max(int(np.rint(qsize_s * 0.1)), 3)
+    h, w = img.shape[:2]
+    pad = [max(-int(np.floor(quad_s[:, 0].min())) + border, 0), max(-int(np.floor(quad_s[:, 1].min())) + border, 0),
+           max(int(np.ceil(quad_s[:, 0].max())) - w + border, 0), max(int(np.ceil(quad_s[:, 1].max())) - h + border, 0)]
+    if max(pad) > border - 4:
+        pad = [max(p, int(np.rint(qsize_s * 0.3))) for p in pad]
+        img = cv2.copyMakeBorder(img, pad[1], pad[3], pad[0], pad[2], cv2.BORDER_REFLECT_101).astype(np.float32)
+        hh, ww = img.shape[:2]
+        yy, xx = np.ogrid[:hh, :ww]
+        mask = np.maximum(1.0 - np.minimum(xx / max(pad[0], 1), (ww - 1 - xx) / max(pad[2], 1)),
+                          1.0 - np.minimum(yy / max(pad[1], 1), (hh - 1 - yy) / max(pad[3], 1)))[..., None]
+        blur = qsize_s * 0.02
+        blurred = cv2.GaussianBlur(img, (0, 0), blur) if blur > 0.1 else img
+        img += (blurred - img) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
+        img += (np.median(img, axis=(0, 1)) - img) * np.clip(mask, 0.0, 1.0)
+        img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+        offset = np.array(pad[:2], float)
+    # resample the quad at up to 4x the output size, then area-downsample (antialiasing)
+    k = int(min(4, max(1, np.ceil(qsize_s / size))))
+    m = quad_transform(quad_s + offset, size * k)
+    out = cv2.warpAffine(img, m, (size * k, size * k), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    if k > 1:
+        out = cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA)
+    return out, quad
+
+
+# -- worker side ------------------------------------------------------------------------
+_models = None
+
+
+def _init_worker(upsample: int, predictor_path) -> None:
+    global _models
+    import cv2
+    import dlib
+
+    from synthface.annotate import model_path
+
+    cv2.setNumThreads(1)
+    _models = (dlib.get_frontal_face_detector(),
+               dlib.shape_predictor(str(model_path("landmarks68", predictor_path))), upsample)
+
+
+def _align_photo(args):
+    """(status, faces): status "" | "unreadable" | "no_face"; faces: (png bytes, meta)."""
+    import cv2
+    import dlib
+
+    from synthface.annotate import rect_to_box, shape_to_array
+
+    path, size = args
+    detector, predictor, upsample = _models
+    try:
+        data = Path(path).read_bytes()
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    except OSError:
+        bgr = None
+    if bgr is None:
+        return "unreadable", []
+    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+    rects = sorted(detector(rgb, upsample), key=lambda r: (r.left(), r.top()))
+    faces = []
+    for i, rect in enumerate(rects):
+        lm = shape_to_array(predictor(rgb, dlib.rectangle(rect.left(), rect.top(), rect.right(), rect.bottom())))
+        aligned, quad = align_face(rgb, lm, size)
+        png = cv2.imencode(".png", aligned[:, :, ::-1])[1].tobytes()
+        faces.append((png, {"face_index": i, "box": list(rect_to_box(rect)),
+                            "landmarks": np.round(lm, 2).tolist(), "quad": np.round(quad, 3).tolist()}))
+    return ("" if faces else "no_face"), faces
+
+
+def _photos(src: Path) -> list[Path]:
+    from synthface.data import IMAGE_EXTS
+
+    if not src.exists():
+        raise SynthfaceError(f"source not found: {src}")
+    if src.is_file():
+        return [src]
+    return sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS
+                  and not any(part.startswith(".") for part in p.relative_to(src).parts))
+
+
+def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | None = None,
+                 resume: bool = False, predictor_path: str | None = None, progress: bool = True) -> dict:
+    """Align every face of every photo under `src` into `dst` (FFHQ layout)."""
+    from tqdm.auto import tqdm
+
+    from synthface.make import STATE_DIR, _write_bytes
+
+    src, dst = Path(src).expanduser(), Path(dst)
+    if size < 16:
+        raise SynthfaceError(f"--size must be at least 16, got {size}")
+    photos = _photos(src)
+    if not photos:
+        raise SynthfaceError(f"no photos (png, jpg, webp, bmp) under {src}")
+    from synthface.annotate import model_path
+
+    model_path("landmarks68", predictor_path)  # a missing model fails here, once
+    journal = dst / STATE_DIR / "align-journal.jsonl"
+    settings = {"src": str(src.resolve()), "size": size, "upsample": upsample}
+    if dst.exists() and any(dst.iterdir()):
+        run = dst / STATE_DIR / "align.json"
+        if not resume:
+            raise SynthfaceError(f"{dst} is not empty; add --resume to continue, or choose a new DST")
+        if not run.is_file() or json.loads(run.read_text()) != settings:
+            raise SynthfaceError(f"{dst} holds another alignment run (other source, size or upsample)")
+    else:
+        (dst / STATE_DIR).mkdir(parents=True, exist_ok=True)
+        _write_bytes(dst / STATE_DIR / "align.json", json.dumps(settings).encode())
+
+    done, n_faces = 0, 0
+    if journal.is_file():
+        data = journal.read_bytes()
+        data = data[: data.rfind(b"\n") + 1]
+        journal.write_bytes(data)  # a torn last line is dropped
+        for line in data.decode().splitlines():
+            rec = json.loads(line)
+            done, n_faces = rec["photo"] + 1, n_faces + len(rec["faces"])
+    workers = os.cpu_count() or 1 if workers is None else workers
+    todo = [(str(p), size) for p in photos[done:]]
+    bar = tqdm(total=len(photos), initial=done, desc="align", unit="photo", disable=not progress)
+    pool = mp.get_context("spawn").Pool(workers, _init_worker, (upsample, predictor_path)) if workers else None
+    if pool is None:
+        _init_worker(upsample, predictor_path)
+    try:
+        results = pool.imap(_align_photo, todo, chunksize=4) if pool else map(_align_photo, todo)
+        with open(journal, "a") as jf:
+            for k, (status, faces) in enumerate(results, start=done):
+                metas = []
+                for png, meta in faces:
+                    name = f"{n_faces // 1000:05d}/{n_faces:05d}.png"
+                    _write_bytes(dst / name, png)
+                    metas.append({"file": name, "source": str(photos[k].relative_to(src) if src.is_dir()
+                                                              else photos[k].name), **meta})
+                    n_faces += 1
+                jf.write(json.dumps({"photo": k, "status": status, "faces": metas}) + "\n")
+                jf.flush()
+                bar.update(1)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+    counts = {"photos": len(photos), "faces": 0, "unreadable": 0, "no_face": 0}
+    faces_meta = []
+    with open(journal) as f:
+        for line in f:
+            rec = json.loads(line)
+            if rec["status"]:
+                counts[rec["status"]] += 1
+            faces_meta.extend(rec["faces"])
+    counts["faces"] = len(faces_meta)
+    _write_bytes(dst / "alignment.json", (json.dumps(
+        {"format": "synthface-alignment/1", "method": "FFHQ (dlib 68 landmarks, oriented quad)",
+         **settings, "counts": counts, "faces": faces_meta}) + "\n").encode())
+    if counts["unreadable"]:
+        log.warning("%d unreadable photo(s) skipped", counts["unreadable"])
+    return counts
