@@ -4,7 +4,8 @@
     python bench/bench_train.py --presets tiny --batches 50
 
 Runs the real `DCGAN` LightningModule under a real `pl.Trainer` on the fixture faces
-(decoded once, like training does); the first epoch is a warm-up and is not counted.
+(decoded once, like training does), then the same networks, batch and step in a plain
+PyTorch loop, and reports Lightning's overhead; the first epoch of each is a warm-up.
 """
 
 from __future__ import annotations
@@ -52,6 +53,49 @@ def bench(preset: str, batches: int, batch_size: int, epochs: int) -> float:
     return epochs * batches * batch_size / seconds
 
 
+def bench_plain(preset: str, batches: int, batch_size: int, epochs: int) -> float:
+    """The same networks, batch and step as DCGAN.training_step, in a plain PyTorch loop."""
+    import torch.nn.functional as F
+
+    from synthface.gan import to_unit_range
+    from synthface.networks import build_discriminator, build_generator
+
+    cfg = load_config(preset, [f"data.batch_size={batch_size}", f"train.batches_per_epoch={batches}"])
+    dm = FaceDataModule(ROOT / "tests" / "fixtures" / "faces", cfg.model.resolution, batch_size, batches,
+                        progress=False)
+    dm.setup()
+    arch = arch_of(cfg.model)
+    g, d = build_generator(arch), build_discriminator(arch)
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    times = []
+    for _ in range(epochs + 1):
+        t = time.perf_counter()
+        for batch in dm.train_dataloader():
+            real = to_unit_range(batch)
+            flip = torch.rand(real.shape[0], 1, 1, 1) < 0.5
+            real = torch.where(flip, real.flip(3), real)
+            fake = g(torch.randn(real.shape[0], arch["z_dim"]))
+            lr_, lf = d(real), d(fake.detach())
+            d_loss = (F.binary_cross_entropy_with_logits(lr_, torch.ones_like(lr_))
+                      + F.binary_cross_entropy_with_logits(lf, torch.zeros_like(lf)))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            for p_ in d.parameters():
+                p_.requires_grad_(False)
+            logits = d(fake)
+            g_loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            for p_ in d.parameters():
+                p_.requires_grad_(True)
+            float(d_loss), float(g_loss)  # what logging costs the Lightning step
+        times.append(time.perf_counter() - t)
+    return epochs * batches * batch_size / sum(times[1:])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--presets", nargs="+", default=["seed56", "dcgan64"])
@@ -62,10 +106,11 @@ def main():
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"cuda={torch.cuda.is_available()}")
-    print("preset,batch_size,images_per_s")
+    print("preset,batch_size,lightning_images_per_s,plain_images_per_s,lightning_overhead")
     for preset in args.presets:
         rate = bench(preset, args.batches, args.batch_size, args.epochs)
-        print(f"{preset},{args.batch_size},{rate:.1f}", flush=True)
+        plain = bench_plain(preset, args.batches, args.batch_size, args.epochs)
+        print(f"{preset},{args.batch_size},{rate:.1f},{plain:.1f},{plain / rate - 1:+.1%}", flush=True)
 
 
 if __name__ == "__main__":
