@@ -157,7 +157,8 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
     """Align every face of every photo under `src` into `dst` (FFHQ layout)."""
     from tqdm.auto import tqdm
 
-    from synthface.make import STATE_DIR, _write_bytes
+    from synthface.files import write_atomic
+    from synthface.make import STATE_DIR
 
     src, dst = Path(src).expanduser(), Path(dst)
     if size < 16:
@@ -178,7 +179,7 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
             raise SynthfaceError(f"{dst} holds another alignment run (other source, size or upsample)")
     else:
         (dst / STATE_DIR).mkdir(parents=True, exist_ok=True)
-        _write_bytes(dst / STATE_DIR / "align.json", json.dumps(settings).encode())
+        write_atomic(dst / STATE_DIR / "align.json", json.dumps(settings).encode())
 
     done, n_faces = 0, 0
     if journal.is_file():
@@ -201,7 +202,7 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
                 metas = []
                 for png, meta in faces:
                     name = f"{n_faces // 1000:05d}/{n_faces:05d}.png"
-                    _write_bytes(dst / name, png)
+                    write_atomic(dst / name, png)
                     metas.append({"file": name, "source": str(photos[k].relative_to(src) if src.is_dir()
                                                               else photos[k].name), **meta})
                     n_faces += 1
@@ -223,7 +224,7 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
                 counts[rec["status"]] += 1
             faces_meta.extend(rec["faces"])
     counts["faces"] = len(faces_meta)
-    _write_bytes(dst / "alignment.json", (json.dumps(
+    write_atomic(dst / "alignment.json", (json.dumps(
         {"format": "synthface-alignment/1", "method": "FFHQ (dlib 68 landmarks, oriented quad)",
          **settings, "counts": counts, "faces": faces_meta}) + "\n").encode())
     if counts["unreadable"]:

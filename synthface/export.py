@@ -25,6 +25,7 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from synthface import __version__
+from synthface.files import write_atomic
 from synthface.make import BOX_COLS, POINT_COLS, STATE_DIR
 
 ALL_FORMATS = ("csv", "parquet", "xml", "pts", "coco", "yolo")
@@ -240,12 +241,12 @@ def _write_card(out: Path, cfg, identity: dict, summary: dict, command: str) -> 
         "licence": LICENCE_NOTE,
         "platform": platform.platform(),
     }
-    _atomic_text(out / "dataset.json", json.dumps(card, indent=2) + "\n")
+    write_atomic(out / "dataset.json", json.dumps(card, indent=2) + "\n")
     rej = ", ".join(f"{k}: {v}" for k, v in sorted(summary["rejected"].items())) or "none"
     gen = identity["generator"]
     gen_line = (f"`{gen.get('checkpoint')}` (sha256 `{gen.get('sha256', '')[:16]}...`, arch `{gen.get('arch')}`)"
                 if gen["kind"] == "generator" else f"stand-in replay of real faces in `{gen.get('folder')}`")
-    _atomic_text(out / "README.md", f"""# Synthetic face dataset (synthface {__version__})
+    write_atomic(out / "README.md", f"""# Synthetic face dataset (synthface {__version__})
 
 {summary['faces']} faces of {identity['image_size']}x{identity['image_size']} pixels, each with its face box
 {'and 68 landmarks ' if landmarks else ''}from dlib.
@@ -274,9 +275,3 @@ the size of dlib's (inclusive) rectangle. Landmarks follow the iBUG 300-W 68-poi
 ## Licence
 {LICENCE_NOTE}
 """)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -7,13 +7,12 @@ OpenCV's BGR appears only inside `write_png` / `read_rgb`.
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from synthface.errors import SynthfaceError
+from synthface.files import write_atomic
 
 
 def to_uint8(images) -> np.ndarray:
@@ -37,14 +36,10 @@ def make_grid(images: np.ndarray, ncol: int | None = None, pad: int = 2) -> np.n
 
 def write_png(path, rgb: np.ndarray) -> None:
     """Write atomically: a reader (or a resumed run) never sees half a PNG."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
     if not ok:
         raise SynthfaceError(f"could not encode {path} as PNG")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
+    write_atomic(path, buf.tobytes())
 
 
 def read_rgb(path) -> np.ndarray:

@@ -29,6 +29,7 @@ import numpy as np
 
 from synthface.annotate import AnnotateConfig, Annotator
 from synthface.errors import SynthfaceError
+from synthface.files import write_atomic
 from synthface.sampling import BLOCK, candidates
 
 log = logging.getLogger("synthface")
@@ -152,13 +153,6 @@ def _row(j, seed, status, n_faces, file, face, landmarks: bool) -> list:
     return row
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 # -- the run -------------------------------------------------------------------------
 def _identity(cfg: MakeConfig, sampler) -> dict:
     """What makes two runs the same dataset (n, workers and batch size do not)."""
@@ -196,7 +190,7 @@ def _prepare_out(out: Path, identity: dict, resume: bool) -> None:
                                  "resume with the same command, or choose a new --out")
         return
     state.mkdir(parents=True, exist_ok=True)
-    _write_bytes(state / "run.json", (json.dumps(identity, indent=2) + "\n").encode())
+    write_atomic(state / "run.json", (json.dumps(identity, indent=2) + "\n").encode())
 
 
 def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: bool = True,
@@ -280,7 +274,7 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
                         rows.append(_row(j, seed_j, status, n_faces, "", None, landmarks))
                         continue
                     name = image_name(accepted)
-                    _write_bytes(out / name, png)
+                    write_atomic(out / name, png)
                     rows.append(_row(j, seed_j, "", n_faces, name, face, landmarks))
                     accepted += 1
                 writer.writerows(rows)

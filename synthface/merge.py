@@ -15,7 +15,8 @@ import shutil
 from pathlib import Path
 
 from synthface.errors import SynthfaceError
-from synthface.make import STATE_DIR, MakeConfig, _write_bytes, image_name
+from synthface.files import write_atomic
+from synthface.make import STATE_DIR, MakeConfig, image_name
 from synthface.sampling import BLOCK
 
 
@@ -109,7 +110,7 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
                 face += 1
             w.writerow(row)
     os.replace(state / "journal.csv.tmp", state / "journal.csv")
-    _write_bytes(state / "run.json", (json.dumps(common, indent=2) + "\n").encode())
+    write_atomic(state / "run.json", (json.dumps(common, indent=2) + "\n").encode())
     annotate = AnnotateConfig(**{**common["annotate"]})
     size = common["image_size"]
     formats = tuple(json.loads((parts[0] / "dataset.json").read_text())["files"]["formats"]) \
