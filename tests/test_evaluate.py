@@ -35,6 +35,7 @@ def test_untrained_generator_scores_worse_than_real_faces(tiny_sampler):
 def test_a_sampler_that_replays_training_faces_is_all_memorised():
     r = evaluate(ReplaySampler(FACES, 64), FACES, n=8, workers=1, cache_dir="", progress=False)
     assert r["memorised_share_all_training"] == 1.0 and r["memorised_share_heldout_real"] < 0.5
+    assert r["memorised_share_calibrated"] >= 3 / 8  # the replayed copies of half A's faces
     assert r["detection_yield"] == 1.0  # the fixtures were chosen as faces dlib finds at 64 px
     # replayed faces are exact copies or mirror images of training faces: near, not all 0
     assert r["nearest_real_distance_mean"] < 0.2 < r["nearest_real_distance_mean_heldout"]
