@@ -104,6 +104,9 @@ def _add_make_dataset(sub) -> None:
     p.add_argument("--landmarks", action="store_true", help="also the 68 iBUG 300-W landmarks (else boxes only)")
     p.add_argument("--seed", type=int, default=0, help="base seed; image j is made from (seed, j) (default 0)")
     p.add_argument("--image-size", type=int, help="side of the saved images (default: the generator's)")
+    p.add_argument("--pad", type=float, default=0.0,
+                   help="reflected border around each face, as a fraction of its side (e.g. 0.25); "
+                        "the saved image grows by 2 x pad")
     p.add_argument("--min-score", type=float, default=0.0, help="lowest detector score kept (default 0.0)")
     p.add_argument("--upsample", type=int, default=1, help="dlib detector upsampling steps (default 1)")
     p.add_argument("--format", default="all",
@@ -139,7 +142,7 @@ def _run_make_dataset(args) -> int:
     if args.n < 1:
         raise SynthfaceError(f"-n must be at least 1, got {args.n}")
     cfg = MakeConfig(
-        n=args.n, seed=args.seed, image_size=args.image_size, batch_size=args.batch_size,
+        n=args.n, seed=args.seed, image_size=args.image_size, pad=args.pad, batch_size=args.batch_size,
         workers=os.cpu_count() or 1 if args.workers is None else args.workers,
         max_tries=args.max_tries, formats=tuple(sorted(set(formats) | {"csv"})),
         num_shards=args.num_shards, shard_index=args.shard_index,

@@ -47,6 +47,10 @@ class MakeConfig:
     # Side of the saved images; None keeps the generator's resolution. Larger images
     # are upscaled (bicubic) before detection, so labels match the saved pixels.
     image_size: int | None = None
+    # A reflected border around each face, as a fraction of its side: the generator's
+    # tight crops otherwise leave the detector and a landmark model trained on the
+    # dataset nothing but black beyond the face's edges, unlike real photos.
+    pad: float = 0.0
     # Candidates per work chunk handed to a dlib worker (also the journal's fsync unit).
     batch_size: int = 256
     # dlib worker processes; 0 annotates in the main process.
@@ -97,7 +101,11 @@ def _init_worker(cfg: AnnotateConfig) -> None:
     _annotator = Annotator(cfg)
 
 
-def _process_chunk(images: np.ndarray, image_size: int | None):
+def pad_pixels(size: int, pad: float) -> int:
+    return int(round(size * pad))
+
+
+def _process_chunk(images: np.ndarray, image_size: int | None, pad: float = 0.0):
     """Annotate a chunk: per image (status, faces found, face or None, png bytes or None)."""
     import cv2
 
@@ -107,6 +115,9 @@ def _process_chunk(images: np.ndarray, image_size: int | None):
         if image_size and image_size != img.shape[0]:
             interp = cv2.INTER_CUBIC if image_size > img.shape[0] else cv2.INTER_AREA
             img = cv2.resize(img, (image_size, image_size), interpolation=interp)
+        if pad:
+            p = pad_pixels(img.shape[0], pad)
+            img = cv2.copyMakeBorder(img, p, p, p, p, cv2.BORDER_REFLECT_101)
         faces = _annotator.annotate(img)
         status = _annotator.keep(faces)
         png = None
@@ -156,7 +167,9 @@ def _row(j, seed, status, n_faces, file, face, landmarks: bool) -> list:
 # -- the run -------------------------------------------------------------------------
 def _identity(cfg: MakeConfig, sampler) -> dict:
     """What makes two runs the same dataset (n, workers and batch size do not)."""
-    return {"seed": cfg.seed, "image_size": cfg.image_size or sampler.resolution,
+    size = cfg.image_size or sampler.resolution
+    return {"seed": cfg.seed, "image_size": size + 2 * pad_pixels(size, cfg.pad),
+            **({"pad": cfg.pad} if cfg.pad else {}),
             "generator": sampler.identity,
             "annotate": {k: v for k, v in asdict(cfg.annotate).items() if k != "predictor_path"},
             "predictor_sha256": _predictor_hash(cfg.annotate),
@@ -205,6 +218,8 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
                              f"got {cfg.shard_index} of {cfg.num_shards}")
     if cfg.image_size is not None and cfg.image_size < 16:
         raise SynthfaceError(f"--image-size must be at least 16, got {cfg.image_size}")
+    if not 0.0 <= cfg.pad <= 1.0:
+        raise SynthfaceError(f"--pad must be in [0, 1], got {cfg.pad}")
     if cfg.batch_size < 1:
         raise SynthfaceError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     out = Path(out)
@@ -253,9 +268,9 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
                     meta = [(c[0], c[1]) for c in chunk]
                     submitted += len(chunk)
                     if pool is None:
-                        pending.append((meta, _process_chunk(images, cfg.image_size)))
+                        pending.append((meta, _process_chunk(images, cfg.image_size, cfg.pad)))
                     else:
-                        pending.append((meta, pool.apply_async(_process_chunk, (images, cfg.image_size))))
+                        pending.append((meta, pool.apply_async(_process_chunk, (images, cfg.image_size, cfg.pad))))
                 if not pending:
                     gave_up = True
                     break

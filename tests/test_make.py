@@ -292,3 +292,17 @@ def test_merge_refuses_incomplete_or_mixed_shards(tmp_path, replay):
         merge_shards([a, b], tmp_path / "m2", progress=False)
     with pytest.raises(SynthfaceError, match="--shard-index must be in"):
         _make(tmp_path / "c", replay, n=20, num_shards=2, shard_index=2)
+
+
+def test_pad_adds_a_reflected_border_and_moves_the_labels(tmp_path, replay):
+    plain, padded = tmp_path / "plain", tmp_path / "padded"
+    _make(plain, replay, n=4, formats=("csv",))
+    _make(padded, replay, n=4, pad=0.25, formats=("csv",))
+    a, b = _labels(plain), _labels(padded)
+    img = read_rgb(padded / b["file"][0])
+    assert img.shape == (96, 96, 3)  # 64 + 2 x 16
+    assert np.array_equal(img[16:80, 16:80], read_rgb(plain / a["file"][0]))
+    assert np.array_equal(img[15, 16:80], img[17, 16:80])  # reflected about the edge row
+    same = a["index"].iloc[0] == b["index"].iloc[0]
+    assert same and abs(b["x36"][0] - 16 - a["x36"][0]) <= 2 and abs(b["y36"][0] - 16 - a["y36"][0]) <= 2
+    assert json.loads((padded / "dataset.json").read_text())["image_size"] == 96
