@@ -30,7 +30,7 @@ import numpy as np
 from synthface.annotate import AnnotateConfig, Annotator
 from synthface.errors import SynthfaceError
 from synthface.files import write_atomic
-from synthface.sampling import BLOCK, candidates
+from synthface.sampling import BLOCK, candidate_seeds, candidates
 
 log = logging.getLogger("synthface")
 
@@ -89,16 +89,34 @@ def image_name(k: int) -> str:
     return f"images/{k // 1000:05d}/{k:08d}.png"
 
 
-# -- worker side (no torch here: workers import only numpy, OpenCV and dlib) ----------
+# -- worker side ------------------------------------------------------------------------
+# On CPU each worker also generates its chunks (torch on one thread): a generating main
+# process would compete with the workers for the same cores. On a GPU the main process
+# generates and the workers only annotate (they then never import torch).
 _annotator: Annotator | None = None
+_sampler = None
 
 
-def _init_worker(cfg: AnnotateConfig) -> None:
-    global _annotator
+def _init_worker(cfg: AnnotateConfig, sampler_spec=None) -> None:
+    global _annotator, _sampler
     import cv2
 
     cv2.setNumThreads(1)
     _annotator = Annotator(cfg)
+    if sampler_spec is not None:
+        from synthface.sampling import sampler_from_spec
+
+        _sampler = sampler_from_spec(sampler_spec)
+
+
+def _generate_and_process(seed: int, js: list, image_size: int | None, pad: float):
+    from synthface.sampling import images_for
+
+    t0 = time.perf_counter()
+    images = images_for(_sampler, seed, js)
+    t_gen = time.perf_counter() - t0
+    results, t_dlib, t_enc = _process_chunk(images, image_size, pad)
+    return results, t_dlib, t_enc, t_gen
 
 
 def pad_pixels(size: int, pad: float) -> int:
@@ -248,12 +266,17 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
         bar = tqdm(total=target, initial=accepted, unit="face", desc="make-dataset",
                    disable=not progress, dynamic_ncols=True)
         pool = None
+        spec = sampler.spec() if cfg.workers > 0 and hasattr(sampler, "spec") else None
         if cfg.workers > 0:
-            pool = mp.get_context("spawn").Pool(cfg.workers, _init_worker, (cfg.annotate,))
+            pool = mp.get_context("spawn").Pool(cfg.workers, _init_worker, (cfg.annotate, spec))
         else:
             _init_worker(cfg.annotate)
         try:
-            stream = candidates(sampler, cfg.seed, start, None, cfg.num_shards, cfg.shard_index)
+            if spec is not None:
+                stream = ((j, seed_j, None) for j, seed_j in
+                          candidate_seeds(cfg.seed, start, cfg.num_shards, cfg.shard_index))
+            else:
+                stream = candidates(sampler, cfg.seed, start, None, cfg.num_shards, cfg.shard_index)
             pending: deque = deque()
             window = max(2 * cfg.workers, 1)
             # candidates of this run (a shard's own): tried = annotated, submitted = sent out
@@ -263,10 +286,14 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
                 while len(pending) < window and submitted < max_tries:
                     t0 = time.perf_counter()
                     chunk = [next(stream) for _ in range(cfg.batch_size)]
-                    images = np.stack([c[2] for c in chunk])
-                    stats["gen_s"] += time.perf_counter() - t0
                     meta = [(c[0], c[1]) for c in chunk]
                     submitted += len(chunk)
+                    if spec is not None:  # the worker generates
+                        args = (cfg.seed, [c[0] for c in chunk], cfg.image_size, cfg.pad)
+                        pending.append((meta, pool.apply_async(_generate_and_process, args)))
+                        continue
+                    images = np.stack([c[2] for c in chunk])
+                    stats["gen_s"] += time.perf_counter() - t0
                     if pool is None:
                         pending.append((meta, _process_chunk(images, cfg.image_size, cfg.pad)))
                     else:
@@ -275,7 +302,8 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
                     gave_up = True
                     break
                 meta, result = pending.popleft()
-                results, t_dlib, t_enc = result if pool is None else result.get()
+                results, t_dlib, t_enc, *t_gen = result if pool is None else result.get()
+                stats["gen_s"] += sum(t_gen)
                 stats["dlib_s"] += t_dlib
                 stats["encode_s"] += t_enc
                 t0 = time.perf_counter()

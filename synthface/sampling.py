@@ -38,12 +38,18 @@ class GeneratorSampler:
         self.device = device
         from synthface.networks import fast_generator
 
+        self.checkpoint = str(checkpoint)
         generator, self.meta = load_generator(checkpoint, device)
         self.generator = fast_generator(generator)  # the same images, computed faster
         self.z_dim = int(self.meta["arch"]["z_dim"])
         self.resolution = int(self.meta["arch"]["resolution"])
         self.identity = {"kind": "generator", "checkpoint": str(Path(checkpoint).resolve()),
                          "sha256": file_sha256(checkpoint), "arch": self.meta["arch"]}
+
+    def spec(self):
+        """What a worker process needs to build the same sampler (on CPU only: one GPU
+        is better fed by one process)."""
+        return ("generator", self.checkpoint) if self.device == "cpu" else None
 
     def images(self, seeds) -> np.ndarray:
         """(B,) seeds -> (B, H, W, 3) uint8 RGB, in one forward pass."""
@@ -66,9 +72,12 @@ class ReplaySampler:
         from synthface.data import ImageSource, load_faces
 
         self.faces = load_faces(folder, resolution, progress=False)
-        self.resolution = resolution
+        self.folder, self.resolution = str(folder), resolution
         self.identity = {"kind": "replay", "folder": str(Path(folder).resolve()),
                          "fingerprint": ImageSource(folder).fingerprint(), "resolution": resolution}
+
+    def spec(self):
+        return ("replay", self.folder, self.resolution)
 
     def images(self, seeds) -> np.ndarray:
         out = np.empty((len(seeds), self.resolution, self.resolution, 3), np.uint8)
@@ -114,6 +123,39 @@ def candidates(sampler, seed: int, start: int, count: int | None, num_shards: in
                 return
             yield k, seeds[k - block], images[k - block]
         j = block + BLOCK
+
+
+def sampler_from_spec(spec):
+    """Rebuild a sampler from its spec() in another process (CPU, one torch thread)."""
+    if spec[0] == "replay":
+        return ReplaySampler(spec[1], spec[2])
+    import torch
+
+    torch.set_num_threads(1)
+    return GeneratorSampler(spec[1], device="cpu")
+
+
+def candidate_seeds(seed: int, start: int, num_shards: int = 1, shard_index: int = 0):
+    """Yield (j, seed_j) in the order `candidates` does, without making images."""
+    j = start
+    while True:
+        block = j - j % BLOCK
+        if (block // BLOCK) % num_shards != shard_index:
+            j = block + BLOCK
+            continue
+        yield j, candidate_seed(seed, j)
+        j += 1
+
+
+def images_for(sampler, seed: int, js) -> np.ndarray:
+    """The images of candidates js (ascending), each generated with its whole block."""
+    out, block, images = [], None, None
+    for j in js:
+        b = j - j % BLOCK
+        if b != block:
+            block, images = b, sampler.images([candidate_seed(seed, k) for k in range(b, b + BLOCK)])
+        out.append(images[j - b])
+    return np.stack(out)
 
 
 def remake(sampler, seed: int, j: int) -> np.ndarray:

@@ -199,7 +199,6 @@ def _cli(*args):
 @pytest.mark.parametrize("args, message", [
     (["-n", "0", "--out", "{tmp}/a", "--replay-faces", str(FACES)], "-n must be at least 1, got 0"),
     (["-n", "5", "--out", "{tmp}/a", "--checkpoint", "{tmp}/none.safetensors"], "checkpoint not found"),
-    (["-n", "5", "--out", "{tmp}/a"], "no generator: pass --checkpoint"),
     (["-n", "5", "--out", "{tmp}/a", "--replay-faces", str(FACES), "--format", "csv,tiff"], "unknown --format tiff"),
     (["-n", "5", "--out", "{tmp}/a", "--replay-faces", str(FACES), "--landmarks", "--predictor", "{tmp}/x.dat"],
      "dlib model file not found"),
@@ -306,3 +305,23 @@ def test_pad_adds_a_reflected_border_and_moves_the_labels(tmp_path, replay):
     same = a["index"].iloc[0] == b["index"].iloc[0]
     assert same and abs(b["x36"][0] - 16 - a["x36"][0]) <= 2 and abs(b["y36"][0] - 16 - a["y36"][0]) <= 2
     assert json.loads((padded / "dataset.json").read_text())["image_size"] == 96
+
+
+def test_worker_generation_uses_the_same_blocks(tmp_path):
+    """Workers generate chunks from candidate indices alone: same images as the stream."""
+    import torch
+
+    from synthface.config import load_config
+    from synthface.networks import arch_of, build_generator
+    from synthface.sampling import candidate_seeds, images_for, sampler_from_spec
+    from synthface.weights import save_generator
+
+    arch = arch_of(load_config("tiny").model)
+    torch.manual_seed(0)
+    save_generator(build_generator(arch).eval(), arch, tmp_path / "g.safetensors")
+    main = GeneratorSampler(tmp_path / "g.safetensors", device="cpu")
+    worker = sampler_from_spec(main.spec())
+    stream = [img for _, _, img in candidates(main, 3, 60, 200, num_shards=2, shard_index=1)]
+    js = [j for j, _ in zip((j for j, _ in candidate_seeds(3, 60, 2, 1)), range(len(stream)))]
+    assert js[:5] == [64, 65, 66, 67, 68] and all((j // 64) % 2 == 1 for j in js)
+    assert np.array_equal(images_for(worker, 3, js[:70]), np.stack(stream[:70]))
