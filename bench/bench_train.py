@@ -91,7 +91,7 @@ def bench_plain(preset: str, batches: int, batch_size: int, epochs: int) -> floa
             opt_g.step()
             for p_ in d.parameters():
                 p_.requires_grad_(True)
-            float(d_loss), float(g_loss)  # what logging costs the Lightning step
+            float(d_loss.detach()), float(g_loss.detach())  # what logging costs the Lightning step
         times.append(time.perf_counter() - t)
     return epochs * batches * batch_size / sum(times[1:])
 
