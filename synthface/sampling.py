@@ -35,6 +35,10 @@ class GeneratorSampler:
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise SynthfaceError(f"--device {device}: no CUDA GPU is available here (use auto or cpu)")
+        if not (device == "cpu" or device.startswith("cuda")):
+            raise SynthfaceError(f"--device must be auto, cpu or cuda[:N], got '{device}'")
         self.device = device
         from synthface.networks import fast_generator
 

@@ -200,6 +200,7 @@ def _cli(*args):
     (["-n", "0", "--out", "{tmp}/a", "--replay-faces", str(FACES)], "-n must be at least 1, got 0"),
     (["-n", "5", "--out", "{tmp}/a", "--checkpoint", "{tmp}/none.safetensors"], "checkpoint not found"),
     (["-n", "5", "--out", "{tmp}/a", "--replay-faces", str(FACES), "--format", "csv,tiff"], "unknown --format tiff"),
+    (["-n", "5", "--out", "{tmp}/a", "--device", "tpu"], "--device must be auto, cpu or cuda"),
     (["-n", "5", "--out", "{tmp}/a", "--replay-faces", str(FACES), "--landmarks", "--predictor", "{tmp}/x.dat"],
      "dlib model file not found"),
 ])
