@@ -142,14 +142,14 @@ def _align_photo(args):
 
 
 def _photos(src: Path) -> list[Path]:
-    from synthface.data import IMAGE_EXTS
+    """One photo, or every image under a folder as the data layer lists them."""
+    from synthface.data import ImageSource
 
     if not src.exists():
         raise SynthfaceError(f"source not found: {src}")
     if src.is_file():
         return [src]
-    return sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS
-                  and not any(part.startswith(".") for part in p.relative_to(src).parts))
+    return [src / name for name in ImageSource(src).names]
 
 
 def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | None = None,

@@ -1,10 +1,12 @@
 """`make_dataset`: sample faces, label them with dlib, stream them to disk, resumably.
 
-Flow: the main process generates candidates (whole aligned blocks, see sampling.py) and
-hands chunks of `batch_size` to worker processes, which each load dlib's models once,
-resize, detect, predict landmarks and PNG-encode; up to 2 chunks a worker are in flight,
-so generation and annotation overlap and memory stays bounded. Results come back in
-order; accepted faces are written as images/SSSSS/NNNNNNNN.png (atomic renames).
+Flow: the main process cuts the candidate stream into chunks of `batch_size` and hands
+them to worker processes, which each load dlib's models once and resize, detect,
+predict landmarks and PNG-encode. On CPU each worker also generates its chunk (whole
+aligned blocks, see sampling.py); on a GPU the main process generates and the workers
+only annotate. Up to 2 chunks a worker are in flight, so nothing waits and memory stays
+bounded. Results come back in order; accepted faces are written as
+images/SSSSS/NNNNNNNN.png (atomic renames).
 
 Resumability: every candidate, kept or not, gets one row in `.synthface/journal.csv`,
 appended and fsynced per chunk after the chunk's images are on disk. A killed run
