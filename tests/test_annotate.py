@@ -53,3 +53,23 @@ def test_model_paths_are_found_and_overridable(tmp_path):
     bogus.write_bytes(b"not a model")
     with pytest.raises(SynthfaceError, match="is not a dlib shape predictor"):
         Annotator(AnnotateConfig(predictor_path=str(bogus)))
+
+
+def test_one_annotator_shared_by_threads_gives_the_same_faces():
+    """make-dataset's worker threads share one Annotator. dlib's detector keeps scan state
+    in the object, so a shared one gives wrong boxes; each thread gets its own copy."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import FACES
+
+    images = [read_rgb(p) for p in sorted(FACES.glob("*.jpg"))] * 6
+    annotator = Annotator(AnnotateConfig())
+
+    def key(img):
+        return [(f["box"], f["score"], f["landmarks"].tobytes()) for f in annotator.annotate(img)]
+
+    alone = [key(img) for img in images]
+    assert len(images) == 96 and sum(len(k) == 1 for k in alone) >= 80
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            assert list(pool.map(key, images)) == alone
