@@ -326,3 +326,29 @@ def test_worker_generation_uses_the_same_blocks(tmp_path):
     js = [j for j, _ in zip((j for j, _ in candidate_seeds(3, 60, 2, 1)), range(len(stream)))]
     assert js[:5] == [64, 65, 66, 67, 68] and all((j // 64) % 2 == 1 for j in js)
     assert np.array_equal(images_for(worker, 3, js[:70]), np.stack(stream[:70]))
+
+
+def test_a_worker_process_labels_as_the_thread_does(replay):
+    """The processes that join a run load their own models and give the same results."""
+    from synthface.annotate import Annotator
+    from synthface.make import _Workers
+
+    def key(results):
+        return [(st, n, png, None if f is None else (f["box"], f["score"], f["landmarks"].tobytes()))
+                for st, n, f, png in results]
+
+    workers = _Workers(2, replay, AnnotateConfig(), replay.spec())
+    try:
+        workers.annotator = Annotator(AnnotateConfig())
+        deadline = time.time() + 120
+        while workers.ready.value < 1:
+            assert time.time() < deadline, "the worker process never became ready"
+            time.sleep(0.05)
+        meta = [(j, j) for j in range(64)]
+        in_thread = [workers.submit(meta, "thread", list(range(64)), 5, None, 0.0) for _ in range(2)]
+        assert workers.free(in_thread) == "pool"  # the thread has its 2 chunks
+        in_pool = workers.submit(meta, "pool", list(range(64)), 5, None, 0.0)
+        a, b = key(in_thread[0].get()[0]), key(in_pool.get()[0])
+        assert len(a) == 64 and sum(st == "" for st, *_ in a) >= 50 and a == b
+    finally:
+        workers.close()
