@@ -68,7 +68,8 @@ def main():
     import torch
 
     print(f"# {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)")
-    print("# gen_s is the main process's generation time; dlib_s and encode_s are summed over workers")
+    print("# CPU seconds summed over the threads that ran them: gen_s in the main thread for the replay rows "
+          "(no worker can rebuild their sampler), in the workers for a checkpoint")
     print("generator,n,workers,seconds,faces_per_s,rejection_rate,gen_s,dlib_s,encode_s,write_s")
     replay = ReplaySampler(ROOT / "tests" / "fixtures" / "faces", 64)
     with tempfile.TemporaryDirectory() as tmp:

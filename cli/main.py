@@ -112,7 +112,8 @@ def _add_make_dataset(sub) -> None:
     p.add_argument("--format", default="all",
                    help="label formats, comma-separated: csv,parquet,xml,pts,coco,yolo (default all; csv always)")
     p.add_argument("--batch-size", type=int, default=256, help="candidates per work chunk (default 256)")
-    p.add_argument("--workers", type=int, help="dlib worker processes (default: all cores)")
+    p.add_argument("--workers", type=int,
+                   help="workers: a thread of this process, the rest spawned processes (default: all cores)")
     p.add_argument("--device", default="auto", help="generator device: auto, cpu, cuda (default auto)")
     p.add_argument("--max-tries", type=int, help="give up after this many samples (default 20 x n + 1000)")
     p.add_argument("--predictor", help="path of shape_predictor_68_face_landmarks.dat (default: face_recognition_models')")
