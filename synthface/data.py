@@ -182,9 +182,10 @@ def load_faces(path, size: int, cache_dir: str = "", progress: bool = True, spli
     n = 0
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         results = pool.map(work, source.names, chunksize=16)
-        bar = tqdm(results, total=len(source.names), desc="decoding faces", unit="img",
-                   disable=not progress, leave=False)
-        for name, img in zip(source.names, bar):
+        if progress:  # no bar object at all otherwise: tqdm's lock is a semaphore, which a
+            # make-dataset worker process, ended by terminate(), would leave to the resource tracker
+            results = tqdm(results, total=len(source.names), desc="decoding faces", unit="img", leave=False)
+        for name, img in zip(source.names, results):
             if img is None:
                 bad.append(name)
             else:

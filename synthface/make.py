@@ -122,8 +122,11 @@ def _init_process(cfg: AnnotateConfig, sampler_spec, ready) -> None:
     in one line (the main process, loading the same models, normally says it first):
     a Pool would restart a worker whose initializer raised, forever."""
     global _annotator, _sampler, _init_error
+    import signal
+
     import cv2
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as inherited, also for a restarted worker
     cv2.setNumThreads(1)
     try:
         if sampler_spec is not None:
@@ -136,6 +139,24 @@ def _init_process(cfg: AnnotateConfig, sampler_spec, ready) -> None:
         return
     with ready.get_lock():
         ready.value += 1
+
+
+@contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while worker processes are started, so that they ignore it from
+    their first instruction on: a Ctrl-C in the terminal reaches the whole process
+    group, and a worker killed by it mid-task can leave Pool.terminate() hanging. The
+    main process turns it into a one-line message and ends the workers itself."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _chunk_task(annotator: Annotator, sampler, chunk, seed: int, image_size: int | None, pad: float,
@@ -180,7 +201,8 @@ class _Workers:
         if count > self.threads:
             ctx = mp.get_context("spawn")
             self.ready = ctx.Value("i", 0)
-            self.pool = ctx.Pool(count - self.threads, _init_process, (acfg, spec, self.ready))
+            with _sigint_ignored():  # inherited: a Ctrl-C is the main process's to handle
+                self.pool = ctx.Pool(count - self.threads, _init_process, (acfg, spec, self.ready))
 
     def free(self, pending) -> str | None:
         """A worker with room for another chunk, if any."""
@@ -197,12 +219,13 @@ class _Workers:
         if where == "inline":
             result = _chunk_task(self.annotator, self.sampler, chunk, *args)
             return _Task(meta, where, lambda: True, lambda: result)
+        changed = self.changed
         if where == "thread":
             f = self.thread.submit(_chunk_task, self.annotator, self.sampler, chunk, *args, self.stop)
-            f.add_done_callback(lambda _: self.changed.set())
+            f.add_done_callback(lambda _: changed.set())
             return _Task(meta, where, f.done, f.result)
-        r = self.pool.apply_async(_process_task, (chunk, *args), callback=lambda _: self.changed.set(),
-                                  error_callback=lambda _: self.changed.set())
+        r = self.pool.apply_async(_process_task, (chunk, *args), callback=lambda _: changed.set(),
+                                  error_callback=lambda _: changed.set())
         return _Task(meta, where, r.ready, r.get)
 
     def close(self) -> None:
@@ -214,6 +237,9 @@ class _Workers:
         if self.pool is not None:
             self.pool.terminate()
             self.pool.join()
+            # drop the pool's and the counter's semaphores now, not at exit (where an
+            # interrupted run would leave them to the resource tracker, which warns)
+            self.pool = self.ready = None
 
 
 def pad_pixels(size: int, pad: float) -> int:

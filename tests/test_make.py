@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -247,6 +248,44 @@ def test_kill_9_and_resume_gives_the_same_dataset(tmp_path):
     images = sorted(p.relative_to(out) for p in (out / "images").rglob("*.png"))
     assert len(images) == 150 and not list(out.rglob("*.tmp"))
     assert all((out / p).read_bytes() == (tmp_path / "whole" / p).read_bytes() for p in images)
+
+
+def _live_processes_in_group(pgid: int) -> list[str]:
+    """Processes of a process group that still run (zombies left to an init that does not
+    reap them, as in some sandboxes, do not count)."""
+    live = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            live.append(stat.parent.name)
+    return live
+
+
+def test_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
+    """A Ctrl-C reaches the whole process group: the worker processes ignore it, the
+    main process ends them and says so in one line; the run resumes."""
+    out = tmp_path / "d"
+    args = ["make-dataset", "-n", "5000", "--replay-faces", str(FACES), "--workers", "2", "--batch-size", "64",
+            "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    journal = out / ".synthface" / "journal.csv"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not journal.is_file() or journal.read_text().count("\n") < 200):
+        time.sleep(0.05)
+    time.sleep(2.5)  # the worker process has started by now
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and err.strip().splitlines() == ["synthface: interrupted"], err
+    time.sleep(0.5)
+    assert _live_processes_in_group(proc.pid) == []  # no worker is left running
+    res = _cli(*args[:-1], "--resume", "--no-progress", "--format", "csv")
+    assert res.returncode == 0, res.stderr
+    assert len(pd.read_csv(out / "labels.csv")) == 5000
 
 
 def test_preview_draws_a_grid(dataset, tmp_path):
