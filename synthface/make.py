@@ -60,7 +60,8 @@ class MakeConfig:
     # Candidates per work chunk handed to a worker, rounded up to whole generator blocks
     # when at least one block (also the journal's fsync unit).
     batch_size: int = 256
-    # Worker threads; 0 does everything in the calling thread.
+    # Workers: a thread of the calling process, the rest spawned processes (see _Workers);
+    # 0 does everything in the calling thread.
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     # Give up when this many candidates were tried without reaching n
     # (None: 20 x n + 1000, i.e. a pass rate under about 5%).
@@ -102,7 +103,7 @@ def image_name(k: int) -> str:
 # own (about 2 s). Why not all threads: dlib's detector, torch and OpenCV release the
 # GIL, but dlib's shape predictor holds it (0.7 ms a face), so threads queue on it. Side
 # by side on 2 cores at n=10,000 (bench/bench_pipeline.py --threads 2 1), two threads
-# made 330 faces/s and a thread plus a process 357. On CPU each worker also generates
+# made 331 faces/s and a thread plus a process 363. On CPU each worker also generates
 # its chunk (torch on one thread); on a GPU the main thread generates and the workers
 # only annotate.
 THREADS = 1
