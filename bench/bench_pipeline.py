@@ -43,7 +43,7 @@ def stage_costs(sampler, n: int = 512) -> dict:
     import dlib
     import torch
 
-    from synthface.annotate import AnnotateConfig, Annotator
+    from synthface.annotate import AnnotateConfig, Annotator, shape_to_array
     from synthface.make import BLOCK, _record, image_name
     from synthface.sampling import images_for
 
@@ -66,7 +66,7 @@ def stage_costs(sampler, n: int = 512) -> dict:
     pngs = [cv2.imencode(".png", np.ascontiguousarray(img[:, :, ::-1]))[1].tobytes() for _, img, _ in with_face]
     enc = (time.perf_counter() - t) / max(len(with_face), 1)
     results = [("", 1, {"box": (r.left(), r.top(), r.width(), r.height()), "score": 1.0,
-                        "landmarks": np.array([(q.x, q.y) for q in s.parts()], np.float32)}, png)
+                        "landmarks": shape_to_array(s)}, png)
                for (_, _, r), s, png in zip(with_face, points, pngs)]
     meta = [(j, j) for j, _, _ in with_face]
     with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "journal.csv", "w", newline="") as jf:
@@ -141,8 +141,9 @@ def main():
     p.add_argument("-n", type=int, nargs="+", default=[2000, 10000], help="dataset sizes to time")
     p.add_argument("--workers", type=int, nargs="+", default=[os.cpu_count()])
     p.add_argument("--naive-n", type=int, help="faces for the naive loop (default: the first -n)")
-    p.add_argument("--threads", type=int, nargs="+", default=[2],
-                   help="most workers run as threads of the main process (the rest are processes)")
+    p.add_argument("--threads", type=int, nargs="+",
+                   help="most workers run as threads of the main process, the rest as processes "
+                        "(default: make-dataset's own, synthface.make.THREADS)")
     p.add_argument("--memory", type=int, nargs="*", default=[], help="peak RSS for these n")
     args = p.parse_args()
     import torch
@@ -164,7 +165,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.n:
             for w in args.workers:
-                for i, threads in enumerate(args.threads):
+                for i, threads in enumerate(args.threads or [make.THREADS]):
                     make.THREADS = threads
                     cores = min(os.cpu_count() or 1, max(w, 1))
                     bound = cores / c["per_face"]
