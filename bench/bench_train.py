@@ -2,6 +2,8 @@
 
     python bench/bench_train.py                       # seed56 and dcgan64, 20 batches of 64
     python bench/bench_train.py --presets tiny --batches 50
+    python bench/bench_train.py --presets dcgan64 dcgan128 --batch-size 128 --no-plain \
+        --modes 32-true bf16-mixed bf16-mixed+cl          # a GPU: precision and channels_last
 
 Runs the real `DCGAN` LightningModule under a real `pl.Trainer` on the fixture faces
 (decoded once, like training does), then the same networks, batch and step in a plain
@@ -40,12 +42,18 @@ class EpochTimer(pl.Callback):
         self.times.append(time.perf_counter() - self._t)
 
 
-def bench(preset: str, batches: int, batch_size: int, epochs: int) -> float:
+def bench(preset: str, batches: int, batch_size: int, epochs: int, mode: str = "32-true") -> float:
+    """Images/s of the real training step; mode: a Lightning precision, "+cl" for
+    channels_last. The preset's own recipe (DiffAugment, EMA, loss) is what is timed."""
     cfg = load_config(preset, [f"data.batch_size={batch_size}", f"train.batches_per_epoch={batches}"])
+    precision, _, cl = mode.partition("+")
     dm = FaceDataModule(ROOT / "tests" / "fixtures" / "faces", cfg.model.resolution, batch_size, batches)
-    module = DCGAN(arch_of(cfg.model))
+    t = cfg.train
+    module = DCGAN(arch_of(cfg.model), loss=t.loss, diffaugment=t.diffaugment,
+                   ema_halflife_kimg=t.ema_halflife_kimg, spectral_norm=cfg.model.spectral_norm,
+                   channels_last=cl == "cl")
     timer = EpochTimer()
-    trainer = pl.Trainer(max_epochs=epochs + 1, accelerator="auto", devices=1, logger=False,
+    trainer = pl.Trainer(max_epochs=epochs + 1, accelerator="auto", devices=1, logger=False, precision=precision,
                          enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, callbacks=[timer])
     trainer.fit(module, datamodule=dm)
@@ -102,15 +110,22 @@ def main():
     p.add_argument("--batches", type=int, default=20, help="batches per timed epoch")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--epochs", type=int, default=2, help="timed epochs (after one warm-up)")
+    p.add_argument("--modes", nargs="+", default=["32-true"],
+                   help="Lightning precisions to time, each optionally +cl for channels_last")
+    p.add_argument("--no-plain", action="store_true", help="skip the plain-PyTorch comparison")
     args = p.parse_args()
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"cuda={torch.cuda.is_available()}")
-    print("preset,batch_size,lightning_images_per_s,plain_images_per_s,lightning_overhead")
+    print("preset,mode,batch_size,lightning_images_per_s,plain_images_per_s,lightning_overhead")
     for preset in args.presets:
-        rate = bench(preset, args.batches, args.batch_size, args.epochs)
-        plain = bench_plain(preset, args.batches, args.batch_size, args.epochs)
-        print(f"{preset},{args.batch_size},{rate:.1f},{plain:.1f},{plain / rate - 1:+.1%}", flush=True)
+        for mode in args.modes:
+            rate = bench(preset, args.batches, args.batch_size, args.epochs, mode)
+            if args.no_plain:
+                print(f"{preset},{mode},{args.batch_size},{rate:.1f},,", flush=True)
+                continue
+            plain = bench_plain(preset, args.batches, args.batch_size, args.epochs)
+            print(f"{preset},{mode},{args.batch_size},{rate:.1f},{plain:.1f},{plain / rate - 1:+.1%}", flush=True)
 
 
 if __name__ == "__main__":

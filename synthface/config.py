@@ -34,6 +34,9 @@ class ModelConfig:
     d_width: int = 64
     # Dropout before the discriminator's dense output (the article: 0.25).
     d_dropout: float = 0.0
+    # Spectral norm on D's layers (replacing its BatchNorm, as in SN-GAN): a smoother
+    # discriminator on small data. Off in the paper presets.
+    spectral_norm: bool = False
 
 
 @dataclass
@@ -74,6 +77,22 @@ class TrainConfig:
     strategy: str = "auto"
     # "auto": bf16-mixed on a GPU, 32-true on CPU (bf16 on CPU is slower).
     precision: str = "auto"
+    # Stop after this many minutes of training (0: no limit) and save as usual: for a
+    # fixed GPU or CPU budget when the epochs that fit are not known in advance.
+    max_minutes: float = 0.0
+    # Tensors in channels_last memory order: faster convolutions on GPUs.
+    channels_last: bool = False
+    # -- the data-efficient recipe (issue 13); off = the DCGAN paper / the article ------
+    # "bce": the non-saturating loss of the DCGAN paper; "hinge": SN-GAN's and BigGAN's.
+    loss: str = "bce"
+    # DiffAugment policies applied to everything D sees (augment.py), comma-separated:
+    # color, translation, cutout. With ~10k faces D memorises the real set without it.
+    diffaugment: str = ""
+    # Generator EMA half-life in thousands of images (StyleGAN: 10); 0 = off. The EMA is
+    # what sample grids show and what is saved as the generator.
+    ema_halflife_kimg: float = 0.0
+    # The half-life is at most this fraction of the images shown so far (StyleGAN2-ADA).
+    ema_rampup: float = 0.05
 
 
 @dataclass
@@ -201,5 +220,14 @@ def validate(cfg: Config) -> None:
         raise SynthfaceError(f"train.batches_per_epoch must be 0 (one pass) or more, got {t.batches_per_epoch}")
     if d.split not in ("all", "train", "validation"):
         raise SynthfaceError(f"data.split must be all, train or validation, got '{d.split}'")
+    if t.loss not in ("bce", "hinge"):
+        raise SynthfaceError(f"train.loss must be bce or hinge, got '{t.loss}'")
+    from synthface.augment import parse_policy
+
+    parse_policy(t.diffaugment)
+    for name, value in (("train.max_minutes", t.max_minutes), ("train.ema_halflife_kimg", t.ema_halflife_kimg),
+                        ("train.ema_rampup", t.ema_rampup), ("train.lr_g", t.lr_g), ("train.lr_d", t.lr_d)):
+        if not value >= 0:  # also NaN
+            raise SynthfaceError(f"{name} must be 0 or more, got {value}")
     if not 0.0 <= m.d_dropout < 1.0:
         raise SynthfaceError(f"model.d_dropout must be in [0, 1), got {m.d_dropout}")

@@ -42,7 +42,8 @@ LOSS_HEADER = ["epoch", "d_loss", "g_loss"]
 # Options that may change between the first run and a resume: where and how long it
 # trains, not what it trains.
 RESUMABLE_CHANGES = {"train.max_epochs", "train.accelerator", "train.devices", "train.num_nodes",
-                     "train.strategy", "train.precision", "data.cache_dir"}
+                     "train.strategy", "train.precision", "data.cache_dir", "train.max_minutes",
+                     "train.channels_last"}
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -147,6 +148,10 @@ class RunOutputs(pl.Callback):
 
     def on_train_end(self, trainer, module):
         if trainer.is_global_zero:
+            # a run stopped by train.max_minutes ends between the sample epochs: its grid too
+            grid = self.out / "samples" / f"epoch_{trainer.current_epoch:04d}.png"
+            if trainer.current_epoch and not grid.is_file():
+                self.write_samples(module, grid)
             self.write_generator(module, self.out / "generator.safetensors", trainer.current_epoch)
 
     # -- writers -----------------------------------------------------------------------
@@ -168,7 +173,8 @@ class RunOutputs(pl.Callback):
         write_png(path, make_grid(faces, ncol=self.cfg.train.grid))
 
     def write_generator(self, module: DCGAN, path: Path, epoch: int):
-        save_generator(module.generator, arch_of(self.cfg.model), path,
+        generator = module.sampling_generator()  # the EMA when there is one
+        save_generator(generator, arch_of(self.cfg.model), path,
                        extra={"epoch": int(epoch), "config": self.cfg.to_dict(),
                               "data_path": self.data_path})
 
@@ -210,7 +216,9 @@ def train(data, out, cfg: Config, resume: bool | None = None, progress: bool = T
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     t = cfg.train
     module = DCGAN(arch_of(cfg.model), lr_g=t.lr_g, lr_d=t.lr_d, beta1=t.beta1, beta2=t.beta2,
-                   flip=cfg.data.flip, grid=t.grid, seed=t.seed)
+                   flip=cfg.data.flip, grid=t.grid, seed=t.seed, loss=t.loss, diffaugment=t.diffaugment,
+                   ema_halflife_kimg=t.ema_halflife_kimg, ema_rampup=t.ema_rampup,
+                   spectral_norm=cfg.model.spectral_norm, channels_last=t.channels_last)
     outputs = RunOutputs(out, cfg, data_path, announce=not progress)
     (out / "checkpoints").mkdir(exist_ok=True)
     callbacks = [outputs, LastCheckpoint(out / "checkpoints" / "last.ckpt")]
@@ -222,6 +230,7 @@ def train(data, out, cfg: Config, resume: bool | None = None, progress: bool = T
         callbacks=callbacks, logger=False, default_root_dir=str(out),
         enable_progress_bar=progress, enable_model_summary=False, enable_checkpointing=False,
         log_every_n_steps=1, fast_dev_run=fast_dev_run,
+        max_time={"seconds": t.max_minutes * 60} if t.max_minutes else None,
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
     return out / "generator.safetensors"

@@ -38,5 +38,5 @@ def test_bad_overrides_are_one_line_errors(override, message):
 
 
 def test_unknown_preset_lists_the_known_ones():
-    with pytest.raises(SynthfaceError, match="presets: dcgan64, seed56, tiny"):
+    with pytest.raises(SynthfaceError, match="presets: dcgan128, dcgan64, seed56, tiny"):
         load_config("stylegan9")
