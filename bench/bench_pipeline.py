@@ -37,13 +37,12 @@ sys.path.insert(0, str(ROOT))
 def stage_costs(sampler, n: int = 512) -> dict:
     """Seconds per candidate of each stage, alone, in this process (torch: 1 thread),
     each done the way make-dataset does it."""
-    import csv
-
     import cv2
     import dlib
     import torch
 
     from synthface.annotate import AnnotateConfig, Annotator, shape_to_array
+    from synthface.journal import Journal
     from synthface.make import BLOCK, _record, image_name
     from synthface.sampling import images_for
 
@@ -69,12 +68,12 @@ def stage_costs(sampler, n: int = 512) -> dict:
                         "landmarks": shape_to_array(s)}, png)
                for (_, _, r), s, png in zip(with_face, points, pngs)]
     meta = [(j, j) for j, _, _ in with_face]
-    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "journal.csv", "w", newline="") as jf:
+    with tempfile.TemporaryDirectory() as tmp, Journal(Path(tmp) / "journal.csv", True) as journal:
         # the main thread's share: images renamed into place, journal rows, an fsync a chunk
-        writer, k = csv.writer(jf), 0
+        k = 0
         t = time.perf_counter()
         for i in range(0, len(results), 256):
-            _, k = _record(Path(tmp), jf, writer, meta[i:i + 256], results[i:i + 256], k, len(results), True)
+            _, k = _record(Path(tmp), journal, meta[i:i + 256], results[i:i + 256], k, len(results))
         write = (time.perf_counter() - t) / max(len(results), 1)
         assert (Path(tmp) / image_name(k - 1)).is_file()
     yield_ = len(with_face) / n

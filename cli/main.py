@@ -132,16 +132,10 @@ def _run_make_dataset(args) -> int:
     import shlex
 
     from synthface.annotate import AnnotateConfig
-    from synthface.export import ALL_FORMATS
-    from synthface.make import MakeConfig, make_dataset
+    from synthface.make import ALL_FORMATS, MakeConfig, make_dataset
     from synthface.sampling import open_sampler
 
     formats = ALL_FORMATS if args.format == "all" else tuple(f.strip() for f in args.format.split(",") if f.strip())
-    unknown = sorted(set(formats) - set(ALL_FORMATS))
-    if unknown:
-        raise SynthfaceError(f"unknown --format {', '.join(unknown)} (known: {', '.join(ALL_FORMATS)})")
-    if args.n < 1:
-        raise SynthfaceError(f"-n must be at least 1, got {args.n}")
     cfg = MakeConfig(
         n=args.n, seed=args.seed, image_size=args.image_size, pad=args.pad, batch_size=args.batch_size,
         workers=os.cpu_count() or 1 if args.workers is None else args.workers,
@@ -149,6 +143,7 @@ def _run_make_dataset(args) -> int:
         num_shards=args.num_shards, shard_index=args.shard_index,
         annotate=AnnotateConfig(upsample=args.upsample, min_score=args.min_score,
                                 landmarks=args.landmarks, predictor_path=args.predictor))
+    cfg.validate()  # every option before the generator is loaded or a folder made
     sampler = open_sampler(args.checkpoint, args.replay_faces, args.device)
     command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = make_dataset(args.out, cfg, sampler, resume=args.resume,
@@ -177,8 +172,10 @@ def _add_preview(sub) -> None:
 
 
 def _run_preview(args) -> int:
+    from synthface.imaging import check_image_path
     from synthface.preview import preview
 
+    check_image_path(args.output)
     print(f"preview: {preview(args.dataset, args.output, args.n, args.scale)}")
     return 0
 
@@ -203,17 +200,26 @@ def _run_sample(args) -> int:
     import cv2
     import numpy as np
 
-    from synthface.imaging import make_grid, write_png
+    from synthface.imaging import check_image_path, make_grid, write_image
+    from synthface.make import MAX_SEED
     from synthface.sampling import candidates, open_sampler
 
-    if args.n < 1 or args.scale < 1:
-        raise SynthfaceError("-n and --scale must be at least 1")
+    if not 1 <= args.n <= 4096:
+        raise SynthfaceError(f"-n must be from 1 to 4096, got {args.n}")
+    if not 1 <= args.scale <= 16:
+        raise SynthfaceError(f"--scale must be from 1 to 16, got {args.scale}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise SynthfaceError(f"--seed must be from 0 to 2**63 - 1, got {args.seed}")
+    check_image_path(args.output)
     sampler = open_sampler(args.checkpoint, device=args.device)
+    if args.n * (sampler.resolution * args.scale) ** 2 * 3 > 2 ** 30:
+        raise SynthfaceError(f"a grid of {args.n} faces of {sampler.resolution * args.scale} px is over 1 GB; "
+                             "lower -n or --scale")
     faces = np.stack([img for _, _, img in candidates(sampler, args.seed, 0, args.n)])
     if args.scale > 1:
         faces = np.stack([cv2.resize(f, None, fx=args.scale, fy=args.scale, interpolation=cv2.INTER_NEAREST)
                           for f in faces])
-    write_png(args.output, make_grid(faces))
+    write_image(args.output, make_grid(faces))
     print(f"{args.n} faces: {args.output}")
     return 0
 
@@ -238,9 +244,13 @@ def _add_evaluate(sub) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from synthface.evaluate import evaluate, format_report, write_report
+    from synthface.evaluate import check_evaluate_options, evaluate, format_report, write_report
+    from synthface.files import check_writable_file
     from synthface.sampling import open_sampler
 
+    check_evaluate_options(args.n, args.seed, args.workers, args.upsample)
+    if args.output:
+        check_writable_file(args.output, "-o")  # before the work, not after it
     sampler = open_sampler(args.checkpoint, device=args.device)
     report = evaluate(sampler, args.real, n=args.n, seed=args.seed, workers=args.workers,
                       upsample=args.upsample, cache_dir=args.cache_dir, progress=not args.no_progress)
@@ -307,6 +317,8 @@ def _run_landmarks_train(args) -> int:
     from synthface.landmarks import TrainOptions, train_landmarks
 
     options = TrainOptions(**{f.name: getattr(args, f.name) for f in fields(TrainOptions)})
+    if not 0 <= args.upsample <= 3:
+        raise SynthfaceError(f"--upsample must be from 0 to 3, got {args.upsample}")
     s = train_landmarks(args.dataset, args.output, options, args.upsample, not args.no_progress, args.pts_origin)
     print(f"trained on {s['faces']} faces in {s['seconds']:.0f} s: {args.output}")
     return 0
@@ -315,15 +327,24 @@ def _run_landmarks_train(args) -> int:
 def _run_landmarks_eval(args) -> int:
     import json
 
+    from synthface.files import check_writable_file, write_atomic
+    from synthface.imaging import check_image_path
     from synthface.landmarks import evaluate_landmarks, format_nme, plot_ced
 
+    if args.output:
+        check_writable_file(args.output, "-o")
+    if args.ced:
+        check_image_path(args.ced)
+    if not 0 <= args.upsample <= 3:
+        raise SynthfaceError(f"--upsample must be from 0 to 3, got {args.upsample}")
     r = evaluate_landmarks(args.model, args.data, args.boxes, args.upsample, not args.no_progress, args.pts_origin)
     print(format_nme(r))
     if args.ced:
         plot_ced({Path(args.model).stem: r}, args.ced)
         print(f"CED plot: {args.ced}")
     if args.output:
-        Path(args.output).write_text(json.dumps({"model": args.model, "data": args.data, **r}, indent=2) + "\n")
+        write_atomic(args.output, json.dumps({"model": args.model, "data": args.data, **r}, indent=2,
+                                             allow_nan=False) + "\n")
         print(f"report: {args.output}")
     return 0
 
@@ -402,26 +423,72 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(BaseException):
+    """SIGTERM (a scheduler's kill, `timeout`): unwinds like Ctrl-C, so workers are ended."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated
+
+
+def _setup_logging() -> None:
+    """One stderr handler for the "synthface" logger, however often main() runs."""
+    logger = logging.getLogger("synthface")
+    if not any(getattr(h, "_synthface", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("synthface: %(levelname)s: %(message)s"))
+        handler._synthface = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def main(argv=None) -> int:
+    import os
+    import signal
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("synthface: %(levelname)s: %(message)s"))
-    logger = logging.getLogger("synthface")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    _setup_logging()
+    if threading_main():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.func(args)
     except SynthfaceError as exc:
-        print(f"synthface: error: {exc}", file=sys.stderr)
+        print(f"synthface: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("synthface: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("synthface: terminated", file=sys.stderr)
+        return 143
+    except OSError as exc:  # permission, disk full, not a directory, read-only file system
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"synthface: error: {_one_line(exc.strerror or exc)}{where}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("synthface: error: out of memory; lower -n, --image-size or --batch-size", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a bug, not a user's mistake: still one line
+        if os.environ.get("SYNTHFACE_DEBUG"):
+            raise
+        print(f"synthface: error: unexpected {type(exc).__name__}: {_one_line(exc)[:300]} "
+              "(SYNTHFACE_DEBUG=1 shows the traceback; please report it)", file=sys.stderr)
+        return 1
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing as mp
-import os
 from pathlib import Path
 
 import numpy as np
@@ -98,22 +96,15 @@ def align_face(rgb: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.nd
 
 
 # -- worker side ------------------------------------------------------------------------
-_models = None
-
-
-def _init_worker(upsample: int, predictor_path) -> None:
-    global _models
-    import cv2
+def _load_models(upsample: int, predictor_path):
     import dlib
 
-    from synthface.annotate import model_path
+    from synthface.annotate import load_shape_predictor
 
-    cv2.setNumThreads(1)
-    _models = (dlib.get_frontal_face_detector(),
-               dlib.shape_predictor(str(model_path("landmarks68", predictor_path))), upsample)
+    return dlib.get_frontal_face_detector(), load_shape_predictor(predictor_path), upsample
 
 
-def _align_photo(args):
+def _align_photo(models, args):
     """(status, faces): status "" | "unreadable" | "no_face"; faces: (png bytes, meta)."""
     import cv2
     import dlib
@@ -121,7 +112,7 @@ def _align_photo(args):
     from synthface.annotate import rect_to_box, shape_to_array
 
     path, size = args
-    detector, predictor, upsample = _models
+    detector, predictor, upsample = models
     try:
         data = Path(path).read_bytes()
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
@@ -141,15 +132,34 @@ def _align_photo(args):
     return ("" if faces else "no_face"), faces
 
 
-def _photos(src: Path) -> list[Path]:
-    """One photo, or every image under a folder as the data layer lists them."""
-    from synthface.data import ImageSource
+MAX_ALIGN_SIZE = 4096
+
+
+def _photos(src: Path, dst: Path) -> tuple[list[Path], str]:
+    """One photo, or every image under a folder as the data layer lists them (leaving
+    out `dst` when it lies inside: a resumed run must not align its own crops); and a
+    fingerprint of that list, which changes when a photo is added, removed or rewritten."""
+    from synthface.imagefiles import ImageSource
 
     if not src.exists():
         raise SynthfaceError(f"source not found: {src}")
     if src.is_file():
-        return [src]
-    return [src / name for name in ImageSource(src).names]
+        st = src.stat()
+        return [src], f"{src.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    source = ImageSource(src, exclude=[dst])
+    return [src / name for name in source.names], source.fingerprint()
+
+
+def _read_align_journal(journal: Path) -> tuple[int, int, list[dict]]:
+    """(photos done, faces so far, per-photo records), a torn last line dropped."""
+    from synthface.journal import recover_lines
+
+    done, n_faces, recs = 0, 0, []
+    for line in recover_lines(journal):
+        rec = json.loads(line)
+        done, n_faces = rec["photo"] + 1, n_faces + len(rec["faces"])
+        recs.append(rec)
+    return done, n_faces, recs
 
 
 def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | None = None,
@@ -157,48 +167,46 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
     """Align every face of every photo under `src` into `dst` (FFHQ layout)."""
     from tqdm.auto import tqdm
 
-    from synthface.files import write_atomic
-    from synthface.make import STATE_DIR
+    from synthface.annotate import load_shape_predictor
+    from synthface.files import folder_lock, write_atomic
+    from synthface.journal import STATE_DIR
+    from synthface.make import MAX_UPSAMPLE
+    from synthface.workers import Pool, check_workers
 
-    src, dst = Path(src).expanduser(), Path(dst)
-    if size < 16:
-        raise SynthfaceError(f"--size must be at least 16, got {size}")
-    photos = _photos(src)
+    src, dst = Path(src).expanduser(), Path(dst).expanduser()
+    if not 16 <= size <= MAX_ALIGN_SIZE:
+        raise SynthfaceError(f"--size must be from 16 to {MAX_ALIGN_SIZE}, got {size}")
+    if not 0 <= upsample <= MAX_UPSAMPLE:
+        raise SynthfaceError(f"--upsample must be from 0 to {MAX_UPSAMPLE}, got {upsample}")
+    workers = check_workers(workers)
+    if dst.exists() and not dst.is_dir():
+        raise SynthfaceError(f"{dst} is a file, not a folder")
+    photos, fingerprint = _photos(src, dst)
     if not photos:
         raise SynthfaceError(f"no photos (png, jpg, webp, bmp) under {src}")
-    from synthface.annotate import model_path
-
-    model_path("landmarks68", predictor_path)  # a missing model fails here, once
+    load_shape_predictor(predictor_path)  # a missing or wrong model fails here, once, in one line
     journal = dst / STATE_DIR / "align-journal.jsonl"
     settings = {"src": str(src.resolve()), "size": size, "upsample": upsample}
     if dst.exists() and any(dst.iterdir()):
         run = dst / STATE_DIR / "align.json"
         if not resume:
             raise SynthfaceError(f"{dst} is not empty; add --resume to continue, or choose a new DST")
-        if not run.is_file() or json.loads(run.read_text()) != settings:
+        if not run.is_file():
+            raise SynthfaceError(f"{dst} is not an align output folder (no {STATE_DIR}/align.json)")
+        saved = json.loads(run.read_text())
+        if {k: saved.get(k) for k in settings} != settings:
             raise SynthfaceError(f"{dst} holds another alignment run (other source, size or upsample)")
-    else:
-        (dst / STATE_DIR).mkdir(parents=True, exist_ok=True)
-        write_atomic(dst / STATE_DIR / "align.json", json.dumps(settings).encode())
-
-    done, n_faces = 0, 0
-    if journal.is_file():
-        data = journal.read_bytes()
-        data = data[: data.rfind(b"\n") + 1]
-        journal.write_bytes(data)  # a torn last line is dropped
-        for line in data.decode().splitlines():
-            rec = json.loads(line)
-            done, n_faces = rec["photo"] + 1, n_faces + len(rec["faces"])
-    workers = os.cpu_count() or 1 if workers is None else workers
-    todo = [(str(p), size) for p in photos[done:]]
-    bar = tqdm(total=len(photos), initial=done, desc="align", unit="photo", disable=not progress)
-    pool = mp.get_context("spawn").Pool(workers, _init_worker, (upsample, predictor_path)) if workers else None
-    if pool is None:
-        _init_worker(upsample, predictor_path)
-    try:
-        results = pool.imap(_align_photo, todo, chunksize=4) if pool else map(_align_photo, todo)
-        with open(journal, "a") as jf:
-            for k, (status, faces) in enumerate(results, start=done):
+        if saved.get("fingerprint", fingerprint) != fingerprint:
+            raise SynthfaceError(f"{src} has changed since {dst} was started (photos added, removed or "
+                                 "rewritten); align into a new DST")
+    with folder_lock(dst / STATE_DIR, dst, "align"):
+        if not (dst / STATE_DIR / "align.json").is_file():
+            write_atomic(dst / STATE_DIR / "align.json", json.dumps({**settings, "fingerprint": fingerprint}))
+        done, n_faces, _ = _read_align_journal(journal)
+        todo = [(str(p), size) for p in photos[done:]]
+        with tqdm(total=len(photos), initial=done, desc="align", unit="photo", disable=not progress) as bar, \
+                Pool(workers, _load_models, (upsample, predictor_path)) as pool, open(journal, "a") as jf:
+            for k, (status, faces) in enumerate(pool.imap(_align_photo, todo, chunksize=4), start=done):
                 metas = []
                 for png, meta in faces:
                     name = f"{n_faces // 1000:05d}/{n_faces:05d}.png"
@@ -209,24 +217,17 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
                 jf.write(json.dumps({"photo": k, "status": status, "faces": metas}) + "\n")
                 jf.flush()
                 bar.update(1)
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
 
-    counts = {"photos": len(photos), "faces": 0, "unreadable": 0, "no_face": 0}
-    faces_meta = []
-    with open(journal) as f:
-        for line in f:
-            rec = json.loads(line)
+        counts = {"photos": len(photos), "faces": 0, "unreadable": 0, "no_face": 0}
+        faces_meta = []
+        for rec in _read_align_journal(journal)[2]:
             if rec["status"]:
                 counts[rec["status"]] += 1
             faces_meta.extend(rec["faces"])
-    counts["faces"] = len(faces_meta)
-    write_atomic(dst / "alignment.json", (json.dumps(
-        {"format": "synthface-alignment/1", "method": "FFHQ (dlib 68 landmarks, oriented quad)",
-         **settings, "counts": counts, "faces": faces_meta}) + "\n").encode())
+        counts["faces"] = len(faces_meta)
+        write_atomic(dst / "alignment.json", (json.dumps(
+            {"format": "synthface-alignment/1", "method": "FFHQ (dlib 68 landmarks, oriented quad)",
+             **settings, "counts": counts, "faces": faces_meta}) + "\n").encode())
     if counts["unreadable"]:
         log.warning("%d unreadable photo(s) skipped", counts["unreadable"])
     return counts

@@ -70,6 +70,24 @@ def shape_to_array(shape) -> np.ndarray:
     return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
 
 
+def load_shape_predictor(override: str | None = None, path=None):
+    """dlib's 68-point shape predictor (or the file given), checked: a file that is not
+    a shape predictor, or predicts another number of points, is one line."""
+    import dlib
+
+    path = Path(path) if path is not None else model_path("landmarks68", override)
+    if not path.is_file():
+        raise SynthfaceError(f"model not found: {path}")
+    try:
+        predictor = dlib.shape_predictor(str(path))
+    except RuntimeError as exc:
+        raise SynthfaceError(f"{path} is not a dlib shape predictor ({exc})".splitlines()[0]) from None
+    probe = predictor(np.zeros((8, 8, 3), np.uint8), dlib.rectangle(0, 0, 7, 7))
+    if probe.num_parts != 68:
+        raise SynthfaceError(f"{path} predicts {probe.num_parts} points, not 68")
+    return predictor
+
+
 class Annotator:
     """Loads dlib's models once; `annotate(rgb)` returns every face found."""
 
@@ -79,16 +97,7 @@ class Annotator:
         self.cfg = cfg
         self._detector = dlib.get_frontal_face_detector()
         self._local = threading.local()
-        self.predictor = None
-        if cfg.landmarks:
-            path = model_path("landmarks68", cfg.predictor_path)
-            try:
-                self.predictor = dlib.shape_predictor(str(path))
-            except RuntimeError as exc:
-                raise SynthfaceError(f"{path} is not a dlib shape predictor ({exc})".splitlines()[0]) from None
-            probe = self.predictor(np.zeros((8, 8, 3), np.uint8), dlib.rectangle(0, 0, 7, 7))
-            if probe.num_parts != 68:
-                raise SynthfaceError(f"{path} predicts {probe.num_parts} points, not 68")
+        self.predictor = load_shape_predictor(cfg.predictor_path) if cfg.landmarks else None
 
     @property
     def detector(self):
@@ -115,7 +124,7 @@ class Annotator:
             faces.append(face)
         return faces
 
-    def keep(self, faces: list[dict]) -> str:
+    def rejection_reason(self, faces: list[dict]) -> str:
         """Why a sample is rejected ("" to keep it): exactly one face, score high enough."""
         if not faces:
             return "no_face"

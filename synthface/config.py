@@ -80,6 +80,12 @@ class TrainConfig:
     # Stop after this many minutes of training (0: no limit) and save as usual: for a
     # fixed GPU or CPU budget when the epochs that fit are not known in advance.
     max_minutes: float = 0.0
+    # Every this many epochs (0: never), a quick quality check: detection yield and
+    # Fréchet face distance of `eval_samples` faces from the sampled (EMA) generator
+    # against the training faces (dlib; descriptors cached), into metrics.csv/.png, so
+    # the best snapshot can be picked by quality and not by the losses alone.
+    eval_every: int = 0
+    eval_samples: int = 500
     # Tensors in channels_last memory order: faster convolutions on GPUs.
     channels_last: bool = False
     # -- the data-efficient recipe (issue 13); off = the DCGAN paper / the article ------
@@ -201,6 +207,9 @@ def config_from_dict(values: dict) -> Config:
     return cfg
 
 
+PRECISIONS = ("auto", "32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
+
+
 def validate(cfg: Config) -> None:
     m, d, t = cfg.model, cfg.data, cfg.train
     if m.arch not in ("dcgan", "upconv"):
@@ -220,6 +229,20 @@ def validate(cfg: Config) -> None:
         raise SynthfaceError(f"train.batches_per_epoch must be 0 (one pass) or more, got {t.batches_per_epoch}")
     if d.split not in ("all", "train", "validation"):
         raise SynthfaceError(f"data.split must be all, train or validation, got '{d.split}'")
+    if not 0 <= t.seed < 2 ** 32:  # numpy's and Lightning's seed range
+        raise SynthfaceError(f"train.seed (--seed) must be from 0 to 2**32 - 1, got {t.seed}")
+    for name, value, limit in (("model.resolution", m.resolution, 1024), ("model.z_dim", m.z_dim, 4096),
+                               ("model.g_width", m.g_width, 1024), ("model.d_width", m.d_width, 1024),
+                               ("data.batch_size", d.batch_size, 65536), ("train.grid", t.grid, 32)):
+        if value > limit:
+            raise SynthfaceError(f"{name} must be at most {limit}, got {value}")
+    if t.precision not in PRECISIONS:
+        raise SynthfaceError(f"train.precision (--precision) must be one of {', '.join(PRECISIONS)}, got '{t.precision}'")
+    if t.accelerator not in ("auto", "cpu", "gpu", "cuda"):
+        raise SynthfaceError(f"train.accelerator (--accelerator) must be auto, cpu, gpu or cuda, got '{t.accelerator}'")
+    if t.eval_every < 0 or not 2 <= t.eval_samples <= 20000:
+        raise SynthfaceError(f"train.eval_every must be 0 or more and train.eval_samples from 2 to 20000, "
+                             f"got {t.eval_every} and {t.eval_samples}")
     if t.loss not in ("bce", "hinge"):
         raise SynthfaceError(f"train.loss must be bce or hinge, got '{t.loss}'")
     from synthface.augment import parse_policy

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
 import os
 from pathlib import Path
 
@@ -31,25 +30,21 @@ SAME_PERSON = 0.6  # dlib's threshold for "same person" between two descriptors
 
 
 # -- worker side ----------------------------------------------------------------------
-_models = None
-
-
-def _init_worker(upsample: int) -> None:
-    global _models
+def _load_models(upsample: int):
     import dlib
 
     from synthface.annotate import model_path
 
-    _models = (dlib.get_frontal_face_detector(),
-               dlib.shape_predictor(str(model_path("landmarks5"))),
-               dlib.face_recognition_model_v1(str(model_path("descriptor"))), upsample)
+    return (dlib.get_frontal_face_detector(),
+            dlib.shape_predictor(str(model_path("landmarks5"))),
+            dlib.face_recognition_model_v1(str(model_path("descriptor"))), upsample)
 
 
-def _describe(images: np.ndarray):
+def _describe(models, images: np.ndarray):
     """(faces found, 128-D descriptor) per image."""
     import dlib
 
-    detector, sp5, rec, upsample = _models
+    detector, sp5, rec, upsample = models
     found, descs = [], []
     for img in images:
         rects = detector(img, upsample)
@@ -65,23 +60,16 @@ def describe_faces(images: np.ndarray, workers: int, upsample: int = 1, desc: st
     """Faces found and descriptors for (N, H, W, 3) uint8 RGB images, on all cores."""
     from tqdm.auto import tqdm
 
+    from synthface.workers import Pool
+
     chunks = [images[i:i + 32] for i in range(0, len(images), 32)]
     found, descs = [], []
-    bar = tqdm(total=len(images), desc=desc, unit="face", disable=not progress, leave=False)
-    if workers > 0:
-        with mp.get_context("spawn").Pool(workers, _init_worker, (upsample,)) as pool:
-            for f, d in pool.imap(_describe, chunks):
-                found.append(f)
-                descs.append(d)
-                bar.update(len(f))
-    else:
-        _init_worker(upsample)
-        for chunk in chunks:
-            f, d = _describe(chunk)
+    with tqdm(total=len(images), desc=desc, unit="face", disable=not progress, leave=False) as bar, \
+            Pool(workers, _load_models, (upsample,)) as pool:
+        for f, d in pool.imap(_describe, chunks):
             found.append(f)
             descs.append(d)
             bar.update(len(f))
-    bar.close()
     return np.concatenate(found), np.concatenate(descs)
 
 
@@ -127,23 +115,35 @@ def close_pair_share(x: np.ndarray, threshold: float = SAME_PERSON) -> float:
 
 
 # -- the command ------------------------------------------------------------------------
-def _real_descriptors(real, size: int, workers: int, upsample: int, cache_dir: str, progress: bool):
+def _real_descriptors(real, size: int, workers: int, upsample: int, cache_dir: str, progress: bool, exclude=()):
     """Descriptors of the real faces at the generator's resolution, cached on disk."""
-    from synthface.data import ImageSource, load_faces
+    from synthface.imagefiles import ImageSource, load_faces
 
-    key = hashlib.sha1(f"{ImageSource(real).fingerprint()}-{size}-{upsample}".encode()).hexdigest()[:16]
+    key = hashlib.sha1(f"{ImageSource(real, exclude=exclude).fingerprint()}-{size}-{upsample}".encode()).hexdigest()[:16]
     cache = Path(os.path.expanduser(cache_dir)) / f"descriptors-{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         with np.load(cache) as z:
             return z["found"], z["desc"]
-    faces = load_faces(real, size, cache_dir, progress)
+    faces = load_faces(real, size, cache_dir, progress, exclude=exclude)
     found, desc = describe_faces(faces, workers, upsample, "real faces", progress)
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, found=found, desc=desc)
-        tmp.replace(cache)
+        from synthface.files import atomic_open
+
+        with atomic_open(cache, "wb") as f:
+            np.savez(f, found=found, desc=desc)
     return found, desc
+
+
+def quick_scores(images: np.ndarray, real, cache_dir: str = "~/.cache/synthface", upsample: int = 1,
+                 workers: int = 0, exclude=()) -> dict:
+    """Detection yield and FFD of a few hundred generated images against all the real
+    faces (their descriptors cached): what training logs every `train.eval_every` epochs.
+    FFD from few samples is biased upwards; compare snapshots of one run with each other."""
+    _, real_desc = _real_descriptors(real, images.shape[1], workers, upsample, cache_dir, False, exclude)
+    found, desc = describe_faces(images, workers, upsample, progress=False)
+    # the same number of real faces, so the scale is comparable from run to run
+    ref = real_desc[np.random.default_rng(0).permutation(len(real_desc))[:max(len(images), 2)]]
+    return {"yield": float((found == 1).mean()), "ffd": frechet_distance(desc, ref)}
 
 
 def evaluate(sampler, real, n: int = 2000, seed: int = 0, workers: int | None = None,
@@ -151,9 +151,10 @@ def evaluate(sampler, real, n: int = 2000, seed: int = 0, workers: int | None = 
     """Measure a sampler (see sampling.py) against the real faces under `real`."""
     from synthface.sampling import candidates
 
-    if n < 2:
-        raise SynthfaceError(f"-n must be at least 2, got {n}")
-    workers = os.cpu_count() or 1 if workers is None else workers
+    from synthface.workers import check_workers
+
+    check_evaluate_options(n, seed, workers, upsample)
+    workers = check_workers(workers)
     real_found, real_desc = _real_descriptors(real, sampler.resolution, workers, upsample, cache_dir, progress)
     if len(real_desc) < 4:
         raise SynthfaceError(f"{real}: at least 4 real faces are needed, found {len(real_desc)}")
@@ -191,6 +192,22 @@ def evaluate(sampler, real, n: int = 2000, seed: int = 0, workers: int | None = 
     }
 
 
+MAX_EVALUATE = 200_000  # generated faces held in memory at once (64 px: 2.5 GB)
+
+
+def check_evaluate_options(n: int, seed: int, workers, upsample: int) -> None:
+    from synthface.make import MAX_SEED, MAX_UPSAMPLE
+    from synthface.workers import check_workers
+
+    if not 2 <= n <= MAX_EVALUATE:
+        raise SynthfaceError(f"-n must be from 2 to {MAX_EVALUATE}, got {n}")
+    if not 0 <= seed <= MAX_SEED:
+        raise SynthfaceError(f"--seed must be from 0 to 2**63 - 1, got {seed}")
+    if not 0 <= upsample <= MAX_UPSAMPLE:
+        raise SynthfaceError(f"--upsample must be from 0 to {MAX_UPSAMPLE}, got {upsample}")
+    check_workers(workers)
+
+
 def format_report(r: dict) -> str:
     rows = [
         ("metric", "generated", "real baseline"),
@@ -213,5 +230,6 @@ def format_report(r: dict) -> str:
 
 
 def write_report(report: dict, path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(report, indent=2) + "\n")
+    from synthface.files import write_atomic
+
+    write_atomic(path, json.dumps(report, indent=2, allow_nan=False) + "\n")

@@ -1,9 +1,11 @@
-"""Label files of a finished dataset, all written from `.synthface/journal.csv`.
+"""Label files of a dataset, all written from its journal: one writer per format.
 
-Streaming: the journal is read row by row and every format is written as it goes, so
-memory does not grow with n. Each file is written to a temporary name and renamed, so a
-run killed while exporting leaves either the old file or the new one; `--resume` simply
-exports again.
+Every writer has the same small interface (stylegan2-ada's dataset_tool in spirit):
+`add(k, record)` for the k-th kept face, `close()` publishes, `discard()` on failure.
+A writer writes under temporary names; `close()` renames them into place, `discard()`
+removes them, so a run that fails or is interrupted while exporting leaves the label
+files of the last complete export (or none), never half a file. Streaming: memory does
+not grow with n. A new format is a new writer in WRITERS.
 
 Conventions (all formats): coordinates in pixels of the saved image, pixel centres at
 integer coordinates, (0, 0) the centre of the top-left pixel; box = x, y, w, h with x, y
@@ -19,14 +21,13 @@ import os
 import platform
 import shutil
 from collections import Counter
-from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from synthface import __version__
 from synthface.files import write_atomic
-from synthface.make import BOX_COLS, POINT_COLS, STATE_DIR
+from synthface.journal import BOX_COLS, POINT_COLS, STATE_DIR, FaceRecord, iter_records
 
 ALL_FORMATS = ("csv", "parquet", "xml", "pts", "coco", "yolo")
 # The left-right mirror of each of the 68 iBUG points (for flip augmentation).
@@ -42,180 +43,278 @@ LICENCE_NOTE = (
     "generator's licence follows from the data it was trained on (see its model card).")
 
 
-class _Tmp:
-    """Open `path` for writing under a temporary name; rename into place on success."""
+def _tmp(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
 
-    def __init__(self, path: Path, mode: str = "w", **kw):
-        self.path, self.tmp = path, path.with_name(path.name + ".tmp")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.f = open(self.tmp, mode, **kw)
+
+class _FileWriter:
+    """A writer of one file: opened under NAME.tmp, renamed on close."""
+
+    filename = ""
+
+    def __init__(self, out: Path, size: int, landmarks: bool, mode: str = "w", **kw):
+        self.path = out / self.filename
+        self.size, self.landmarks = size, landmarks
+        self.f = open(_tmp(self.path), mode, **kw)
+
+    def close(self) -> None:
+        self.f.close()
+        os.replace(_tmp(self.path), self.path)
+
+    def discard(self) -> None:
+        self.f.close()
+        _tmp(self.path).unlink(missing_ok=True)
+
+
+class _FolderWriter:
+    """A writer of a folder of small files: NAME.tmp/, swapped in on close."""
+
+    folder = ""
+
+    def __init__(self, out: Path, size: int, landmarks: bool):
+        self.path, self.size, self.landmarks = out / self.folder, size, landmarks
+        shutil.rmtree(_tmp(self.path), ignore_errors=True)
+        _tmp(self.path).mkdir(parents=True)
+        self._made: set = set()
+
+    def file(self, rel: Path) -> Path:
+        p = _tmp(self.path) / rel
+        if p.parent not in self._made:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(p.parent)
+        return p
+
+    def close(self) -> None:
+        old = self.path.with_name(self.path.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.path.exists():
+            os.replace(self.path, old)
+        os.replace(_tmp(self.path), self.path)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def discard(self) -> None:
+        shutil.rmtree(_tmp(self.path), ignore_errors=True)
+
+
+def label_columns(landmarks: bool) -> list[str]:
+    return ["file", "seed", "index"] + BOX_COLS + (POINT_COLS if landmarks else [])
+
+
+def _values(rec: FaceRecord, landmarks: bool) -> list:
+    values = [rec.file, rec.seed, rec.index, *rec.box, round(rec.score, 6)]
+    return values + ([float(v) for v in rec.landmarks.reshape(-1)] if landmarks else [])
+
+
+class CsvWriter(_FileWriter):
+    """labels.csv: one row per face."""
+
+    filename = "labels.csv"
+
+    def __init__(self, out, size, landmarks):
+        super().__init__(out, size, landmarks, newline="")
+        self.w = csv.writer(self.f)
+        self.w.writerow(label_columns(landmarks))
+
+    def add(self, k: int, rec: FaceRecord) -> None:
+        self.w.writerow(_values(rec, self.landmarks))
+
+
+class ParquetWriter(_FileWriter):
+    """labels.parquet: labels.csv's rows, in row groups of 10,000."""
+
+    filename = "labels.parquet"
+
+    def __init__(self, out, size, landmarks):
+        import pyarrow as pa
+        import pyarrow.parquet as papq
+
+        super().__init__(out, size, landmarks, "wb")
+        int_cols = {"seed", "index", "x", "y", "w", "h"}
+        self.cols = label_columns(landmarks)
+        self.schema = pa.schema([(c, pa.string() if c == "file" else pa.int64() if c in int_cols
+                                  else pa.float32() if c in POINT_COLS else pa.float64()) for c in self.cols])
+        self.pq = papq.ParquetWriter(self.f, self.schema)
+        self.rows: list = []
+
+    def add(self, k, rec):
+        self.rows.append(_values(rec, self.landmarks))
+        if len(self.rows) >= 10000:
+            self._flush()
+
+    def _flush(self):
+        import pyarrow as pa
+
+        if self.rows:
+            self.pq.write_table(pa.Table.from_pylist([dict(zip(self.cols, r)) for r in self.rows], self.schema))
+            self.rows.clear()
 
     def close(self):
-        self.f.close()
-        os.replace(self.tmp, self.path)
+        self._flush()
+        self.pq.close()
+        super().close()
+
+    def discard(self):
+        try:
+            self.pq.close()
+        finally:
+            super().discard()
 
 
-def iter_accepted(journal: Path, n: int):
-    """Journal rows (dicts) up to and including the n-th accepted face."""
-    if n <= 0:
-        return
-    with open(journal, newline="") as f:
-        for row in csv.DictReader(f):
-            yield row
-            if not row["status"]:
-                n -= 1
-                if n == 0:
-                    return
+class ImglabWriter(_FileWriter):
+    """dlib.xml: imglab's format, read as is by dlib's trainers and by imglab. Also
+    what `landmarks train` hands dlib (with absolute image paths)."""
+
+    filename = "dlib.xml"
+
+    def __init__(self, out, size, landmarks, path: Path | None = None, root: Path | None = None):
+        if path is not None:
+            self.filename = path.name
+            out = path.parent
+        super().__init__(out, size, landmarks)
+        self.root = root  # image paths are written relative to the XML unless a root is given
+        self.f.write("<?xml version='1.0' encoding='ISO-8859-1'?>\n<dataset>\n<name>synthface</name>\n"
+                     f"<comment>Generated by synthface {__version__}; see dataset.json.</comment>\n<images>\n")
+
+    def add(self, k, rec):
+        x, y, w, h = (int(round(v)) for v in rec.box)
+        parts = "".join(f"      <part name='{i:02d}' x='{round(px)}' y='{round(py)}'/>\n"
+                        for i, (px, py) in enumerate(rec.landmarks)) if rec.landmarks is not None else ""
+        file = str((self.root / rec.file).resolve()) if self.root else rec.file
+        dims = f" width='{self.size}' height='{self.size}'" if self.size else ""
+        self.f.write(f"  <image file={quoteattr(file)}{dims}>\n"
+                     f"    <box top='{y}' left='{x}' width='{w}' height='{h}'>\n{parts}    </box>\n"
+                     "  </image>\n")
+
+    def close(self):
+        self.f.write("</images>\n</dataset>\n")
+        super().close()
 
 
-def _pts_text(points) -> str:
+def pts_text(points) -> str:
     body = "\n".join(f"{x:g} {y:g}" for x, y in points)
     return f"version: 1\nn_points: {len(points)}\n{{\n{body}\n}}\n"
+
+
+class PtsWriter(_FolderWriter):
+    """pts/SSSSS/NNNNNNNN.pts: iBUG 300-W point files."""
+
+    folder = "pts"
+
+    def add(self, k, rec):
+        self.file(Path(*Path(rec.file).parts[1:]).with_suffix(".pts")).write_text(pts_text(rec.landmarks))
+
+
+class CocoWriter(_FileWriter):
+    """coco.json: images, then annotations (streamed to a part file, appended at close)."""
+
+    filename = "coco.json"
+
+    def __init__(self, out, size, landmarks):
+        super().__init__(out, size, landmarks)
+        self.f.write('{"info": ' + json.dumps({"description": "synthface synthetic faces",
+                                               "version": __version__}) + ', "images": [')
+        self.anns = open(out / STATE_DIR / "coco_annotations.part", "w")
+
+    def add(self, k, rec):
+        self.f.write((", " if k else "") + json.dumps(
+            {"id": k + 1, "file_name": rec.file, "width": self.size, "height": self.size}))
+        box = list(rec.box)
+        ann = {"id": k + 1, "image_id": k + 1, "category_id": 1, "bbox": box,
+               "area": box[2] * box[3], "iscrowd": 0, "score": round(rec.score, 6)}
+        if self.landmarks:
+            ann["keypoints"] = [v for px, py in rec.landmarks.tolist() for v in (px, py, 2)]
+            ann["num_keypoints"] = 68
+        self.anns.write((", " if k else "") + json.dumps(ann))
+
+    def close(self):
+        self.anns.close()
+        self.f.write('], "annotations": [')
+        with open(self.anns.name) as part:
+            shutil.copyfileobj(part, self.f)
+        os.unlink(self.anns.name)
+        category = {"id": 1, "name": "face", "supercategory": "face"}
+        if self.landmarks:
+            category["keypoints"] = [f"p{i}" for i in range(68)]
+            category["skeleton"] = []
+        self.f.write('], "categories": [' + json.dumps(category) + "]}\n")
+        super().close()
+
+    def discard(self):
+        self.anns.close()
+        Path(self.anns.name).unlink(missing_ok=True)
+        super().discard()
+
+
+class YoloWriter(_FolderWriter):
+    """yolo/: one label file per image and data.yaml. Ultralytics finds labels by
+    replacing /images/ with /labels/ in each image path, so yolo/images links to the
+    dataset's images. No `path:` key: Ultralytics then uses this file's folder."""
+
+    folder = "yolo"
+
+    def add(self, k, rec):
+        x, y, w, h = rec.box
+        size = self.size
+        x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, size), min(y + h, size)
+        vals = [(x0 + x1) / 2 / size, (y0 + y1) / 2 / size, (x1 - x0) / size, (y1 - y0) / size]
+        for px, py in (rec.landmarks.tolist() if self.landmarks else []):
+            inside = 0 <= px < size and 0 <= py < size
+            vals += [px / size, py / size, 2] if inside else [0, 0, 0]
+        self.file(Path("labels", *Path(rec.file).parts[1:]).with_suffix(".txt")).write_text(
+            "0 " + " ".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in vals) + "\n")
+
+    def close(self):
+        tmp = _tmp(self.path)
+        (tmp / "images").symlink_to(Path("..") / "images", target_is_directory=True)
+        lines = ["# YOLO pose labels for Ultralytics: yolo pose train data=yolo/data.yaml",
+                 "train: images", "val: images", "names:", "  0: face"]
+        if self.landmarks:
+            lines += ["kpt_shape: [68, 3]", f"flip_idx: {json.dumps(FLIP_IDX_68)}"]
+        (tmp / "data.yaml").write_text("\n".join(lines) + "\n")
+        super().close()
+
+
+WRITERS = {"csv": CsvWriter, "parquet": ParquetWriter, "xml": ImglabWriter, "pts": PtsWriter,
+           "coco": CocoWriter, "yolo": YoloWriter}
 
 
 def write_exports(out: Path, cfg, identity: dict, command: str = "") -> dict:
     """Write every label format chosen in cfg.formats plus dataset.json / README.md."""
     out = Path(out)
-    formats = set(cfg.formats)
     landmarks = cfg.annotate.landmarks
     size = identity["image_size"]
-    cols = ["file", "seed", "index"] + BOX_COLS + (POINT_COLS if landmarks else [])
+    formats = [f for f in ALL_FORMATS if f in set(cfg.formats) | {"csv"}
+               and (landmarks or f != "pts")]
     rejected: Counter = Counter()
     count = candidates = 0
-    parquet_rows: list = []
-
-    with ExitStack() as stack:
-        labels = _Tmp(out / "labels.csv", newline="")
-        stack.callback(labels.close)
-        lw = csv.writer(labels.f)
-        lw.writerow(cols)
-        pq = None
-        if "parquet" in formats:
-            import pyarrow as pa
-            import pyarrow.parquet as papq
-
-            int_cols = {"seed", "index", "x", "y", "w", "h"}
-            schema = pa.schema([(c, pa.string() if c == "file" else pa.int64() if c in int_cols
-                                 else pa.float32() if c in POINT_COLS else pa.float64()) for c in cols])
-            pq_tmp = _Tmp(out / "labels.parquet", "wb")
-            pq = papq.ParquetWriter(pq_tmp.f, schema)
-            stack.callback(pq_tmp.close)
-            stack.callback(pq.close)
-
-            def flush():
-                if parquet_rows:
-                    table = pa.Table.from_pylist([dict(zip(cols, r)) for r in parquet_rows], schema)
-                    pq.write_table(table)
-                    parquet_rows.clear()
-        xml = coco = None
-        if "xml" in formats:
-            xml = _Tmp(out / "dlib.xml")
-            stack.callback(xml.close)
-            xml.f.write("<?xml version='1.0' encoding='ISO-8859-1'?>\n<dataset>\n<name>synthface</name>\n"
-                        f"<comment>{len(cols)} columns; see dataset.json. Generated by synthface "
-                        f"{__version__}.</comment>\n<images>\n")
-        if "coco" in formats:
-            coco = _Tmp(out / "coco.json")
-            stack.callback(coco.close)
-            coco.f.write('{"info": ' + json.dumps({"description": "synthface synthetic faces",
-                                                   "version": __version__}) + ', "images": [')
-            coco_anns = _Tmp(out / STATE_DIR / "coco_annotations.part")
-        for f in ("pts", "yolo"):
-            if f in formats:
-                shutil.rmtree(out / f, ignore_errors=True)
-
-        for row in iter_accepted(out / STATE_DIR / "journal.csv", cfg.target):
+    writers = []
+    try:
+        for f in formats:
+            writers.append(WRITERS[f](out, size, landmarks))
+        for rec in iter_records(out / STATE_DIR / "journal.csv"):
+            if count == cfg.target:
+                break
             candidates += 1
-            if row["status"]:
-                rejected[row["status"]] += 1
+            if not rec.kept:
+                rejected[rec.status] += 1
                 continue
-            k = count
+            for w in writers:
+                w.add(count, rec)
             count += 1
-            box = [int(row[c]) for c in ("x", "y", "w", "h")]
-            score = float(row["score"])
-            pts = [(float(row[f"x{i}"]), float(row[f"y{i}"])) for i in range(68)] if landmarks else []
-            values = [row["file"], int(row["seed"]), int(row["index"])] + box + [score]
-            values += [v for p in pts for v in p]
-            lw.writerow(values)
-            if pq is not None:
-                parquet_rows.append(values)
-                if len(parquet_rows) >= 10000:
-                    flush()
-            stem = Path(row["file"]).with_suffix("")  # images/00000/00000042
-            if xml is not None:
-                x, y, w, h = box
-                parts = "".join(f"      <part name='{i:02d}' x='{round(px)}' y='{round(py)}'/>\n"
-                                for i, (px, py) in enumerate(pts))
-                xml.f.write(f"  <image file={quoteattr(row['file'])} width='{size}' height='{size}'>\n"
-                            f"    <box top='{y}' left='{x}' width='{w}' height='{h}'>\n{parts}    </box>\n"
-                            "  </image>\n")
-            if "pts" in formats and landmarks:
-                p = out / "pts" / Path(*stem.parts[1:]).with_suffix(".pts")
-                p.parent.mkdir(parents=True, exist_ok=True)
-                p.write_text(_pts_text(pts))
-            if coco is not None:
-                coco.f.write((", " if k else "") + json.dumps(
-                    {"id": k + 1, "file_name": row["file"], "width": size, "height": size}))
-                ann = {"id": k + 1, "image_id": k + 1, "category_id": 1, "bbox": box,
-                       "area": box[2] * box[3], "iscrowd": 0, "score": round(score, 6)}
-                if landmarks:
-                    ann["keypoints"] = [v for px, py in pts for v in (px, py, 2)]
-                    ann["num_keypoints"] = 68
-                coco_anns.f.write((", " if k else "") + json.dumps(ann))
-            if "yolo" in formats:
-                _write_yolo(out, stem, box, pts, size)
-        if pq is not None:
-            flush()
-        if coco is not None:
-            coco_anns.close()
-            coco.f.write('], "annotations": [')
-            with open(coco_anns.path) as part:
-                shutil.copyfileobj(part, coco.f)
-            os.unlink(coco_anns.path)
-            category = {"id": 1, "name": "face", "supercategory": "face"}
-            if landmarks:
-                category["keypoints"] = [f"p{i}" for i in range(68)]
-                category["skeleton"] = []
-            coco.f.write('], "categories": [' + json.dumps(category) + "]}\n")
-        if xml is not None:
-            xml.f.write("</images>\n</dataset>\n")
-    if "yolo" in formats:
-        _write_yolo_yaml(out, landmarks)
+    except BaseException:
+        for w in writers:
+            w.discard()
+        raise
+    for w in writers:
+        w.close()
 
     summary = {"faces": count, "candidates": candidates, "rejected": dict(rejected),
                "rejection_rate": round(sum(rejected.values()) / max(candidates, 1), 4)}
-    _write_card(out, cfg, identity, summary, command)
+    write_card(out, cfg, identity, summary, command, formats)
     return summary
 
 
-def _write_yolo(out: Path, stem: Path, box, pts, size: int) -> None:
-    """One line: class, box centre and size, then 68 x (x, y, visibility), all / size."""
-    x, y, w, h = box
-    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, size), min(y + h, size)
-    vals = [(x0 + x1) / 2 / size, (y0 + y1) / 2 / size, (x1 - x0) / size, (y1 - y0) / size]
-    for px, py in pts:
-        inside = 0 <= px < size and 0 <= py < size
-        vals += [px / size, py / size, 2] if inside else [0, 0, 0]
-    path = out / "yolo" / "labels" / Path(*stem.parts[1:]).with_suffix(".txt")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("0 " + " ".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in vals) + "\n")
-
-
-def _write_yolo_yaml(out: Path, landmarks: bool) -> None:
-    """Ultralytics finds labels by replacing /images/ with /labels/ in each image path,
-    so yolo/images links to the dataset's images. No `path:` key: Ultralytics then uses
-    this file's folder, and the dataset can be moved."""
-    link = out / "yolo" / "images"
-    if not link.is_symlink():
-        link.symlink_to(Path("..") / "images", target_is_directory=True)
-    lines = ["# YOLO pose labels for Ultralytics: yolo pose train data=yolo/data.yaml",
-             "train: images", "val: images", "names:", "  0: face"]
-    if landmarks:
-        lines += ["kpt_shape: [68, 3]", f"flip_idx: {json.dumps(FLIP_IDX_68)}"]
-    (out / "yolo" / "data.yaml").write_text("\n".join(lines) + "\n")
-
-
-def _write_card(out: Path, cfg, identity: dict, summary: dict, command: str) -> None:
+def write_card(out: Path, cfg, identity: dict, summary: dict, command: str, formats) -> None:
     landmarks = cfg.annotate.landmarks
     card = {
         "format": "synthface-dataset/1",
@@ -231,7 +330,7 @@ def _write_card(out: Path, cfg, identity: dict, summary: dict, command: str) -> 
                        "filter": f"exactly one face with detector score >= {cfg.annotate.min_score}"},
         "counts": summary,
         "files": {"images": "images/SSSSS/NNNNNNNN.png, 1,000 a folder",
-                  "formats": sorted(set(cfg.formats))},
+                  "formats": sorted(formats)},
         "conventions": {
             "coordinates": "pixels of the saved image; pixel centres at integers, (0, 0) = centre of the top-left pixel",
             "box": "x, y, w, h: top-left pixel and size (dlib rectangle, inclusive)",
@@ -265,6 +364,8 @@ def _write_card(out: Path, cfg, identity: dict, summary: dict, command: str) -> 
 - `coco.json`: COCO {'keypoints (68, visibility 2)' if landmarks else 'boxes'}, category "face"
 - `yolo/`: YOLO {'pose ' if landmarks else ''}labels and `data.yaml` (`yolo/images` links to `images/`)
 - `dataset.json`: this card as data
+
+Only the formats chosen with `--format` are written: {', '.join(sorted(formats))}.
 
 ## Conventions
 Coordinates are in pixels of the saved image, with pixel centres at integer coordinates

@@ -1,15 +1,113 @@
-"""Writing files so that a reader, or a run resumed after a kill, never sees half a file."""
+"""Files that a reader, or a run resumed after a kill, never sees half-written; and one
+writer per folder.
+
+- `atomic_open(path)`: write under `path.tmp`, publish by rename only when the block
+  ends normally; on any exception (Ctrl-C included) the temporary is removed and the
+  old file, if any, stays as it was. `write_atomic` is the one-shot form.
+- `folder_lock(folder)`: an OS lock (flock) on a file in the folder's state directory,
+  held while a run writes there. The kernel drops it when the process ends, however
+  it ends, so a killed run never leaves a stale lock behind.
+"""
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
+from synthface.errors import SynthfaceError
 
-def write_atomic(path, data: bytes | str) -> None:
-    """Write under a temporary name in the same folder, then rename into place."""
+
+def fsync_dir(folder) -> None:
+    """Make a rename or a new file in `folder` durable (POSIX: the directory entry)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_open(path, mode: str = "w", durable: bool = False, **kw):
+    """Open `path` for writing under a temporary name; rename into place when the block
+    succeeds, remove the temporary when it fails. durable: fsync before the rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+    f = open(tmp, mode, **kw)
+    try:
+        yield f
+        f.flush()
+        if durable:
+            os.fsync(f.fileno())
+        f.close()
+        os.replace(tmp, path)
+        if durable:
+            fsync_dir(path.parent)
+    except BaseException:
+        f.close()
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path, data: bytes | str, durable: bool = False) -> None:
+    """Write under a temporary name in the same folder, then rename into place."""
+    with atomic_open(path, "wb", durable=durable) as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+
+
+@contextmanager
+def folder_lock(state_dir, folder, what: str = "run"):
+    """Hold the one-writer lock of `folder` (its file lives in `state_dir`)."""
+    import fcntl
+
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    f = open(state_dir / "lock", "a+")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip()
+        f.close()
+        raise SynthfaceError(f"{folder} is in use by another synthface {what}"
+                             f"{f' (pid {holder})' if holder else ''}; wait for it to end, or choose another folder")
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
+    finally:
+        f.close()  # releases the lock
+
+
+def check_output_folder(folder, flag: str) -> None:
+    """A folder to write: not a file, and not under one."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SynthfaceError(f"{flag} {folder} is a file, not a folder")
+    for p in folder.parents:
+        if p.exists():
+            if not p.is_dir():
+                raise SynthfaceError(f"{flag} {folder}: {p} is a file, not a folder")
+            break
+
+
+def check_writable_file(path, what: str) -> Path:
+    """Fail now, before any work, if `path` cannot be created: its folder is not a
+    folder, or not writable. (Creates the missing folders, as the write would.)"""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise SynthfaceError(f"{what} {path} is a folder; give a file name")
+    parent = path.parent
+    check_output_folder(parent, f"{what} {path}:")
+    parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(parent, os.W_OK):
+        raise SynthfaceError(f"{what} {path}: cannot write in {parent} (permission denied)")
+    return path

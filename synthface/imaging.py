@@ -7,6 +7,7 @@ OpenCV's BGR appears only inside `write_png` / `read_rgb`.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -32,6 +33,34 @@ def make_grid(images: np.ndarray, ncol: int | None = None, pad: int = 2) -> np.n
         y, x = pad + r * (h + pad), pad + c * (w + pad)
         grid[y:y + h, x:x + w] = img
     return grid
+
+
+IMAGE_WRITE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def check_image_path(path) -> Path:
+    """An image output path: a known extension (the file is written in that format) and
+    a folder that can be written, checked before any work."""
+    from synthface.files import check_writable_file
+
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_WRITE_EXTS:
+        raise SynthfaceError(f"{path}: the image format is chosen by the extension; use one of "
+                             f"{', '.join(IMAGE_WRITE_EXTS)}")
+    return check_writable_file(path, "output")
+
+
+def write_image(path, rgb: np.ndarray) -> None:
+    """Write in the format of the path's extension (PNG, JPEG at quality 95, WebP, BMP)."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in IMAGE_WRITE_EXTS:
+        raise SynthfaceError(f"{path}: unknown image extension (use {', '.join(IMAGE_WRITE_EXTS)})")
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, np.ascontiguousarray(rgb[..., ::-1]), params)
+    if not ok:
+        raise SynthfaceError(f"could not encode {path}")
+    write_atomic(path, buf.tobytes())
 
 
 def write_png(path, rgb: np.ndarray) -> None:

@@ -53,6 +53,8 @@ def read_pts(path: Path, origin: int = 1) -> np.ndarray:
         raise SynthfaceError(f"{path}: n_points says {n} but {len(pts)} points follow")
     if n != 68:
         raise SynthfaceError(f"{path}: {n} points; the 68-point iBUG scheme is needed")
+    if not np.isfinite(pts).all():
+        raise SynthfaceError(f"{path}: a point that is not a number (nan or inf)")
     return pts - float(origin)
 
 
@@ -116,8 +118,12 @@ def match_detection(detections: list, points: np.ndarray, min_iou: float = 0.3):
     return best if best is not None and _iou(best, truth) >= min_iou else None
 
 
-def nme(pred: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.linalg.norm(pred - truth, axis=1).mean() / np.linalg.norm(truth[36] - truth[45]))
+def nme(pred: np.ndarray, truth: np.ndarray, name="") -> float:
+    eyes = float(np.linalg.norm(truth[36] - truth[45]))
+    if not eyes > 0:
+        raise SynthfaceError(f"{name or 'a face'}: its outer eye corners (points 36 and 45) coincide, "
+                             "so its NME is undefined; fix or remove its points")
+    return float(np.linalg.norm(pred - truth, axis=1).mean() / eyes)
 
 
 def _detector_boxes(detector, rgb, upsample: int) -> list:
@@ -148,19 +154,35 @@ class TrainOptions:
     lambda_param: float = 0.1  # locality prior of the sampled pixel pairs (dlib: 0.1)
     num_threads: int = 0  # 0: all cores
 
+    def validate(self) -> None:
+        """dlib's own ranges, checked before any work (dlib raises mid-run otherwise)."""
+        for name in ("cascade_depth", "tree_depth", "num_trees_per_cascade_level", "oversampling_amount",
+                     "feature_pool_size", "num_test_splits"):
+            value = getattr(self, name)
+            if not 1 <= value <= 100_000:
+                raise SynthfaceError(f"--{name.replace('_', '-')} must be from 1 to 100000, got {value}")
+        if not 0 < self.nu <= 1:
+            raise SynthfaceError(f"--nu must be in (0, 1], got {self.nu}")
+        if not 0 < self.lambda_param:
+            raise SynthfaceError(f"--lambda-param must be above 0, got {self.lambda_param}")
+        if not 0 <= self.num_threads <= 1024:
+            raise SynthfaceError(f"--num-threads must be from 0 (all cores) to 1024, got {self.num_threads}")
+
 
 def _write_imglab(faces: list[Face], xml: Path) -> None:
-    from xml.sax.saxutils import quoteattr
+    """The faces as imglab XML for dlib's trainer: the dataset's own imglab writer."""
+    from synthface.export import ImglabWriter
+    from synthface.journal import FaceRecord
 
-    with open(xml, "w") as f:
-        f.write("<?xml version='1.0' encoding='ISO-8859-1'?>\n<dataset>\n<images>\n")
-        for face in faces:
-            x, y, w, h = (int(round(v)) for v in face.box)
-            parts = "".join(f"<part name='{i:02d}' x='{int(round(px))}' y='{int(round(py))}'/>"
-                            for i, (px, py) in enumerate(face.points))
-            f.write(f"<image file={quoteattr(str(face.image.resolve()))}><box top='{y}' left='{x}' "
-                    f"width='{w}' height='{h}'>{parts}</box></image>\n")
-        f.write("</images>\n</dataset>\n")
+    writer = ImglabWriter(None, 0, True, path=xml, root=Path("/"))
+    try:
+        for k, face in enumerate(faces):
+            writer.add(k, FaceRecord(k, 0, file=str(face.image.resolve()), box=face.box,
+                                     score=0.0, landmarks=np.asarray(face.points)))
+    except BaseException:
+        writer.discard()
+        raise
+    writer.close()
 
 
 def boxes_for_training(faces: list[Face], upsample: int = 1, progress: bool = True) -> list[Face]:
@@ -186,8 +208,12 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
     """Train a 68-point dlib shape predictor on a face set; returns a summary."""
     import dlib
 
+    from synthface.files import check_writable_file
+
     options = options or TrainOptions()
-    output = Path(output)
+    options.validate()
+    # checked before training, not after: a model that cannot be saved is lost work
+    output = check_writable_file(output, "-o")
     faces = load_face_set(dataset, pts_origin)
     if not faces:
         raise SynthfaceError(f"{dataset}: no faces with landmarks")
@@ -208,7 +234,8 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
         _write_imglab(faces, xml)
         tmp_model = Path(tmp) / "model.dat"
         dlib.train_shape_predictor(str(xml), str(tmp_model), opts)
-        shutil.move(tmp_model, output)
+        shutil.move(tmp_model, output.with_name(output.name + ".tmp"))
+        os.replace(output.with_name(output.name + ".tmp"), output)
     summary = {"faces": len(faces), "seconds": round(time.perf_counter() - t0, 1), "model": str(output),
                "options": {**asdict(options), "num_threads": opts.num_threads}}
     output.with_suffix(".json").write_text(json.dumps({**summary, "dataset": str(dataset)}, indent=2) + "\n")
@@ -218,21 +245,9 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
 # -- evaluation --------------------------------------------------------------------------
 def load_predictor(model: str):
     """A shape predictor from a .dat path, or "dlib68" for dlib's own 68-point model."""
-    import dlib
+    from synthface.annotate import load_shape_predictor
 
-    from synthface.annotate import model_path
-
-    path = model_path("landmarks68") if model == "dlib68" else Path(model).expanduser()
-    if not path.is_file():
-        raise SynthfaceError(f"model not found: {path}")
-    try:
-        predictor = dlib.shape_predictor(str(path))
-    except RuntimeError:
-        raise SynthfaceError(f"{path} is not a dlib shape predictor") from None
-    probe = predictor(np.zeros((8, 8, 3), np.uint8), dlib.rectangle(0, 0, 7, 7))
-    if probe.num_parts != 68:
-        raise SynthfaceError(f"{path} predicts {probe.num_parts} points, not 68")
-    return predictor
+    return load_shape_predictor() if model == "dlib68" else load_shape_predictor(path=Path(model).expanduser())
 
 
 def evaluate_landmarks(model: str, data, boxes: str = "detector", upsample: int = 1,
@@ -259,7 +274,7 @@ def evaluate_landmarks(model: str, data, boxes: str = "detector", upsample: int 
             if box is None:
                 missed += 1
                 continue
-        errors.append(nme(shape_to_array(predictor(rgb, _rect(box))), face.points))
+        errors.append(nme(shape_to_array(predictor(rgb, _rect(box))), face.points, face.image))
     return summarize_nme(np.array(errors), len(faces), missed)
 
 

@@ -8,37 +8,32 @@ every candidate before the n-th accepted one has been made by some shard.
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import shutil
 from pathlib import Path
 
 from synthface.errors import SynthfaceError
-from synthface.files import write_atomic
-from synthface.make import STATE_DIR, MakeConfig, image_name
+from synthface.files import folder_lock
+from synthface.journal import (STATE_DIR, Journal, check_identity, image_name, iter_records, read_formats,
+                               read_identity, write_options)
 from synthface.sampling import BLOCK
 
 
-def _read_part(part: Path) -> tuple[dict, list[dict]]:
-    run = part / STATE_DIR / "run.json"
+def _read_part(part: Path) -> tuple[dict, list]:
+    identity = read_identity(part)
     journal = part / STATE_DIR / "journal.csv"
-    if not run.is_file() or not journal.is_file():
+    if identity is None or not journal.is_file():
         raise SynthfaceError(f"{part} is not a make-dataset folder (no {STATE_DIR}/run.json and journal.csv)")
-    identity = json.loads(run.read_text())
     if "shards" not in identity:
         raise SynthfaceError(f"{part} was not made with --num-shards")
-    with open(journal, newline="") as f:
-        data = f.read()
-    rows = list(csv.DictReader(data[: data.rfind("\n") + 1].splitlines()))
-    return identity, rows
+    return identity, list(iter_records(journal))
 
 
-def _first_unmade(rows: list[dict], num: int, index: int) -> int:
+def _first_unmade(records: list, num: int, index: int) -> int:
     """The smallest candidate j of this shard that its journal does not hold."""
-    if not rows:
+    if not records:
         return index * BLOCK
-    j = int(rows[-1]["index"]) + 1
+    j = records[-1].index + 1
     block = j // BLOCK
     if (j % BLOCK == 0) and block % num != index:  # moved past its block: next own block
         while block % num != index:
@@ -52,11 +47,12 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
     from tqdm.auto import tqdm
 
     from synthface.annotate import AnnotateConfig
-    from synthface.export import write_exports
+    from synthface.export import ALL_FORMATS, write_exports
+    from synthface.make import MakeConfig
 
     parts = [Path(p) for p in parts]
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SynthfaceError(f"{out} is not empty; choose a new -o")
     read = [_read_part(p) for p in parts]
     first = read[0][0]
@@ -76,44 +72,55 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
         raise SynthfaceError(f"shards {', '.join(map(str, missing))} of {num} are missing")
 
     # candidates below `covered` have been made by their shard
-    covered = min(_first_unmade(rows, num, identity["shards"]["index"]) for identity, rows in read)
-    by_part = {identity["shards"]["index"]: (part, rows) for part, (identity, rows) in zip(parts, read)}
-    merged = sorted((int(r["index"]), k, r) for k, (_, rows) in by_part.items() for r in rows
-                    if int(r["index"]) < covered)
+    covered = min(_first_unmade(records, num, identity["shards"]["index"]) for identity, records in read)
+    by_part = {identity["shards"]["index"]: part for part, (identity, _) in zip(parts, read)}
+    merged = sorted(((r.index, identity["shards"]["index"], r) for identity, records in read for r in records
+                     if r.index < covered), key=lambda t: (t[0], t[1]))
     kept, accepted = [], 0
-    for _, k, row in merged:
+    for _, k, rec in merged:
         if accepted == n:
             break
-        kept.append((k, row))
-        accepted += not row["status"]
+        kept.append((k, rec))
+        accepted += rec.kept
     if accepted < n:
         raise SynthfaceError(f"the shards cover only {accepted} of the {n} faces (candidates below {covered}); "
                              "run each shard again with --resume and a larger -n, then merge again")
+    lost = [by_part[k] / rec.file for k, rec in kept if rec.kept and not (by_part[k] / rec.file).is_file()]
+    if lost:
+        raise SynthfaceError(f"{len(lost)} image(s) listed in the shards' journals are missing, e.g. {lost[0]}")
+    # the formats any shard chose (an unfinished shard has no dataset card yet)
+    formats = set()
+    for part in parts:
+        formats |= set(read_formats(part) or ())
+    formats = tuple(f for f in ALL_FORMATS if f in formats) or ALL_FORMATS
 
-    state = out / STATE_DIR
-    state.mkdir(parents=True)
-    fields = list(kept[0][1].keys())
-    face = 0
-    with open(state / "journal.csv.tmp", "w", newline="") as f:
-        w = csv.DictWriter(f, fields)
-        w.writeheader()
-        for k, row in tqdm(kept, desc="merging", unit="sample", disable=not progress, leave=False):
-            if not row["status"]:
-                name = image_name(face)
-                src = by_part[k][0] / row["file"]
-                (out / name).parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(src, out / name)  # same file system: no copy
-                except OSError:
-                    shutil.copyfile(src, out / name)
-                row = {**row, "file": name}
-                face += 1
-            w.writerow(row)
-    os.replace(state / "journal.csv.tmp", state / "journal.csv")
-    write_atomic(state / "run.json", (json.dumps(common, indent=2) + "\n").encode())
-    annotate = AnnotateConfig(**{**common["annotate"]})
-    size = common["image_size"]
-    formats = tuple(json.loads((parts[0] / "dataset.json").read_text())["files"]["formats"]) \
-        if (parts[0] / "dataset.json").is_file() else ("csv",)
-    cfg = MakeConfig(n=n, seed=common["seed"], image_size=size, formats=formats, annotate=annotate)
-    return write_exports(out, cfg, common, "synthface merge " + " ".join(map(str, parts)) + f" -o {out}")
+    landmarks = common["annotate"]["landmarks"]
+    with folder_lock(out / STATE_DIR, out, "merge"):
+        check_identity(out, common, resume=False)
+        write_options(out, formats)
+        journal = out / STATE_DIR / "journal.csv"
+        tmp = journal.with_name("journal.csv.part")
+        tmp.unlink(missing_ok=True)
+        face, batch = 0, []
+        with Journal(tmp, landmarks) as j:
+            for k, rec in tqdm(kept, desc="merging", unit="sample", disable=not progress, leave=False):
+                if rec.kept:
+                    name = image_name(face)
+                    src = by_part[k] / rec.file
+                    (out / name).parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        os.link(src, out / name)  # same file system: no copy
+                    except OSError:
+                        shutil.copyfile(src, out / name)
+                    rec.file = name
+                    face += 1
+                batch.append(rec)
+                if len(batch) == 4096:
+                    j.append(batch)
+                    batch = []
+            j.append(batch)
+        os.replace(tmp, journal)
+        annotate = AnnotateConfig(**common["annotate"])
+        cfg = MakeConfig(n=n, seed=common["seed"], image_size=common["image_size"], formats=formats,
+                         annotate=annotate)
+        return write_exports(out, cfg, common, "synthface merge " + " ".join(map(str, parts)) + f" -o {out}")

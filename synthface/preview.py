@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from synthface.errors import SynthfaceError
-from synthface.imaging import make_grid, read_rgb, write_png
+from synthface.imaging import make_grid, read_rgb, write_image
 
 
 def draw_labels(rgb: np.ndarray, box, points, scale: int) -> np.ndarray:
@@ -32,19 +32,28 @@ def preview(dataset, out, n: int = 16, scale: int | None = None) -> Path:
     labels = dataset / "labels.csv"
     if not labels.is_file():
         raise SynthfaceError(f"{dataset} has no labels.csv: not a finished synthface dataset")
-    if n < 1:
-        raise SynthfaceError(f"-n must be at least 1, got {n}")
+    if not 1 <= n <= 1024:
+        raise SynthfaceError(f"-n must be from 1 to 1024, got {n}")
+    if scale is not None and not 1 <= scale <= 16:
+        raise SynthfaceError(f"--scale must be from 1 to 16, got {scale}")
     tiles = []
     with open(labels, newline="") as f:
-        for row in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        missing = [c for c in ("file", "x", "y", "w", "h") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise SynthfaceError(f"{labels} lacks the column(s) {', '.join(missing)}: not a synthface labels file")
+        for line, row in enumerate(reader, start=2):
             if len(tiles) == n:
                 break
+            try:
+                box = [float(row[c]) for c in ("x", "y", "w", "h")]
+                pts = [(float(row[f"x{i}"]), float(row[f"y{i}"])) for i in range(68)] if "x0" in row else []
+            except (TypeError, ValueError):
+                raise SynthfaceError(f"{labels}, line {line}: a box or point that is not a number") from None
             rgb = read_rgb(dataset / row["file"])
             s = scale or max(1, round(192 / rgb.shape[0]))
-            box = [float(row[c]) for c in ("x", "y", "w", "h")]
-            pts = [(float(row[f"x{i}"]), float(row[f"y{i}"])) for i in range(68)] if "x0" in row else []
             tiles.append(draw_labels(rgb, box, pts, s))
     if not tiles:
         raise SynthfaceError(f"{labels} lists no faces")
-    write_png(out, make_grid(np.stack(tiles)))
+    write_image(out, make_grid(np.stack(tiles)))
     return Path(out)

@@ -73,7 +73,7 @@ class ReplaySampler:
     downstream of sampling before a trained generator exists."""
 
     def __init__(self, folder, resolution: int = 64):
-        from synthface.data import ImageSource, load_faces
+        from synthface.imagefiles import ImageSource, load_faces
 
         self.faces = load_faces(folder, resolution, progress=False)
         self.folder, self.resolution = str(folder), resolution

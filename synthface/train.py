@@ -21,6 +21,7 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import yaml
@@ -29,21 +30,21 @@ from pytorch_lightning.callbacks import TQDMProgressBar
 from synthface.config import Config, config_from_dict
 from synthface.data import FaceDataModule
 from synthface.errors import SynthfaceError
+from synthface.files import atomic_open, check_output_folder, write_atomic
 from synthface.gan import DCGAN
 from synthface.imaging import make_grid, plot_curves, to_uint8, write_png
 from synthface.networks import arch_of
 from synthface.weights import save_generator
 
 log = logging.getLogger("synthface")
-# Lightning 2.6 on torch 2.13 warns about its own use of a torch API on every fit.
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 LOSS_HEADER = ["epoch", "d_loss", "g_loss"]
 # Options that may change between the first run and a resume: where and how long it
 # trains, not what it trains.
 RESUMABLE_CHANGES = {"train.max_epochs", "train.accelerator", "train.devices", "train.num_nodes",
                      "train.strategy", "train.precision", "data.cache_dir", "train.max_minutes",
-                     "train.channels_last"}
+                     "train.channels_last", "train.eval_every", "train.eval_samples"}
+METRICS_HEADER = ["epoch", "yield", "ffd"]
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -56,11 +57,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _check_run_folder(out: Path, cfg: Config, resume: bool | None) -> Path | None:
+def _check_run_folder(out: Path, cfg: Config, resume: bool | None, data_path: str = "") -> Path | None:
     """Refuse a foreign or mismatched folder; return the checkpoint to resume from."""
     ckpt = out / "checkpoints" / "last.ckpt"
-    if out.exists() and not out.is_dir():
-        raise SynthfaceError(f"--out {out} is a file, not a folder")
+    check_output_folder(out, "--out")
     if not out.exists() or not any(out.iterdir()):
         if resume:
             raise SynthfaceError(f"nothing to resume: {out} holds no run")
@@ -68,8 +68,14 @@ def _check_run_folder(out: Path, cfg: Config, resume: bool | None) -> Path | Non
     saved_file = out / "config.yaml"
     if not saved_file.is_file():
         raise SynthfaceError(f"{out} is not empty and is not a synthface run folder; choose a new --out")
-    saved = yaml.safe_load(saved_file.read_text()) or {}
-    saved.pop("data_path", None)
+    try:
+        saved = yaml.safe_load(saved_file.read_text()) or {}
+    except yaml.YAMLError:
+        raise SynthfaceError(f"{saved_file} is damaged (not YAML)") from None
+    saved_data = saved.pop("data_path", None)
+    if data_path and saved_data and saved_data != data_path:
+        raise SynthfaceError(f"{out} was trained on {saved_data}, not {data_path}; pass the same --data "
+                             "to resume, or choose a new --out")
     old, new = _flatten(config_from_dict(saved).to_dict()), _flatten(cfg.to_dict())
     diffs = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in new
              if k not in RESUMABLE_CHANGES and old.get(k) != new[k]]
@@ -77,6 +83,14 @@ def _check_run_folder(out: Path, cfg: Config, resume: bool | None) -> Path | Non
         raise SynthfaceError(f"{out} was trained with another config ({'; '.join(diffs[:3])}); "
                              "use the same options to resume, or a new --out")
     if ckpt.is_file():
+        try:
+            done = torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"]
+        except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged file
+            raise SynthfaceError(f"{ckpt} is damaged ({type(exc).__name__}); delete it to start the run over, "
+                                 "or restore it") from None
+        if cfg.train.max_epochs < done:
+            raise SynthfaceError(f"{out} has already trained {done} epochs; --max-epochs {cfg.train.max_epochs} "
+                                 f"is fewer (use {done} or more, or a new --out)")
         return ckpt
     if resume:
         raise SynthfaceError(f"nothing to resume: {ckpt} does not exist")
@@ -144,6 +158,8 @@ class RunOutputs(pl.Callback):
             self.write_samples(module, self.out / "samples" / f"epoch_{epoch:04d}.png")
         if epoch % t.save_every == 0:
             self.write_generator(module, self.out / "weights" / f"epoch_{epoch:04d}.safetensors", epoch)
+        if t.eval_every and (epoch % t.eval_every == 0 or last):
+            self.write_metrics(module, epoch)
 
 
     def on_train_end(self, trainer, module):
@@ -157,16 +173,44 @@ class RunOutputs(pl.Callback):
     # -- writers -----------------------------------------------------------------------
     def _write_losses(self):
         path = self.out / "loss.csv"
-        tmp = path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_open(path, newline="") as f:
             w = csv.writer(f)
             w.writerow(LOSS_HEADER)
             w.writerows(self.rows)
-        tmp.replace(path)
         if self.rows:
             epochs = [int(r[0]) for r in self.rows]
             plot_curves(epochs, {"d_loss": [float(r[1]) for r in self.rows],
                                  "g_loss": [float(r[2]) for r in self.rows]}, self.out / "loss.png")
+
+    def write_metrics(self, module: DCGAN, epoch: int):
+        """metrics.csv (epoch, yield, ffd) and metrics.png: quality as training goes."""
+        from synthface.evaluate import quick_scores
+
+        t = self.cfg.train
+        generator = module.sampling_generator()
+        was_training = generator.training
+        generator.eval()
+        g = torch.Generator().manual_seed(t.seed + 2)
+        with torch.no_grad():
+            z = torch.randn(t.eval_samples, self.cfg.model.z_dim, generator=g).to(module.device)
+            images = np.concatenate([to_uint8(generator(z[i:i + 256])) for i in range(0, len(z), 256)])
+        generator.train(was_training)
+        scores = quick_scores(images, self.data_path, self.cfg.data.cache_dir, exclude=[self.out])
+        path = self.out / "metrics.csv"
+        rows = []
+        if path.is_file():
+            with open(path, newline="") as f:
+                rows = [r for r in list(csv.reader(f))[1:] if r and int(r[0]) < epoch]
+        rows.append([epoch, f"{scores['yield']:.4f}", f"{scores['ffd']:.6f}"])
+        with atomic_open(path, newline="") as f:
+            w = csv.writer(f)
+            w.writerow(METRICS_HEADER)
+            w.writerows(rows)
+        epochs = [int(r[0]) for r in rows]
+        plot_curves(epochs, {"detection yield": [float(r[1]) for r in rows],
+                             "FFD x 10": [10 * float(r[2]) for r in rows]}, self.out / "metrics.png")
+        if self.announce:
+            log.info("epoch %d: yield %.1f%%, FFD %.4f", epoch, 100 * scores["yield"], scores["ffd"])
 
     def write_samples(self, module: DCGAN, path: Path):
         faces = to_uint8(module.sample_fixed())
@@ -200,37 +244,74 @@ def train(data, out, cfg: Config, resume: bool | None = None, progress: bool = T
 
     resume: None resumes when `out` holds a checkpoint; True requires one.
     """
+    # Lightning 2.6 on torch 2.13 warns about its own use of a torch API on every fit.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     out = Path(out)
     data_path = str(Path(data).expanduser().resolve())
-    ckpt = _check_run_folder(out, cfg, resume)
+    t = cfg.train
+    if t.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise SynthfaceError(f"--accelerator {t.accelerator}: no CUDA GPU is available here (use auto or cpu)")
+    ckpt = _check_run_folder(out, cfg, resume, data_path)
+    trainer = _trainer(cfg, out, progress, fast_dev_run)  # bad Trainer options fail before any folder is made
+    # the run folder is left out of the data when it lies inside it: never train on loss.png
     datamodule = FaceDataModule(data, cfg.model.resolution, cfg.data.batch_size,
                                 cfg.train.batches_per_epoch, cfg.data.cache_dir, cfg.train.seed, progress,
-                                cfg.data.split)
+                                cfg.data.split, exclude=[out])
     datamodule.setup("fit")  # decode before the trainer starts: a bad folder fails fast
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump({**cfg.to_dict(), "data_path": data_path},
-                                                    sort_keys=False))
+    write_atomic(out / "config.yaml", yaml.safe_dump({**cfg.to_dict(), "data_path": data_path}, sort_keys=False))
     if ckpt is not None:
         log.info("resuming %s from %s", out, ckpt)
 
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    t = cfg.train
     module = DCGAN(arch_of(cfg.model), lr_g=t.lr_g, lr_d=t.lr_d, beta1=t.beta1, beta2=t.beta2,
                    flip=cfg.data.flip, grid=t.grid, seed=t.seed, loss=t.loss, diffaugment=t.diffaugment,
                    ema_halflife_kimg=t.ema_halflife_kimg, ema_rampup=t.ema_rampup,
                    spectral_norm=cfg.model.spectral_norm, channels_last=t.channels_last)
     outputs = RunOutputs(out, cfg, data_path, announce=not progress)
     (out / "checkpoints").mkdir(exist_ok=True)
-    callbacks = [outputs, LastCheckpoint(out / "checkpoints" / "last.ckpt")]
-    if progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, math.ceil(len(datamodule.images) / 2000))))
-    trainer = pl.Trainer(
+    trainer.callbacks[:0] = [outputs, LastCheckpoint(out / "checkpoints" / "last.ckpt")]
+    for cb in trainer.callbacks:
+        if isinstance(cb, TQDMProgressBar):
+            cb._refresh_rate = max(1, math.ceil(len(datamodule.images) / 2000))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    return out / "generator.safetensors"
+
+
+def _trainer(cfg: Config, out: Path, progress: bool, fast_dev_run: bool) -> pl.Trainer:
+    """Lightning's Trainer for this config; its own complaints (devices that are not
+    there, an unknown strategy) become one line."""
+    t = cfg.train
+    strategy = _strategy(t.strategy)
+    # Lightning's banner lines ("GPU available: ...", a tip) would come before an error's
+    # one line; they are quiet while the Trainer is made.
+    quiet = [logging.getLogger(n) for n in ("pytorch_lightning.utilities.rank_zero",
+                                             "lightning.pytorch.utilities.rank_zero", "lightning_fabric")]
+    levels = [q.level for q in quiet]
+    try:
+        for q in quiet:
+            q.setLevel(logging.WARNING)
+        trainer = _make_trainer(cfg, out, progress, fast_dev_run, strategy)
+        if t.strategy == "auto" and trainer.world_size > 1:  # several devices: DDP, as "ddp" would be
+            trainer = _make_trainer(cfg, out, progress, fast_dev_run, _strategy("ddp"))
+    except Exception as exc:  # noqa: BLE001 - MisconfigurationException, ValueError, ... from Lightning
+        raise SynthfaceError(f"training options: {' '.join(str(exc).split())}") from None
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
+    cores = os.cpu_count() or 1
+    if trainer.accelerator.__class__.__name__ == "CPUAccelerator" and trainer.num_devices > cores:
+        raise SynthfaceError(f"--devices {t.devices} on CPU: this machine has {cores} cores")
+    return trainer
+
+
+def _make_trainer(cfg: Config, out: Path, progress: bool, fast_dev_run: bool, strategy: str) -> pl.Trainer:
+    t = cfg.train
+    return pl.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices,
-        num_nodes=t.num_nodes, strategy=_strategy(t.strategy), precision=_precision(cfg),
-        callbacks=callbacks, logger=False, default_root_dir=str(out),
+        num_nodes=t.num_nodes, strategy=strategy, precision=_precision(cfg),
+        callbacks=[TQDMProgressBar()] if progress else [], logger=False, default_root_dir=str(out),
         enable_progress_bar=progress, enable_model_summary=False, enable_checkpointing=False,
         log_every_n_steps=1, fast_dev_run=fast_dev_run,
         max_time={"seconds": t.max_minutes * 60} if t.max_minutes else None,
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
-    return out / "generator.safetensors"

@@ -20,16 +20,16 @@ FORMAT = "synthface-generator/1"
 
 def save_generator(generator: torch.nn.Module, arch: dict, path, extra: dict | None = None) -> Path:
     """Write the generator's weights (buffers included) and its architecture JSON."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from synthface.files import write_atomic
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "arch": dict(arch), **(extra or {})}
     state = {k: v.detach().to("cpu").contiguous() for k, v in generator.state_dict().items()}
-    tmp = path.with_suffix(".safetensors.tmp")
-    save_file(state, str(tmp), metadata={"synthface": json.dumps(meta)})
-    tmp.replace(path)  # never leave a half-written weights file behind
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    # never a half-written weights file: both written under temporary names, then renamed
+    write_atomic(path, save(state, metadata={"synthface": json.dumps(meta)}))
+    write_atomic(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
     return path
 
 

@@ -23,3 +23,17 @@ def tiny_cfg():
     from synthface.config import load_config
 
     return load_config("tiny", ["data.cache_dir="])
+
+
+def processes(where) -> list[str]:
+    """PIDs of the running processes (not zombies, which an init that does not reap
+    leaves in some sandboxes) whose /proc stat fields pass `where` (state, ppid, pgid, ...)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and where(fields):
+            found.append(stat.parent.name)
+    return found

@@ -39,10 +39,10 @@ def test_boxes_only_without_landmarks():
 def test_filter_reasons():
     a = Annotator(AnnotateConfig(landmarks=False, min_score=0.5))
     face = {"box": (0, 0, 10, 10), "score": 1.0}
-    assert a.keep([]) == "no_face"
-    assert a.keep([face, face]) == "several_faces"
-    assert a.keep([{**face, "score": 0.2}]) == "low_score"
-    assert a.keep([face]) == ""
+    assert a.rejection_reason([]) == "no_face"
+    assert a.rejection_reason([face, face]) == "several_faces"
+    assert a.rejection_reason([{**face, "score": 0.2}]) == "low_score"
+    assert a.rejection_reason([face]) == ""
 
 
 def test_model_paths_are_found_and_overridable(tmp_path):

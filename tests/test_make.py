@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FACES
+from conftest import FACES, processes
 from synthface.annotate import AnnotateConfig, model_path
 from synthface.errors import SynthfaceError
 from synthface.imaging import read_rgb
@@ -251,17 +251,7 @@ def test_kill_9_and_resume_gives_the_same_dataset(tmp_path):
 
 
 def _live_processes_in_group(pgid: int) -> list[str]:
-    """Processes of a process group that still run (zombies left to an init that does not
-    reap them, as in some sandboxes, do not count)."""
-    live = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            live.append(stat.parent.name)
-    return live
+    return processes(lambda fields: int(fields[2]) == pgid)
 
 
 def test_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
@@ -367,31 +357,27 @@ def test_worker_generation_uses_the_same_blocks(tmp_path):
     assert np.array_equal(images_for(worker, 3, js[:70]), np.stack(stream[:70]))
 
 
-def test_a_worker_process_labels_as_the_thread_does(replay):
-    """The processes that join a run load their own models and give the same results."""
-    from synthface.annotate import Annotator
-    from synthface.make import _Workers
-    from synthface.sampling import images_for
+class _NoSpec:
+    """The replay sampler without spec(): the main thread generates and the worker
+    processes only annotate, as on a GPU."""
 
-    def key(results):
-        return [(st, n, png, None if f is None else (f["box"], f["score"], f["landmarks"].tobytes()))
-                for st, n, f, png in results]
+    def __init__(self, sampler):
+        self.sampler, self.resolution, self.identity = sampler, sampler.resolution, sampler.identity
 
-    workers = _Workers(2, replay, AnnotateConfig(), replay.spec())
-    try:
-        workers.annotator = Annotator(AnnotateConfig())
-        deadline = time.time() + 120
-        while workers.ready.value < 1:
-            assert time.time() < deadline, "the worker process never became ready"
-            time.sleep(0.05)
-        meta = [(j, j) for j in range(64)]
-        in_thread = [workers.submit(meta, "thread", list(range(64)), 5, None, 0.0) for _ in range(2)]
-        assert workers.free(in_thread) == "pool"  # the thread has its 2 chunks
-        in_pool = workers.submit(meta, "pool", list(range(64)), 5, None, 0.0)
-        # as on a GPU: the main thread generates, the process only annotates
-        images = images_for(replay, 5, range(64))
-        annotated = workers.submit(meta, "pool", images, 5, None, 0.0)
-        a, b, c = (key(t.get()[0]) for t in (in_thread[0], in_pool, annotated))
-        assert len(a) == 64 and sum(st == "" for st, *_ in a) >= 50 and a == b == c
-    finally:
-        workers.close()
+    def images(self, seeds):
+        return self.sampler.images(seeds)
+
+
+@pytest.mark.parametrize("gpu_style", [False, True])
+def test_worker_processes_label_as_the_thread_does(tmp_path, replay, gpu_style):
+    """Processes that join a run load their own models and give the same dataset as
+    one thread alone; whether they generate (CPU) or only annotate (GPU style)."""
+    sampler = _NoSpec(replay) if gpu_style else replay
+    alone = _make(tmp_path / "alone", sampler, n=1500, workers=0, batch_size=64, formats=("csv",))
+    both = _make(tmp_path / "both", sampler, n=1500, workers=2, batch_size=64, formats=("csv",))
+    assert both["this_run"]["process_chunks"] > 0  # the process did part of the work
+    assert alone["this_run"]["process_chunks"] == 0
+    assert (tmp_path / "both" / "labels.csv").read_bytes() == (tmp_path / "alone" / "labels.csv").read_bytes()
+    df = _labels(tmp_path / "both")
+    for f in df["file"].iloc[[0, 700, 1499]]:
+        assert (tmp_path / "both" / f).read_bytes() == (tmp_path / "alone" / f).read_bytes()

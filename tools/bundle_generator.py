@@ -31,6 +31,8 @@ def main():
     p.add_argument("--report", help="JSON written by `synthface evaluate -o`")
     p.add_argument("--run", help="the run folder (for config.yaml and loss.csv)")
     p.add_argument("--command", default="", help="the training command, for the card")
+    p.add_argument("--data", default="", help="what the training data was, for the card")
+    p.add_argument("--history", default="", help="a Markdown file appended to the card (how it was chosen)")
     args = p.parse_args()
     generator, meta = load_generator(args.weights)
     half = generator.half()
@@ -44,11 +46,17 @@ def main():
         full, _ = load_generator(args.weights)
         diff = (back(z) - full(z)).abs().max().item() * 127.5
     print(f"fp16 vs fp32: largest pixel difference {diff:.2f} levels of 255")
+    train_cfg = (meta.get("config") or {}).get("train", {})
+    recipe = {k: train_cfg[k] for k in ("loss", "diffaugment", "ema_halflife_kimg", "lr_g", "lr_d")
+              if k in train_cfg}
     card = [f"# The bundled default generator: `{DEST.name}`", "",
-            f"- Architecture: `{json.dumps(meta['arch'])}` (the dcgan64 preset)",
-            f"- Trained for {meta.get('epoch')} epochs on `{meta.get('data_path', '?')}` "
-            "(UTKFace crop_part1: 9,780 aligned real faces, 200x200, resized to 64x64; FFHQ cannot "
-            "be had on the machine that trained it). UTKFace is for non-commercial research only, "
+            f"- Architecture: `{json.dumps(meta['arch'])}` (the dcgan64 preset's networks)",
+            f"- Training recipe: `{json.dumps(recipe)}`, batch "
+            f"{(meta.get('config') or {}).get('data', {}).get('batch_size', '?')}; the saved weights are "
+            f"{'the generator EMA' if train_cfg.get('ema_halflife_kimg') else 'the trained generator'}.",
+            f"- Trained for {meta.get('epoch')} epochs on {args.data or '`' + str(meta.get('data_path', '?')) + '`'} "
+            "(UTKFace crop_part1: 9,780 aligned real faces, 200x200; FFHQ cannot "
+            "be had on the machines that trained it). UTKFace is for non-commercial research only, "
             "and so is this generator.",
             f"- Stored as float16 (largest difference from the float32 weights: {diff:.2f} of 255 "
             "levels on 64 samples); loaded as float32.",
@@ -58,6 +66,8 @@ def main():
         report = json.loads(Path(args.report).read_text())
         card += ["## `synthface evaluate` scores", "", "```", format_report(report), "```", ""]
     card += ["Sample grid: `synthface sample -n 64 -o grid.png` (see docs/default64_samples.png).", ""]
+    if args.history:
+        card += [Path(args.history).read_text()]
     (DEST.parent / "MODEL_CARD.md").write_text("\n".join(line for line in card if line is not None) + "\n")
     print(f"wrote {DEST} and {DEST.parent / 'MODEL_CARD.md'}")
 

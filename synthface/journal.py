@@ -1,0 +1,283 @@
+"""A dataset folder's state: the journal of every candidate, the run identity, the lock.
+
+    DATASET/.synthface/run.json      what makes two runs the same dataset (identity)
+    DATASET/.synthface/options.json  what this run writes (label formats; not identity)
+    DATASET/.synthface/journal.csv   one row per candidate, kept or rejected, in order
+    DATASET/.synthface/lock          flock'ed by the one process writing the folder
+
+The journal is the dataset: images are named from it, every label format is written
+from it, --resume continues after its last row, merge joins several. It is created
+with its header already on disk (written, fsynced, renamed into place), so it is never
+empty or headerless; rows are appended a chunk at a time and fsynced. A kill can only
+tear the last row, and `read_records` drops a torn row (in this one place).
+
+One `FaceRecord` is a candidate with its labels; every stage that reads or writes a
+dataset goes through it (make, export, merge, preview, landmarks).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from synthface.errors import SynthfaceError
+from synthface.files import atomic_open, check_output_folder, fsync_dir, write_atomic
+
+STATE_DIR = ".synthface"
+REJECT_REASONS = ("no_face", "several_faces", "low_score")
+BOX_COLS = ["x", "y", "w", "h", "score"]
+POINT_COLS = [c for i in range(68) for c in (f"x{i}", f"y{i}")]
+BASE_COLS = ["index", "seed", "status", "faces", "file"]
+
+
+def journal_columns(landmarks: bool) -> list[str]:
+    return BASE_COLS + BOX_COLS + (POINT_COLS if landmarks else [])
+
+
+def image_name(k: int) -> str:
+    """Face k's path in the dataset: 1,000 a folder."""
+    return f"images/{k // 1000:05d}/{k:08d}.png"
+
+
+@dataclass
+class FaceRecord:
+    """One candidate: made from `seed` as candidate `index` of its run. Kept when
+    `status` is "" (then `file`, `box`, `score` and, with landmarks, `landmarks` are
+    set); otherwise `status` is the rejection reason."""
+
+    index: int
+    seed: int
+    status: str = ""
+    faces: int = 0  # faces the detector found
+    file: str = ""  # the image, relative to the dataset folder
+    box: tuple | None = None  # x, y, w, h (ints): dlib's inclusive rectangle
+    score: float | None = None
+    landmarks: np.ndarray | None = None  # (68, 2) float, 0-based pixel centres
+
+    @property
+    def kept(self) -> bool:
+        return not self.status
+
+    def to_row(self, landmarks: bool) -> list:
+        row = [self.index, self.seed, self.status, self.faces, self.file]
+        if not self.kept:
+            return row + [""] * (len(BOX_COLS) + (len(POINT_COLS) if landmarks else 0))
+        row += [int(v) for v in self.box] + [f"{self.score:.6f}"]
+        if landmarks:
+            row += [f"{v:g}" for v in np.asarray(self.landmarks).reshape(-1)]
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict) -> "FaceRecord":
+        rec = cls(int(row["index"]), int(row["seed"]), row["status"], int(row["faces"] or 0), row["file"])
+        if rec.kept:
+            rec.box = tuple(int(row[c]) for c in ("x", "y", "w", "h"))
+            rec.score = float(row["score"])
+            if "x0" in row:
+                rec.landmarks = np.array([[float(row[f"x{i}"]), float(row[f"y{i}"])] for i in range(68)])
+        return rec
+
+
+def _recover(path: Path) -> bytes:
+    """The journal's bytes with a torn last row cut off (on disk too)."""
+    data = path.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    if cut < len(data):  # killed in the middle of a write
+        with open(path, "r+b") as f:
+            f.truncate(cut)
+            os.fsync(f.fileno())
+        data = data[:cut]
+    return data
+
+
+def recover_lines(path) -> list[str]:
+    """The complete lines of a line-per-record file (a torn last line dropped)."""
+    path = Path(path)
+    return _recover(path).decode().splitlines() if path.is_file() else []
+
+
+def iter_records(path) -> "iter[FaceRecord]":
+    """Every complete row of a journal, in order (a torn last row is dropped)."""
+    path = Path(path)
+    data = _recover(path)
+    if not data:
+        return
+    reader = csv.DictReader(io.StringIO(data.decode()))
+    if reader.fieldnames is None or reader.fieldnames[:len(BASE_COLS)] != BASE_COLS:
+        raise SynthfaceError(f"{path} is not a synthface journal (its header is {reader.fieldnames})")
+    for line, row in enumerate(reader, start=2):
+        if None in row or None in row.values():
+            raise SynthfaceError(f"{path}, line {line}: a row with {len(row)} fields; the journal is damaged")
+        try:
+            yield FaceRecord.from_row(row)
+        except (ValueError, KeyError):
+            raise SynthfaceError(f"{path}, line {line}: unreadable row; the journal is damaged") from None
+
+
+def kept_records(path, n: int | None = None):
+    """(k, record) for the kept faces, the first n of them (all when n is None)."""
+    k = 0
+    for rec in iter_records(path):
+        if n is not None and k >= n:
+            return
+        if rec.kept:
+            yield k, rec
+            k += 1
+
+
+@dataclass
+class Progress:
+    """Where a journal stands: faces kept, the next candidate, rejections by reason."""
+
+    accepted: int = 0
+    next_index: int = 0
+    rejected: Counter = None
+    rows: int = 0
+
+    @property
+    def tried(self) -> int:
+        return self.accepted + sum(self.rejected.values())
+
+
+def read_progress(path) -> Progress:
+    p = Progress(rejected=Counter())
+    if not Path(path).is_file():
+        return p
+    for rec in iter_records(path):
+        p.rows += 1
+        p.next_index = rec.index + 1
+        if rec.kept:
+            p.accepted += 1
+        else:
+            p.rejected[rec.status] += 1
+    return p
+
+
+class Journal:
+    """The append side: `append(records)` writes whole rows and fsyncs them."""
+
+    def __init__(self, path, landmarks: bool):
+        self.path, self.landmarks = Path(path), landmarks
+        columns = journal_columns(landmarks)
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            # the header is durable before the first row can be: never an empty journal
+            write_atomic(self.path, ",".join(columns) + "\n", durable=True)
+        else:
+            with open(self.path, newline="") as f:
+                header = next(csv.reader(f), [])
+            if header != columns:
+                raise SynthfaceError(f"{self.path} has other columns than this run writes "
+                                     f"({'with' if 'x0' in header else 'without'} landmarks); "
+                                     "resume with the same options")
+        self.f = open(self.path, "a", newline="")
+        self.writer = csv.writer(self.f)
+
+    def append(self, records) -> None:
+        self.writer.writerows(r.to_row(self.landmarks) for r in records)
+        self.f.flush()
+        os.fsync(self.f.fileno())
+
+    def close(self) -> None:
+        self.f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def truncate_after(path, n: int) -> int:
+    """Keep the journal's rows up to its n-th kept face (a resume with a smaller -n);
+    returns the rows dropped."""
+    path = Path(path)
+    data = _recover(path)
+    lines = data.split(b"\n")
+    kept, end = 0, len(lines)
+    for i, row in enumerate(csv.reader(io.StringIO(data.decode()))):
+        if i == 0:
+            continue
+        if kept == n:
+            end = i
+            break
+        if len(row) > 2 and not row[2]:
+            kept += 1
+    if end >= len(lines) - 1:
+        return 0
+    with atomic_open(path, "wb", durable=True) as f:
+        f.write(b"\n".join(lines[:end]) + b"\n")
+    return len(lines) - 1 - end
+
+
+# -- the run identity ------------------------------------------------------------------
+def read_identity(out: Path) -> dict | None:
+    run = Path(out) / STATE_DIR / "run.json"
+    if not run.is_file():
+        return None
+    try:
+        return json.loads(run.read_text())
+    except ValueError:
+        raise SynthfaceError(f"{run} is damaged (not JSON)") from None
+
+
+def check_identity(out: Path, identity: dict, resume: bool) -> None:
+    """A new folder gets this identity; a resumed one must already have it."""
+    out = Path(out)
+    identity = json.loads(json.dumps(identity))
+    saved = read_identity(out)
+    if saved is None:
+        write_atomic(out / STATE_DIR / "run.json", json.dumps(identity, indent=2) + "\n", durable=True)
+        return
+    if saved != identity:
+        keys = [k for k in sorted(set(identity) | set(saved)) if saved.get(k) != identity.get(k)]
+        raise SynthfaceError(f"{out} was made with other settings ({', '.join(keys)} differ); "
+                             "resume with the same command, or choose a new --out")
+
+
+def write_options(out: Path, formats) -> None:
+    write_atomic(Path(out) / STATE_DIR / "options.json", json.dumps({"formats": sorted(formats)}) + "\n")
+
+
+def read_formats(out: Path) -> list[str] | None:
+    """The label formats a run chose (its options, or an older folder's dataset card)."""
+    for path, key in ((Path(out) / STATE_DIR / "options.json", None), (Path(out) / "dataset.json", "files")):
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text())
+                return list((data[key] if key else data)["formats"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return None
+
+
+def _is_fresh(out: Path) -> bool:
+    """Empty, or holding only the state folder of a run killed before its identity was
+    on disk (nothing of a dataset yet): a new run may start there."""
+    entries = list(out.iterdir())
+    if not entries:
+        return True
+    if [e.name for e in entries] != [STATE_DIR] or not entries[0].is_dir():
+        return False
+    return not any(f.name in ("run.json", "journal.csv") for f in entries[0].iterdir())
+
+
+def prepare_folder(out: Path, resume: bool, create: bool = True) -> None:
+    """Refuse a folder that is a file, not empty without --resume, or not a dataset;
+    then (create) make its state folder."""
+    out = Path(out)
+    check_output_folder(out, "--out")
+    if out.exists() and not _is_fresh(out):
+        if not resume:
+            raise SynthfaceError(f"{out} is not empty; add --resume to continue the run there, or choose a new --out")
+        if read_identity(out) is None:
+            raise SynthfaceError(f"{out} is not a synthface dataset folder (no {STATE_DIR}/run.json); choose a new --out")
+    if create:
+        (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
+        fsync_dir(out)

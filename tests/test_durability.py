@@ -1,0 +1,382 @@
+"""Issue 11: never a broken dataset, every bad input one line, one writer per folder."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import FACES, FACES_300W, processes
+from synthface.annotate import AnnotateConfig
+from synthface.errors import SynthfaceError
+from synthface.make import MakeConfig, make_dataset
+from synthface.sampling import ReplaySampler
+
+
+@pytest.fixture(scope="module")
+def replay():
+    return ReplaySampler(FACES, 64)
+
+
+def _make(out, replay, n=20, resume=False, **kw):
+    cfg = MakeConfig(n=n, workers=kw.pop("workers", 0), batch_size=kw.pop("batch_size", 8), **kw)
+    return make_dataset(out, cfg, replay, resume=resume, progress=False)
+
+
+def _cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _one_line_error(res, *messages):
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 1, res.stderr
+    assert lines[0].startswith("synthface: error: "), res.stderr
+    for m in messages:
+        assert m in lines[0], res.stderr
+
+
+def _poll(cond, proc, what: str, limit: float = 120):
+    deadline = time.time() + limit
+    while not cond():
+        assert proc.poll() is None, f"the run ended before {what}"
+        assert time.time() < deadline, f"never saw {what}"
+        time.sleep(0.01)
+
+
+def _rows(path: Path) -> int:
+    return path.read_bytes().count(b"\n") - 1 if path.is_file() else -1
+
+
+MAKE = ["-n", "120", "--landmarks", "--replay-faces", FACES, "--batch-size", "8", "--workers", "1", "--no-progress"]
+
+
+def test_kill_at_any_moment_any_number_of_times_then_resume(tmp_path):
+    whole = tmp_path / "whole"
+    assert _cli("make-dataset", "--out", whole, *MAKE).returncode == 0
+    out = tmp_path / "killed"
+    state, journal = out / ".synthface", out / ".synthface" / "journal.csv"
+    stages = [  # the moment, and the signal
+        (lambda: state.is_dir(), signal.SIGKILL),  # before its identity is on disk
+        (lambda: journal.is_file(), signal.SIGKILL),  # the journal just made: header only
+        (lambda: _rows(journal) >= 1, signal.SIGTERM),
+        (lambda: _rows(journal) >= 40, signal.SIGKILL),
+        (lambda: _rows(journal) >= 80, signal.SIGTERM),
+    ]
+    for i, (moment, sig) in enumerate(stages):
+        proc = subprocess.Popen([sys.executable, "-m", "cli.main", "make-dataset", "--out", str(out), *map(str, MAKE),
+                                 *(["--resume"] if i else [])], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        _poll(moment, proc, f"stage {i}")
+        os.killpg(proc.pid, sig)
+        _, err = proc.communicate(timeout=60)
+        if sig == signal.SIGTERM:
+            assert proc.returncode == 143 and err.strip().splitlines() == ["synthface: terminated"], err
+        assert not (out / "labels.csv").exists()
+        if journal.is_file():  # never empty, never headerless
+            assert journal.read_bytes().startswith(b"index,seed,status,faces,file,x,y,w,h,score,x0,y0")
+    resumed = _cli("make-dataset", "--out", out, *MAKE, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    for name in ("labels.csv", "labels.parquet", "dlib.xml", "coco.json", ".synthface/journal.csv"):
+        assert (out / name).read_bytes() == (whole / name).read_bytes(), name
+    images = sorted(p.relative_to(out) for p in (out / "images").rglob("*.png"))
+    assert len(images) == 120 and not list(out.rglob("*.tmp"))
+    assert all((out / p).read_bytes() == (whole / p).read_bytes() for p in images)
+
+
+def test_an_empty_or_torn_journal_is_recovered(tmp_path, replay):
+    out = tmp_path / "d"
+    _make(out, replay, n=20)
+    labels = (out / "labels.csv").read_bytes()
+    journal = out / ".synthface" / "journal.csv"
+    data = journal.read_bytes()
+    journal.write_bytes(data[: data.index(b"\n", 2000) + 7])  # a torn row: cut mid-line
+    shutil.rmtree(out / "images")
+    _make(out, replay, n=20, resume=True)
+    assert journal.read_bytes() == data and (out / "labels.csv").read_bytes() == labels
+    journal.write_bytes(b"")  # as an older version left it when killed in its first second
+    shutil.rmtree(out / "images")
+    _make(out, replay, n=20, resume=True)
+    assert journal.read_bytes() == data and (out / "labels.csv").read_bytes() == labels
+    journal.write_bytes(data.split(b"\n", 1)[1])  # headerless: refused, not misread
+    with pytest.raises(SynthfaceError, match="not a synthface journal"):
+        _make(out, replay, n=20, resume=True)
+
+
+def test_a_failed_export_publishes_nothing(tmp_path, replay, monkeypatch):
+    from synthface import export
+
+    out = tmp_path / "d"
+    _make(out, replay, n=10)
+    before = {p: (out / p).read_bytes() for p in ("labels.csv", "labels.parquet", "dlib.xml", "coco.json",
+                                                   "pts/00000/00000000.pts")}
+    real_add = export.CocoWriter.add
+
+    def failing_add(self, k, rec):
+        if k == 4:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the export
+        real_add(self, k, rec)
+
+    monkeypatch.setattr(export.CocoWriter, "add", failing_add)
+    with pytest.raises(KeyboardInterrupt):
+        _make(out, replay, n=10, resume=True)
+    assert {p: (out / p).read_bytes() for p in before} == before  # the earlier files, as they were
+    assert not [p for p in out.rglob("*") if p.name.endswith((".tmp", ".part"))]
+    fresh = tmp_path / "fresh"
+    with pytest.raises(KeyboardInterrupt):
+        _make(fresh, replay, n=10)
+    assert not [p.name for p in fresh.iterdir() if p.name not in (".synthface", "images")]  # no label file at all
+    monkeypatch.undo()
+    _make(fresh, replay, n=10, resume=True)
+    assert (fresh / "labels.csv").read_bytes() == before["labels.csv"]
+
+
+def test_a_second_writer_is_refused(tmp_path):
+    out = tmp_path / "d"
+    args = ["make-dataset", "--out", out, "-n", "3000", "--replay-faces", FACES, "--workers", "1",
+            "--format", "csv", "--no-progress"]
+    first = subprocess.Popen([sys.executable, "-m", "cli.main", *map(str, args)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    _poll(lambda: _rows(out / ".synthface" / "journal.csv") >= 1, first, "the first run's journal")
+    second = _cli(*args, "--resume")
+    _one_line_error(second, f"{out} is in use by another synthface make-dataset", "pid")
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    df = pd.read_csv(out / "labels.csv")
+    assert len(df) == 3000 and df["file"].is_unique and df["index"].is_monotonic_increasing
+
+
+def test_the_lock_is_the_kernels(tmp_path):
+    """Held by a process, refused to others; gone when the holder dies."""
+    from synthface.files import folder_lock
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom synthface.files import folder_lock\n"
+        f"with folder_lock({str(tmp_path / 's')!r}, 'F'):\n    print('held', flush=True)\n    time.sleep(600)")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(SynthfaceError, match=f"F is in use by another synthface run \\(pid {holder.pid}\\)"):
+        with folder_lock(tmp_path / "s", "F"):
+            pass
+    holder.kill()
+    holder.wait()
+    with folder_lock(tmp_path / "s", "F"):  # no stale lock after a kill -9
+        pass
+
+
+def test_a_pool_whose_models_fail_to_load_ends_in_one_line():
+    from synthface.workers import Pool
+
+    with pytest.raises(SynthfaceError, match="a worker process could not load its models: RuntimeError: no model"):
+        with Pool(2, _failing_init) as pool:
+            list(pool.imap(_identity, range(8)))
+
+
+def _failing_init():
+    raise RuntimeError("no model here")
+
+
+def _identity(context, item):
+    return item
+
+
+def test_align_with_a_file_that_is_not_a_predictor_is_one_line(tmp_path):
+    bogus = tmp_path / "bogus.dat"
+    bogus.write_bytes(b"not a shape predictor" * 100)
+    res = _cli("align", FACES_300W, tmp_path / "a", "--predictor", bogus, timeout=120)
+    _one_line_error(res, "is not a dlib shape predictor")
+    assert not (tmp_path / "a").exists()
+
+
+def test_outputs_are_checked_before_the_work(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    t0 = time.time()
+    _one_line_error(_cli("landmarks", "train", "--dataset", FACES_300W, "-o", blocker / "m.dat"),
+                    f"{blocker} is a file, not a folder")
+    _one_line_error(_cli("evaluate", "--real", FACES, "-n", "10", "-o", blocker / "r.json"),
+                    f"{blocker} is a file, not a folder")
+    _one_line_error(_cli("sample", "-n", "4", "-o", blocker / "g.png"), f"{blocker} is a file, not a folder")
+    _one_line_error(_cli("make-dataset", "-n", "4", "--out", blocker / "d", "--replay-faces", FACES),
+                    f"{blocker} is a file, not a folder")
+    assert time.time() - t0 < 60  # nothing was trained or evaluated first
+
+
+def test_merge_takes_the_formats_any_shard_chose(tmp_path, replay):
+    from synthface.merge import merge_shards
+
+    parts = [tmp_path / "p0", tmp_path / "p1"]
+    for k, part in enumerate(parts):
+        _make(part, replay, n=20, num_shards=2, shard_index=k, formats=("csv", "xml", "coco"))
+    for name in ("dataset.json", "labels.csv", "dlib.xml", "coco.json", "README.md"):  # p0 as if killed before export
+        (parts[0] / name).unlink()
+    merge_shards(parts, tmp_path / "m", progress=False)
+    assert {"labels.csv", "dlib.xml", "coco.json"} <= {p.name for p in (tmp_path / "m").iterdir()}
+    assert not (tmp_path / "m" / "pts").exists()
+    (parts[0] / "images" / "00000" / "00000000.png").unlink()  # the merged dataset's first face
+    with pytest.raises(SynthfaceError, match="image\\(s\\) listed in the shards' journals are missing"):
+        merge_shards(parts, tmp_path / "m2", progress=False)
+
+
+def test_resume_with_a_smaller_n_leaves_no_unlabelled_images(tmp_path, replay):
+    out, small = tmp_path / "d", tmp_path / "small"
+    _make(out, replay, n=30)
+    _make(out, replay, n=20, resume=True)
+    _make(small, replay, n=20)
+    assert sorted(p.name for p in (out / "images").rglob("*.png")) == [f"{k:08d}.png" for k in range(20)]
+    assert (out / "labels.csv").read_bytes() == (small / "labels.csv").read_bytes()
+    _make(out, replay, n=30, resume=True)  # and back up again
+    assert len(pd.read_csv(out / "labels.csv")) == 30
+
+
+def test_a_failed_start_leaves_no_folder(tmp_path):
+    _one_line_error(_cli("train", "--data", FACES, "--out", tmp_path / "t", "--config", "tiny", "--seed", "-1"),
+                    "--seed) must be from 0")
+    _one_line_error(_cli("make-dataset", "-n", "5", "--out", tmp_path / "m", "--replay-faces", FACES, "--seed", "-1"),
+                    "--seed must be from 0")
+    _one_line_error(_cli("make-dataset", "-n", "5", "--out", tmp_path / "p", "--replay-faces", FACES,
+                         "--landmarks", "--predictor", FACES / "utk_00.jpg"), "is not a dlib shape predictor")
+    assert not any((tmp_path / name).exists() for name in ("t", "m", "p"))
+    assert _cli("make-dataset", "-n", "5", "--out", tmp_path / "m", "--replay-faces", FACES).returncode == 0
+
+
+def test_outputs_are_never_read_back_as_inputs(tmp_path, faces_dir):
+    from synthface.imagefiles import ImageSource
+
+    run = faces_dir / "run"
+    (run / "samples").mkdir(parents=True)
+    shutil.copy(FACES / "utk_00.jpg", run / "samples" / "epoch_0001.png")
+    assert len(ImageSource(faces_dir).names) == 17
+    assert len(ImageSource(faces_dir, exclude=[run]).names) == 16
+    # align into a folder inside its source, twice: the crops are not aligned again
+    src = tmp_path / "photos"
+    shutil.copytree(FACES_300W, src)
+    first = _cli("align", src, src / "aligned", "--workers", "0")
+    assert first.returncode == 0, first.stderr
+    again = _cli("align", src, src / "aligned", "--workers", "0", "--resume")
+    assert again.returncode == 0, again.stderr
+    counts = json.loads((src / "aligned" / "alignment.json").read_text())["counts"]
+    assert counts["photos"] == 6 and len(list((src / "aligned").rglob("*.png"))) == counts["faces"]
+    (src / "extra.jpg").write_bytes((FACES / "utk_01.jpg").read_bytes())
+    _one_line_error(_cli("align", src, src / "aligned", "--resume"), "has changed since")
+
+
+def test_train_refuses_to_resume_on_other_data(tmp_path, faces_dir):
+    ok = _cli("train", "--data", faces_dir, "--out", tmp_path / "run", "--config", "tiny", "--max-epochs", "1",
+              "--no-progress", "data.cache_dir=")
+    assert ok.returncode == 0, ok.stderr
+    _one_line_error(_cli("train", "--data", FACES, "--out", tmp_path / "run", "--config", "tiny", "--max-epochs", "2",
+                         "data.cache_dir="), "was trained on", "pass the same --data")
+    _one_line_error(_cli("train", "--data", faces_dir, "--out", tmp_path / "run", "--config", "tiny",
+                         "--max-epochs", "0", "data.cache_dir="), "must be at least 1")
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])  # truncated
+    _one_line_error(_cli("train", "--data", faces_dir, "--out", tmp_path / "run", "--config", "tiny",
+                         "--max-epochs", "2", "data.cache_dir="), "last.ckpt is damaged")
+
+
+def test_a_damaged_zip_member_is_skipped_and_counted(tmp_path, caplog):
+    from synthface.imagefiles import load_faces
+
+    zpath = tmp_path / "faces.zip"
+    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(FACES.glob("*.jpg")):
+            z.write(f, f.name)
+    with zipfile.ZipFile(zpath) as z:
+        info = z.getinfo("utk_05.jpg")
+    data = bytearray(zpath.read_bytes())
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data[start + 100: start + 400] = bytes(300)  # the member's compressed bytes, zeroed
+    zpath.write_bytes(bytes(data))
+    with caplog.at_level("WARNING", logger="synthface"):
+        faces = load_faces(zpath, 32)
+    assert faces.shape == (15, 32, 32, 3)
+    assert "1 unreadable or truncated image(s) skipped (e.g. utk_05.jpg)" in caplog.text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["make-dataset", "-n", "5", "--out", "{t}/a", "--workers", "999"], "--workers must be from 0 to"),
+    (["make-dataset", "-n", "5", "--out", "{t}/a", "--workers", "-1"], "--workers must be from 0 to"),
+    (["make-dataset", "-n", "5", "--out", "{t}/a", "--image-size", "100000"], "--image-size must be from 16 to 2048"),
+    (["make-dataset", "-n", "5", "--out", "{t}/a", "--upsample", "10"], "--upsample must be from 0 to 3"),
+    (["make-dataset", "-n", "5", "--out", "{t}/a", "--upsample", "-1"], "--upsample must be from 0 to 3"),
+    (["make-dataset", "-n", "5", "--out", "{t}/a", "--min-score", "nan"], "--min-score must be a number"),
+    (["make-dataset", "-n", "5", "--out", "{t}/a", "--max-tries", "0"], "--max-tries must be at least 1"),
+    (["make-dataset", "-n", "5", "--out", "{t}/a", "--pad", "nan"], "--pad must be in [0, 1]"),
+    (["make-dataset", "-n", "5", "--out", "{t}/a", "--seed", "-1"], "--seed must be from 0"),
+    (["sample", "-n", "4", "-o", "{t}/g.png", "--scale", "1000"], "--scale must be from 1 to 16"),
+    (["sample", "-n", "4", "-o", "{t}/g.png", "--seed", "-1"], "--seed must be from 0"),
+    (["sample", "-n", "4", "-o", "{t}/g.tiff"], "the image format is chosen by the extension"),
+    (["align", str(FACES_300W), "{t}/al", "--size", "100000"], "--size must be from 16 to 4096"),
+    (["train", "--data", str(FACES), "--out", "{t}/r", "--config", "tiny", "--precision", "bogus"],
+     "train.precision (--precision) must be one of"),
+    (["train", "--data", str(FACES), "--out", "{t}/r", "--config", "tiny", "--accelerator", "gpu"],
+     "no CUDA GPU is available"),
+    (["train", "--data", str(FACES), "--out", "{t}/r", "--config", "tiny", "--devices", "64"], "--devices 64"),
+    (["landmarks", "train", "--dataset", str(FACES_300W), "-o", "{t}/m.dat", "--cascade-depth", "0"],
+     "--cascade-depth must be from 1"),
+    (["landmarks", "train", "--dataset", str(FACES_300W), "-o", "{t}/m.dat", "--nu", "5"], "--nu must be in (0, 1]"),
+    (["preview", "{t}", "-o", "{t}/p.png"], "has no labels.csv"),
+    (["evaluate", "--real", str(FACES), "-n", "1"], "-n must be from 2"),
+])
+def test_bad_inputs_are_one_line(tmp_path, args, message):
+    if "--out" in args and args[0] == "make-dataset":
+        args = [*args, "--replay-faces", str(FACES)]
+    res = _cli(*[a.format(t=tmp_path) for a in args], timeout=120)
+    _one_line_error(res, message)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "r").exists()
+
+
+def test_preview_of_a_labels_file_missing_columns(tmp_path):
+    (tmp_path / "labels.csv").write_text("file,x,y\nimages/a.png,1,2\n")
+    _one_line_error(_cli("preview", tmp_path, "-o", tmp_path / "p.png"), "lacks the column(s) w, h")
+
+
+def test_an_output_on_a_read_only_place_is_one_line(tmp_path):
+    res = _cli("sample", "-n", "4", "-o", "/proc/synthface-grid.png")
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "/proc" in res.stderr
+
+
+def test_silently_wrong_inputs_are_errors_now(tmp_path):
+    from synthface.landmarks import nme, read_pts
+
+    text = (FACES_300W / "100032540_1.pts").read_text()
+    lines = text.splitlines()
+    lines[3 + 10] = "nan 5"
+    (tmp_path / "bad.pts").write_text("\n".join(lines) + "\n")
+    with pytest.raises(SynthfaceError, match="bad.pts: a point that is not a number"):
+        read_pts(tmp_path / "bad.pts")
+    truth = read_pts(FACES_300W / "100032540_1.pts")
+    truth[45] = truth[36]
+    with pytest.raises(SynthfaceError, match="outer eye corners .* coincide"):
+        nme(truth + 1, truth, "face.jpg")
+    res = _cli("sample", "-n", "4", "-o", tmp_path / "g.jpg")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "g.jpg").read_bytes()[:3] == b"\xff\xd8\xff"  # a JPEG, as the name says
+
+
+def test_ctrl_c_during_evaluate_is_one_line(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "evaluate", "--real", str(FACES), "-n", "4000",
+                             "--workers", "2", "--cache-dir", "", "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 60
+    while time.time() < deadline and not _children(proc.pid):  # its worker pool has started
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "synthface: interrupted", err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def _children(pid: int) -> list:
+    return processes(lambda fields: int(fields[1]) == pid)
