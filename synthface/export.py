@@ -35,6 +35,52 @@ FLIP_IDX_68 = (list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 
                + [35, 34, 33, 32, 31] + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
                + [54, 53, 52, 51, 50, 49, 48] + [59, 58, 57, 56, 55]
                + [64, 63, 62, 61, 60] + [67, 66, 65])
+# The 68 iBUG 300-W points by name; "left"/"right" are the subject's own (the subject's
+# right eye is on the image's left: points 36-41).
+IBUG68_NAMES = ([f"jaw_{i}" for i in range(1, 18)] + [f"right_eyebrow_{i}" for i in range(1, 6)]
+                + [f"left_eyebrow_{i}" for i in range(1, 6)] + [f"nose_bridge_{i}" for i in range(1, 5)]
+                + [f"nose_lower_{i}" for i in range(1, 6)] + [f"right_eye_{i}" for i in range(1, 7)]
+                + [f"left_eye_{i}" for i in range(1, 7)] + [f"outer_lip_{i}" for i in range(1, 13)]
+                + [f"inner_lip_{i}" for i in range(1, 9)])
+
+
+def _chain(a: int, b: int, closed: bool = False) -> list:
+    pairs = [[i, i + 1] for i in range(a, b)]
+    return pairs + ([[b, a]] if closed else [])
+
+
+# The standard 68-point contour drawing (0-based pairs; COCO's file stores them 1-based):
+# jaw, brows, nose bridge and base, eyes and lips as closed loops.
+SKELETON_68 = (_chain(0, 16) + _chain(17, 21) + _chain(22, 26) + _chain(27, 30) + [[30, 33]] + _chain(31, 35)
+               + _chain(36, 41, True) + _chain(42, 47, True) + _chain(48, 59, True) + _chain(60, 67, True))
+# Per-keypoint OKS sigmas of COCO-WholeBody's 68 face points (the same iBUG order), as
+# published with its evaluation (myeval_wholebody.py): what COCOeval needs for faces.
+FACE_SIGMAS_68 = (
+    0.042, 0.043, 0.044, 0.043, 0.040, 0.035, 0.031, 0.025, 0.020, 0.023,
+    0.029, 0.032, 0.037, 0.038, 0.043, 0.041, 0.045, 0.013, 0.012, 0.011,
+    0.011, 0.012, 0.012, 0.011, 0.011, 0.013, 0.015, 0.009, 0.007, 0.007,
+    0.007, 0.012, 0.009, 0.008, 0.016, 0.010, 0.017, 0.011, 0.009, 0.011,
+    0.009, 0.007, 0.013, 0.008, 0.011, 0.012, 0.010, 0.034, 0.008, 0.008,
+    0.009, 0.008, 0.008, 0.007, 0.010, 0.008, 0.009, 0.009, 0.009, 0.007,
+    0.007, 0.008, 0.011, 0.008, 0.008, 0.008, 0.01, 0.008)
+
+
+def clipped_box(box, size: int) -> list:
+    """x, y, w, h clipped to the image (COCO and YOLO never reach past its edges)."""
+    x, y, w, h = box
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, size), min(y + h, size)
+    return [x0, y0, max(x1 - x0, 0), max(y1 - y0, 0)]
+
+
+def keypoint_triplets(points, size: int) -> list:
+    """(x, y, v) per point: v = 2 (labelled, visible) inside the image, and (0, 0, 0)
+    outside it, the COCO and YOLO rule for a point that is not in the picture."""
+    out = []
+    for px, py in points:
+        out += [px, py, 2] if 0 <= px < size and 0 <= py < size else [0, 0, 0]
+    return out
+
+
 LICENCE_NOTE = (
     "The images are synthetic, made by the generator named here. The landmark labels come "
     "from dlib's shape_predictor_68_face_landmarks.dat, trained on the iBUG 300-W dataset, "
@@ -131,8 +177,9 @@ class ParquetWriter(_FileWriter):
         super().__init__(out, size, landmarks, "wb")
         int_cols = {"seed", "index", "x", "y", "w", "h"}
         self.cols = label_columns(landmarks)
+        # the dtypes pandas gives labels.csv: the same frame from either file
         self.schema = pa.schema([(c, pa.string() if c == "file" else pa.int64() if c in int_cols
-                                  else pa.float32() if c in POINT_COLS else pa.float64()) for c in self.cols])
+                                  else pa.float64()) for c in self.cols])
         self.pq = papq.ParquetWriter(self.f, self.schema)
         self.rows: list = []
 
@@ -218,12 +265,12 @@ class CocoWriter(_FileWriter):
     def add(self, k, rec):
         self.f.write((", " if k else "") + json.dumps(
             {"id": k + 1, "file_name": rec.file, "width": self.size, "height": self.size}))
-        box = list(rec.box)
+        box = clipped_box(rec.box, self.size)
         ann = {"id": k + 1, "image_id": k + 1, "category_id": 1, "bbox": box,
                "area": box[2] * box[3], "iscrowd": 0, "score": round(rec.score, 6)}
         if self.landmarks:
-            ann["keypoints"] = [v for px, py in rec.landmarks.tolist() for v in (px, py, 2)]
-            ann["num_keypoints"] = 68
+            ann["keypoints"] = keypoint_triplets(rec.landmarks.tolist(), self.size)
+            ann["num_keypoints"] = sum(v == 2 for v in ann["keypoints"][2::3])
         self.anns.write((", " if k else "") + json.dumps(ann))
 
     def close(self):
@@ -234,8 +281,9 @@ class CocoWriter(_FileWriter):
         os.unlink(self.anns.name)
         category = {"id": 1, "name": "face", "supercategory": "face"}
         if self.landmarks:
-            category["keypoints"] = [f"p{i}" for i in range(68)]
-            category["skeleton"] = []
+            category["keypoints"] = IBUG68_NAMES
+            category["skeleton"] = [[a + 1, b + 1] for a, b in SKELETON_68]  # COCO: 1-based
+            category["sigmas"] = list(FACE_SIGMAS_68)  # COCOeval: params.kpt_oks_sigmas
         self.f.write('], "categories": [' + json.dumps(category) + "]}\n")
         super().close()
 
@@ -253,13 +301,13 @@ class YoloWriter(_FolderWriter):
     folder = "yolo"
 
     def add(self, k, rec):
-        x, y, w, h = rec.box
         size = self.size
-        x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, size), min(y + h, size)
-        vals = [(x0 + x1) / 2 / size, (y0 + y1) / 2 / size, (x1 - x0) / size, (y1 - y0) / size]
-        for px, py in (rec.landmarks.tolist() if self.landmarks else []):
-            inside = 0 <= px < size and 0 <= py < size
-            vals += [px / size, py / size, 2] if inside else [0, 0, 0]
+        x0, y0, w, h = clipped_box(rec.box, size)
+        vals = [(x0 + w / 2) / size, (y0 + h / 2) / size, w / size, h / size]
+        if self.landmarks:
+            kp = keypoint_triplets(rec.landmarks.tolist(), size)
+            for i in range(0, len(kp), 3):
+                vals += [kp[i] / size, kp[i + 1] / size, kp[i + 2]]
         self.file(Path("labels", *Path(rec.file).parts[1:]).with_suffix(".txt")).write_text(
             "0 " + " ".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in vals) + "\n")
 
@@ -340,6 +388,10 @@ def write_card(out: Path, cfg, identity: dict, summary: dict, command: str, form
         "licence": LICENCE_NOTE,
         "platform": platform.platform(),
     }
+    if landmarks:
+        card["keypoints"] = {"names": IBUG68_NAMES, "skeleton": SKELETON_68, "oks_sigmas": list(FACE_SIGMAS_68),
+                             "flip_idx": FLIP_IDX_68,
+                             "note": "0-based; left/right are the subject's; sigmas from COCO-WholeBody's face set"}
     write_atomic(out / "dataset.json", json.dumps(card, indent=2) + "\n")
     rej = ", ".join(f"{k}: {v}" for k, v in sorted(summary["rejected"].items())) or "none"
     gen = identity["generator"]
@@ -361,7 +413,7 @@ def write_card(out: Path, cfg, identity: dict, summary: dict, command: str, form
 - `labels.csv`, `labels.parquet`: one row per face: file, seed, index, x, y, w, h, score{', x0, y0 .. x67, y67' if landmarks else ''}
 - `dlib.xml`: dlib imglab format (`dlib.train_shape_predictor`, `dlib.train_simple_object_detector`)
 - `pts/SSSSS/NNNNNNNN.pts`: iBUG 300-W point files (with landmarks)
-- `coco.json`: COCO {'keypoints (68, visibility 2)' if landmarks else 'boxes'}, category "face"
+- `coco.json`: COCO {'keypoints (68 named iBUG points, visibility 2 inside the image and 0 0 0 outside; the category holds the 68-point skeleton and the COCO-WholeBody face OKS sigmas for COCOeval)' if landmarks else 'boxes'}, category "face"; boxes clipped to the image
 - `yolo/`: YOLO {'pose ' if landmarks else ''}labels and `data.yaml` (`yolo/images` links to `images/`)
 - `dataset.json`: this card as data
 

@@ -119,9 +119,12 @@ def test_coco_pts_yolo_parquet_match_labels_csv(dataset):
     assert coco["categories"][0]["name"] == "face" and len(coco["categories"][0]["keypoints"]) == 68
     for k, ann in enumerate(coco["annotations"]):
         assert ann["image_id"] == coco["images"][k]["id"]
-        assert ann["bbox"] == df.loc[k, ["x", "y", "w", "h"]].tolist()
+        x, y, w, h = df.loc[k, ["x", "y", "w", "h"]].tolist()
+        assert ann["bbox"] == [max(x, 0), max(y, 0), min(x + w, 64) - max(x, 0), min(y + h, 64) - max(y, 0)]
         kp = np.array(ann["keypoints"]).reshape(68, 3)
-        assert np.array_equal(kp[:, :2], pts[k]) and set(kp[:, 2]) == {2}
+        inside = ((pts[k] >= 0) & (pts[k] < 64)).all(1)
+        assert np.array_equal(kp[inside, :2], pts[k][inside]) and set(kp[inside, 2]) == {2}
+        assert (kp[~inside] == 0).all() and ann["num_keypoints"] == inside.sum()
     for k in (0, 19):
         text = (out / "pts" / "00000" / f"{k:08d}.pts").read_text()
         assert text.startswith("version: 1\nn_points: 68\n{\n")
@@ -134,7 +137,8 @@ def test_coco_pts_yolo_parquet_match_labels_csv(dataset):
     assert (out / "yolo" / "images" / "00000" / "00000000.png").is_file()
     data_yaml = (out / "yolo" / "data.yaml").read_text()
     assert "kpt_shape: [68, 3]" in data_yaml and "flip_idx: [16, 15," in data_yaml
-    assert pd.read_parquet(out / "labels.parquet").equals(df.astype(pd.read_parquet(out / "labels.parquet").dtypes))
+    parquet = pd.read_parquet(out / "labels.parquet")
+    assert list(parquet.dtypes) == list(df.dtypes) and parquet.equals(df)
     card = json.loads((out / "dataset.json").read_text())
     assert card["counts"]["faces"] == 20 and card["generator"]["kind"] == "replay"
     assert "non-commercial" in card["licence"] and "Licence" in (out / "README.md").read_text()
@@ -381,3 +385,52 @@ def test_worker_processes_label_as_the_thread_does(tmp_path, replay, gpu_style):
     df = _labels(tmp_path / "both")
     for f in df["file"].iloc[[0, 700, 1499]]:
         assert (tmp_path / "both" / f).read_bytes() == (tmp_path / "alone" / f).read_bytes()
+
+
+def test_cocoeval_runs_on_the_coco_file_with_its_own_sigmas(dataset):
+    """COCO's own reader and keypoint evaluation, with the sigmas read from the file:
+    the annotations against themselves score AP 1, moved points score less."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    out, _ = dataset
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(out / "coco.json"))
+    cat = gt.loadCats(1)[0]
+    assert cat["keypoints"][36] == "right_eye_1" and cat["keypoints"][45] == "left_eye_4"
+    assert len(cat["sigmas"]) == 68 and [37, 38] in cat["skeleton"] and [42, 37] in cat["skeleton"]
+
+    def ap(shift):
+        dets = []
+        for ann in gt.loadAnns(gt.getAnnIds()):
+            kp = np.array(ann["keypoints"], float).reshape(68, 3)
+            kp[:, :2] += shift
+            dets.append({"image_id": ann["image_id"], "category_id": 1, "keypoints": kp.reshape(-1).tolist(),
+                         "score": 1.0})
+        with contextlib.redirect_stdout(io.StringIO()):
+            e = COCOeval(gt, gt.loadRes(dets), "keypoints")
+            e.params.kpt_oks_sigmas = np.array(cat["sigmas"])
+            e.evaluate()
+            e.accumulate()
+            e.summarize()
+        return e.stats[0]
+
+    assert ap(0.0) == pytest.approx(1.0)
+    assert ap(1.5) < 0.9
+
+
+def test_points_outside_the_image_are_not_visible(tmp_path, replay):
+    """A border crop pushes jaw points off the image: COCO and YOLO mark them 0 0 0 and
+    clip the box, by one rule."""
+    from synthface.export import clipped_box, keypoint_triplets
+
+    assert clipped_box((-3, 5, 20, 70), 64) == [0, 5, 17, 59]
+    assert keypoint_triplets([(1.0, 2.0), (-1.0, 3.0), (10.0, 64.0)], 64) == [1.0, 2.0, 2, 0, 0, 0, 0, 0, 0]
+
+
+def test_python_dash_m_synthface_is_the_command():
+    res = subprocess.run([sys.executable, "-m", "synthface", "--version"], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.strip() == "synthface 0.1.0"

@@ -1,0 +1,7 @@
+"""`python -m synthface ...` is `synthface ...`."""
+
+import sys
+
+from cli.main import main
+
+sys.exit(main())
