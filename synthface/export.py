@@ -238,12 +238,14 @@ class ImglabWriter(_FileWriter):
 
 
 def pts_text(points) -> str:
-    body = "\n".join(f"{x:g} {y:g}" for x, y in points)
+    """A 300-W .pts file. Its coordinates are 1-based (300-W's MATLAB convention, which
+    300-W tools and `landmarks.read_pts` expect): each 0-based point plus one."""
+    body = "\n".join(f"{x + 1:g} {y + 1:g}" for x, y in points)
     return f"version: 1\nn_points: {len(points)}\n{{\n{body}\n}}\n"
 
 
 class PtsWriter(_FolderWriter):
-    """pts/SSSSS/NNNNNNNN.pts: iBUG 300-W point files."""
+    """pts/SSSSS/NNNNNNNN.pts: iBUG 300-W point files, 1-based like 300-W's own."""
 
     folder = "pts"
 
@@ -412,7 +414,7 @@ def write_card(out: Path, cfg, identity: dict, summary: dict, command: str, form
 - `images/SSSSS/NNNNNNNN.png`: the faces, 1,000 a folder
 - `labels.csv`, `labels.parquet`: one row per face: file, seed, index, x, y, w, h, score{', x0, y0 .. x67, y67' if landmarks else ''}
 - `dlib.xml`: dlib imglab format (`dlib.train_shape_predictor`, `dlib.train_simple_object_detector`)
-- `pts/SSSSS/NNNNNNNN.pts`: iBUG 300-W point files (with landmarks)
+- `pts/SSSSS/NNNNNNNN.pts`: iBUG 300-W point files (with landmarks), 1-based as in 300-W (0-based point + 1)
 - `coco.json`: COCO {'keypoints (68 named iBUG points, visibility 2 inside the image and 0 0 0 outside; the category holds the 68-point skeleton and the COCO-WholeBody face OKS sigmas for COCOeval)' if landmarks else 'boxes'}, category "face"; boxes clipped to the image
 - `yolo/`: YOLO {'pose ' if landmarks else ''}labels and `data.yaml` (`yolo/images` links to `images/`)
 - `dataset.json`: this card as data

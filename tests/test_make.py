@@ -126,9 +126,13 @@ def test_coco_pts_yolo_parquet_match_labels_csv(dataset):
         assert np.array_equal(kp[inside, :2], pts[k][inside]) and set(kp[inside, 2]) == {2}
         assert (kp[~inside] == 0).all() and ann["num_keypoints"] == inside.sum()
     for k in (0, 19):
-        text = (out / "pts" / "00000" / f"{k:08d}.pts").read_text()
+        from synthface.landmarks import read_pts
+
+        path = out / "pts" / "00000" / f"{k:08d}.pts"
+        assert np.array_equal(read_pts(path), pts[k])  # read back 1-based: exactly the labels
+        text = path.read_text()
         assert text.startswith("version: 1\nn_points: 68\n{\n")
-        assert np.array_equal(np.array(text.split("{")[1].split("}")[0].split(), float).reshape(68, 2), pts[k])
+        assert np.array_equal(np.array(text.split("{")[1].split("}")[0].split(), float).reshape(68, 2), pts[k] + 1)
         yolo = np.array((out / "yolo" / "labels" / "00000" / f"{k:08d}.txt").read_text().split(), float)
         assert yolo.shape == (1 + 4 + 68 * 3,) and yolo[0] == 0
         kp = yolo[5:].reshape(68, 3)
