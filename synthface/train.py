@@ -14,6 +14,7 @@ Running the same command on an interrupted run folder resumes from last.ckpt.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -30,7 +31,7 @@ from pytorch_lightning.callbacks import TQDMProgressBar
 from synthface.config import Config, config_from_dict
 from synthface.data import FaceDataModule
 from synthface.errors import SynthfaceError
-from synthface.files import atomic_open, check_output_folder, write_atomic
+from synthface.files import atomic_open, check_output_folder, folder_lock, write_atomic
 from synthface.gan import DCGAN
 from synthface.imaging import make_grid, plot_curves, to_uint8, write_png
 from synthface.networks import arch_of
@@ -45,6 +46,7 @@ RESUMABLE_CHANGES = {"train.max_epochs", "train.accelerator", "train.devices", "
                      "train.strategy", "train.precision", "data.cache_dir", "train.max_minutes",
                      "train.channels_last", "train.eval_every", "train.eval_samples"}
 METRICS_HEADER = ["epoch", "yield", "ffd"]
+LOCK_DIR = ".synthface"  # holds the run folder's lock file
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -61,7 +63,7 @@ def _check_run_folder(out: Path, cfg: Config, resume: bool | None, data_path: st
     """Refuse a foreign or mismatched folder; return the checkpoint to resume from."""
     ckpt = out / "checkpoints" / "last.ckpt"
     check_output_folder(out, "--out")
-    if not out.exists() or not any(out.iterdir()):
+    if not out.exists() or not any(e.name != LOCK_DIR for e in out.iterdir()):
         if resume:
             raise SynthfaceError(f"nothing to resume: {out} holds no run")
         return None
@@ -259,6 +261,14 @@ def train(data, out, cfg: Config, resume: bool | None = None, progress: bool = T
                                 cfg.data.split, exclude=[out])
     datamodule.setup("fit")  # decode before the trainer starts: a bad folder fails fast
     out.mkdir(parents=True, exist_ok=True)
+    # one training run per folder (DDP's other ranks, started by rank zero, do not lock)
+    first_rank = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    with folder_lock(out / LOCK_DIR, out, "train") if first_rank else contextlib.nullcontext():
+        return _fit(out, cfg, data_path, ckpt, trainer, datamodule, progress)
+
+
+def _fit(out: Path, cfg: Config, data_path: str, ckpt, trainer, datamodule, progress: bool) -> Path:
+    t = cfg.train
     write_atomic(out / "config.yaml", yaml.safe_dump({**cfg.to_dict(), "data_path": data_path}, sort_keys=False))
     if ckpt is not None:
         log.info("resuming %s from %s", out, ckpt)
