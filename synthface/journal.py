@@ -22,7 +22,7 @@ import io
 import json
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,8 @@ REJECT_REASONS = ("no_face", "several_faces", "low_score")
 BOX_COLS = ["x", "y", "w", "h", "score"]
 POINT_COLS = [c for i in range(68) for c in (f"x{i}", f"y{i}")]
 BASE_COLS = ["index", "seed", "status", "faces", "file"]
+# The label formats a dataset can have (one writer each, export.py); csv is always written.
+ALL_FORMATS = ("csv", "parquet", "xml", "pts", "coco", "yolo")
 
 
 def journal_columns(landmarks: bool) -> list[str]:
@@ -121,24 +123,13 @@ def iter_records(path) -> "iter[FaceRecord]":
             raise SynthfaceError(f"{path}, line {line}: unreadable row; the journal is damaged") from None
 
 
-def kept_records(path, n: int | None = None):
-    """(k, record) for the kept faces, the first n of them (all when n is None)."""
-    k = 0
-    for rec in iter_records(path):
-        if n is not None and k >= n:
-            return
-        if rec.kept:
-            yield k, rec
-            k += 1
-
-
 @dataclass
 class Progress:
     """Where a journal stands: faces kept, the next candidate, rejections by reason."""
 
     accepted: int = 0
     next_index: int = 0
-    rejected: Counter = None
+    rejected: Counter = field(default_factory=Counter)
     rows: int = 0
 
     @property
@@ -147,7 +138,7 @@ class Progress:
 
 
 def read_progress(path) -> Progress:
-    p = Progress(rejected=Counter())
+    p = Progress()
     if not Path(path).is_file():
         return p
     for rec in iter_records(path):
@@ -227,7 +218,7 @@ def read_identity(out: Path) -> dict | None:
         raise SynthfaceError(f"{run} is damaged (not JSON)") from None
 
 
-def check_identity(out: Path, identity: dict, resume: bool) -> None:
+def check_identity(out: Path, identity: dict) -> None:
     """A new folder gets this identity; a resumed one must already have it."""
     out = Path(out)
     identity = json.loads(json.dumps(identity))

@@ -174,7 +174,7 @@ def _write_imglab(faces: list[Face], xml: Path) -> None:
     from synthface.export import ImglabWriter
     from synthface.journal import FaceRecord
 
-    writer = ImglabWriter(None, 0, True, path=xml, root=Path("/"))
+    writer = ImglabWriter(None, 0, True, path=xml)
     try:
         for k, face in enumerate(faces):
             writer.add(k, FaceRecord(k, 0, file=str(face.image.resolve()), box=face.box,

@@ -31,14 +31,13 @@ import numpy as np
 from synthface.annotate import AnnotateConfig, Annotator
 from synthface.errors import SynthfaceError
 from synthface.files import folder_lock, write_atomic
-from synthface.journal import (STATE_DIR, FaceRecord, Journal, check_identity, image_name,
+from synthface.journal import (ALL_FORMATS, STATE_DIR, FaceRecord, Journal, check_identity, image_name,
                                prepare_folder, read_progress, truncate_after, write_options)
 from synthface.sampling import BLOCK, candidate_seeds, candidates
 from synthface.workers import ChunkWorkers, check_workers
 
 log = logging.getLogger("synthface")
 
-ALL_FORMATS = ("csv", "parquet", "xml", "pts", "coco", "yolo")
 MAX_SEED = 2 ** 63 - 1
 MAX_IMAGE_SIZE = 2048  # a 2048 px face, upsampled twice for the detector, is 200 MB of pixels
 MAX_UPSAMPLE = 3
@@ -304,13 +303,15 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
         identity = _identity(cfg, sampler)
         prepare_folder(out, resume)
         with folder_lock(out / STATE_DIR, out, "make-dataset"):
-            check_identity(out, identity, resume)
+            check_identity(out, identity)
             write_options(out, cfg.formats)
             journal = out / STATE_DIR / "journal.csv"
-            if journal.is_file() and read_progress(journal).accepted > cfg.target:
-                truncate_after(journal, cfg.target)  # resumed with a smaller -n
+            state = read_progress(journal)
+            if state.accepted > cfg.target:  # resumed with a smaller -n
+                truncate_after(journal, cfg.target)
+                state = read_progress(journal)
             t_start = time.perf_counter()
-            made, stats = _sample(out, cfg, sampler, spec, workers, progress)
+            made, stats = _sample(out, cfg, sampler, spec, workers, state, progress)
             wall = time.perf_counter() - t_start
             workers.close()
             summary = write_exports(out, cfg, identity, command)
@@ -321,11 +322,12 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
     return summary
 
 
-def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, progress: bool) -> tuple[int, dict]:
-    """The sampling loop: hand out chunks, write results in order, journal every
-    candidate. Returns the faces this run made and its timings."""
+def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, state, progress: bool
+            ) -> tuple[int, dict]:
+    """The sampling loop from where the journal stands (`state`): hand out chunks, write
+    results in order, journal every candidate. Returns the faces this run made and its
+    timings."""
     path = out / STATE_DIR / "journal.csv"
-    state = read_progress(path)
     accepted, rejected = state.accepted, state.rejected
     made_before, target = accepted, cfg.target
     max_tries = cfg.max_tries or 20 * target + 1000

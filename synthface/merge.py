@@ -14,7 +14,7 @@ from pathlib import Path
 
 from synthface.errors import SynthfaceError
 from synthface.files import folder_lock
-from synthface.journal import (STATE_DIR, Journal, check_identity, image_name, iter_records, read_formats,
+from synthface.journal import (ALL_FORMATS, STATE_DIR, Journal, check_identity, image_name, iter_records, read_formats,
                                read_identity, write_options)
 from synthface.sampling import BLOCK
 
@@ -47,7 +47,7 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
     from tqdm.auto import tqdm
 
     from synthface.annotate import AnnotateConfig
-    from synthface.export import ALL_FORMATS, write_exports
+    from synthface.export import write_exports
     from synthface.make import MakeConfig
 
     parts = [Path(p) for p in parts]
@@ -96,7 +96,7 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
 
     landmarks = common["annotate"]["landmarks"]
     with folder_lock(out / STATE_DIR, out, "merge"):
-        check_identity(out, common, resume=False)
+        check_identity(out, common)
         write_options(out, formats)
         journal = out / STATE_DIR / "journal.csv"
         tmp = journal.with_name("journal.csv.part")
