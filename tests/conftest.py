@@ -37,3 +37,13 @@ def processes(where) -> list[str]:
         if fields[0] != "Z" and where(fields):
             found.append(stat.parent.name)
     return found
+
+
+def with_dlib(pids) -> list[str]:
+    """The processes among `pids` that have dlib loaded (a worker past its start-up)."""
+    def loaded(pid):
+        try:
+            return "_dlib_pybind11" in Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            return False
+    return [p for p in pids if loaded(p)]

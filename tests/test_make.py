@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FACES, processes
+from conftest import FACES, processes, with_dlib
 from synthface.annotate import AnnotateConfig, model_path
 from synthface.errors import SynthfaceError
 from synthface.imaging import read_rgb
@@ -275,11 +275,14 @@ def test_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
     deadline = time.time() + 60
     while time.time() < deadline and (not journal.is_file() or journal.read_text().count("\n") < 200):
         time.sleep(0.05)
-    time.sleep(2.5)  # the worker process has started by now
+    while time.time() < deadline and not with_dlib(p for p in _live_processes_in_group(proc.pid) if p != str(proc.pid)):
+        time.sleep(0.05)  # until the worker process has loaded its models
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and err.strip().splitlines() == ["synthface: interrupted"], err
-    time.sleep(0.5)
+    deadline = time.time() + 10
+    while time.time() < deadline and _live_processes_in_group(proc.pid):
+        time.sleep(0.05)
     assert _live_processes_in_group(proc.pid) == []  # no worker is left running
     res = _cli(*args[:-1], "--resume", "--no-progress", "--format", "csv")
     assert res.returncode == 0, res.stderr
