@@ -381,3 +381,17 @@ def test_ctrl_c_during_evaluate_is_one_line(tmp_path):
 def _children(pid: int) -> list:
     return processes(lambda fields: int(fields[1]) == pid)
 
+
+def test_a_second_training_run_on_one_folder_is_refused(tmp_path, faces_dir):
+    args = ["train", "--data", faces_dir, "--out", tmp_path / "run", "--config", "tiny", "--max-epochs", "100000",
+            "--no-progress", "data.cache_dir="]
+    first = subprocess.Popen([sys.executable, "-m", "cli.main", *map(str, args)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        _poll(lambda: (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file(), first, "the first epoch")
+        _one_line_error(_cli(*args), f"{tmp_path / 'run'} is in use by another synthface train")
+    finally:
+        first.kill()
+        first.wait()
+    again = _cli(*args, "train.max_minutes=0.02")  # the kill left no stale lock: it resumes, 1 s more
+    assert again.returncode == 0, again.stderr
