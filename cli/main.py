@@ -95,7 +95,8 @@ def _add_make_dataset(sub) -> None:
         "make-dataset", help="sample faces, label them with dlib, write a dataset",
         description="Draw faces from a generator, find each face's box (and 68 landmarks) with "
                     "dlib, keep the samples with exactly one face, and write images plus labels "
-                    "(labels.csv/.parquet, dlib.xml, pts/, coco.json, yolo/).",
+                    "(labels.csv/.parquet, metadata.jsonl, dlib.xml, .pts, coco.json, "
+                    "labels/ + data.yaml for Ultralytics), with a train/val split.",
         epilog=MAKE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", type=int, required=True, help="number of labelled faces in the result")
     p.add_argument("--out", required=True, help="dataset folder (must be new or empty, unless --resume)")
@@ -110,7 +111,9 @@ def _add_make_dataset(sub) -> None:
     p.add_argument("--min-score", type=float, default=0.0, help="lowest detector score kept (default 0.0)")
     p.add_argument("--upsample", type=int, default=1, help="dlib detector upsampling steps (default 1)")
     p.add_argument("--format", default="all",
-                   help="label formats, comma-separated: csv,parquet,xml,pts,coco,yolo (default all; csv always)")
+                   help="label formats, comma-separated: csv,parquet,hf,xml,pts,coco,yolo (default all; csv always)")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of faces in the validation split, chosen per face from its seed (default 0.1)")
     p.add_argument("--batch-size", type=int, default=256, help="candidates per work chunk (default 256)")
     p.add_argument("--workers", type=int,
                    help="workers: a thread of this process, the rest spawned processes (default: all cores)")
@@ -139,7 +142,7 @@ def _run_make_dataset(args) -> int:
     cfg = MakeConfig(
         n=args.n, seed=args.seed, image_size=args.image_size, pad=args.pad, batch_size=args.batch_size,
         workers=os.cpu_count() or 1 if args.workers is None else args.workers,
-        max_tries=args.max_tries, formats=tuple(sorted(set(formats) | {"csv"})),
+        max_tries=args.max_tries, formats=tuple(sorted(set(formats) | {"csv"})), val_fraction=args.val_fraction,
         num_shards=args.num_shards, shard_index=args.shard_index,
         annotate=AnnotateConfig(upsample=args.upsample, min_score=args.min_score,
                                 landmarks=args.landmarks, predictor_path=args.predictor))
@@ -280,8 +283,9 @@ def _add_landmarks(sub) -> None:
                        epilog=LANDMARK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     lsub = p.add_subparsers(dest="landmarks_command", metavar="COMMAND", required=True)
     t = lsub.add_parser("train", help="train a shape predictor (dlib.train_shape_predictor)",
-                        description="Train a 68-point dlib shape predictor on a synthface dataset (its dlib.xml), "
-                                    "an imglab XML file, or a folder of 300-W .jpg + .pts faces.",
+                        description="Train a 68-point dlib shape predictor on a synthface dataset (its labels.csv), "
+                                    "an imglab XML file, or a folder of 300-W faces (images with .pts beside them, "
+                                    "searched recursively, e.g. a synthface dataset's images/).",
                         epilog=LANDMARK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--dataset", required=True, help="synthface dataset folder, imglab XML, or 300-W folder")
     t.add_argument("-o", "--output", required=True, help="model file to write (.dat); a .json summary goes beside it")
@@ -293,6 +297,8 @@ def _add_landmarks(sub) -> None:
                        help=f"(default {f.default})")
     t.add_argument("--upsample", type=int, default=1, help="detector upsampling for 300-W boxes (default 1)")
     t.add_argument("--pts-origin", type=int, default=1, choices=(0, 1), help=".pts coordinates' first pixel (default 1)")
+    t.add_argument("--split", default="all", choices=("train", "val", "all"),
+                   help="which faces of a synthface dataset (default all)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_run_landmarks_train)
     e = lsub.add_parser("eval", help="score a shape predictor on real faces with 300-W points",
@@ -307,6 +313,8 @@ def _add_landmarks(sub) -> None:
     e.add_argument("--pts-origin", type=int, default=1, choices=(0, 1), help=".pts coordinates' first pixel (default 1)")
     e.add_argument("--ced", help="write the cumulative error curve as a PNG here")
     e.add_argument("-o", "--output", help="write the report (with per-face errors) as JSON here")
+    e.add_argument("--split", default="all", choices=("train", "val", "all"),
+                   help="which faces of a synthface dataset (default all)")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=_run_landmarks_eval)
 
@@ -319,7 +327,8 @@ def _run_landmarks_train(args) -> int:
     options = TrainOptions(**{f.name: getattr(args, f.name) for f in fields(TrainOptions)})
     if not 0 <= args.upsample <= 3:
         raise SynthfaceError(f"--upsample must be from 0 to 3, got {args.upsample}")
-    s = train_landmarks(args.dataset, args.output, options, args.upsample, not args.no_progress, args.pts_origin)
+    s = train_landmarks(args.dataset, args.output, options, args.upsample, not args.no_progress, args.pts_origin,
+                        args.split)
     print(f"trained on {s['faces']} faces in {s['seconds']:.0f} s: {args.output}")
     return 0
 
@@ -337,7 +346,8 @@ def _run_landmarks_eval(args) -> int:
         check_image_path(args.ced)
     if not 0 <= args.upsample <= 3:
         raise SynthfaceError(f"--upsample must be from 0 to 3, got {args.upsample}")
-    r = evaluate_landmarks(args.model, args.data, args.boxes, args.upsample, not args.no_progress, args.pts_origin)
+    r = evaluate_landmarks(args.model, args.data, args.boxes, args.upsample, not args.no_progress, args.pts_origin,
+                           args.split)
     print(format_nme(r))
     if args.ced:
         plot_ced({Path(args.model).stem: r}, args.ced)

@@ -26,8 +26,9 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from synthface import __version__
+from synthface.errors import SynthfaceError
 from synthface.files import write_atomic
-from synthface.journal import ALL_FORMATS, BOX_COLS, POINT_COLS, STATE_DIR, FaceRecord, iter_records
+from synthface.journal import ALL_FORMATS, BOX_COLS, POINT_COLS, STATE_DIR, FaceRecord, iter_records, split_of
 
 # The left-right mirror of each of the 68 iBUG points (for flip augmentation).
 FLIP_IDX_68 = (list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30]
@@ -142,11 +143,11 @@ class _FolderWriter:
 
 
 def label_columns(landmarks: bool) -> list[str]:
-    return ["file", "seed", "index"] + BOX_COLS + (POINT_COLS if landmarks else [])
+    return ["file", "split", "seed", "index"] + BOX_COLS + (POINT_COLS if landmarks else [])
 
 
 def _values(rec: FaceRecord, landmarks: bool) -> list:
-    values = [rec.file, rec.seed, rec.index, *rec.box, round(rec.score, 6)]
+    values = [rec.file, rec.split, rec.seed, rec.index, *rec.box, round(rec.score, 6)]
     return values + ([float(v) for v in rec.landmarks.reshape(-1)] if landmarks else [])
 
 
@@ -177,7 +178,7 @@ class ParquetWriter(_FileWriter):
         int_cols = {"seed", "index", "x", "y", "w", "h"}
         self.cols = label_columns(landmarks)
         # the dtypes pandas gives labels.csv: the same frame from either file
-        self.schema = pa.schema([(c, pa.string() if c == "file" else pa.int64() if c in int_cols
+        self.schema = pa.schema([(c, pa.string() if c in ("file", "split") else pa.int64() if c in int_cols
                                   else pa.float64()) for c in self.cols])
         self.pq = papq.ParquetWriter(self.f, self.schema)
         self.rows: list = []
@@ -241,13 +242,23 @@ def pts_text(points) -> str:
     return f"version: 1\nn_points: {len(points)}\n{{\n{body}\n}}\n"
 
 
-class PtsWriter(_FolderWriter):
-    """pts/SSSSS/NNNNNNNN.pts: iBUG 300-W point files, 1-based like 300-W's own."""
+class PtsWriter:
+    """images/SSSSS/NNNNNNNN.pts beside each NNNNNNNN.png, where 300-W tools look: iBUG
+    300-W point files, 1-based like 300-W's own. Each file is written whole (temporary
+    name, then rename); face k's labels are the same in every export of a run, so a
+    partial export leaves only correct files (prune_images removes those beyond n)."""
 
-    folder = "pts"
+    def __init__(self, out, size, landmarks):
+        self.out = out
 
     def add(self, k, rec):
-        self.file(Path(*Path(rec.file).parts[1:]).with_suffix(".pts")).write_text(pts_text(rec.landmarks))
+        write_atomic(self.out / Path(rec.file).with_suffix(".pts"), pts_text(rec.landmarks))
+
+    def close(self):
+        pass
+
+    def discard(self):
+        pass
 
 
 class CocoWriter(_FileWriter):
@@ -263,7 +274,7 @@ class CocoWriter(_FileWriter):
 
     def add(self, k, rec):
         self.f.write((", " if k else "") + json.dumps(
-            {"id": k + 1, "file_name": rec.file, "width": self.size, "height": self.size}))
+            {"id": k + 1, "file_name": rec.file, "width": self.size, "height": self.size, "split": rec.split}))
         box = clipped_box(rec.box, self.size)
         ann = {"id": k + 1, "image_id": k + 1, "category_id": 1, "bbox": box,
                "area": box[2] * box[3], "iscrowd": 0, "score": round(rec.score, 6)}
@@ -293,11 +304,20 @@ class CocoWriter(_FileWriter):
 
 
 class YoloWriter(_FolderWriter):
-    """yolo/: one label file per image and data.yaml. Ultralytics finds labels by
-    replacing /images/ with /labels/ in each image path, so yolo/images links to the
-    dataset's images. No `path:` key: Ultralytics then uses this file's folder."""
+    """labels/SSSSS/NNNNNNNN.txt for images/SSSSS/NNNNNNNN.png (Ultralytics' rule: an
+    image's label is its path with /images/ replaced by /labels/ and .txt), with
+    trainset.txt / valset.txt (the split's image paths, "./"-relative to the dataset)
+    and data.yaml. (Not train.txt / val.txt: Hugging Face's imagefolder would take those
+    names for split files and load no images.) `path:` is the dataset's absolute folder, as Ultralytics reads a relative
+    one against its own datasets folder; a moved dataset needs that line changed or
+    removed (without it Ultralytics uses data.yaml's folder)."""
 
-    folder = "yolo"
+    folder = "labels"
+
+    def __init__(self, out, size, landmarks):
+        super().__init__(out, size, landmarks)
+        self.out = out
+        self.lists = {s: open(out / STATE_DIR / f"{s}set.txt.part", "w") for s in ("train", "val")}
 
     def add(self, k, rec):
         size = self.size
@@ -307,21 +327,74 @@ class YoloWriter(_FolderWriter):
             kp = keypoint_triplets(rec.landmarks.tolist(), size)
             for i in range(0, len(kp), 3):
                 vals += [kp[i] / size, kp[i + 1] / size, kp[i + 2]]
-        self.file(Path("labels", *Path(rec.file).parts[1:]).with_suffix(".txt")).write_text(
+        self.file(Path(*Path(rec.file).parts[1:]).with_suffix(".txt")).write_text(
             "0 " + " ".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in vals) + "\n")
+        self.lists[rec.split].write(f"./{rec.file}\n")
 
     def close(self):
-        tmp = _tmp(self.path)
-        (tmp / "images").symlink_to(Path("..") / "images", target_is_directory=True)
-        lines = ["# YOLO pose labels for Ultralytics: yolo pose train data=yolo/data.yaml",
-                 "train: images", "val: images", "names:", "  0: face"]
+        for f in self.lists.values():
+            f.close()
+        has_val = os.path.getsize(self.lists["val"].name) > 0
+        kind = "pose" if self.landmarks else "detect"
+        lines = [f"# Ultralytics YOLO {kind} labels: yolo {kind} train data=THIS_FILE",
+                 "# labels/ mirrors images/; trainset.txt and valset.txt list each split's images.",
+                 "# Moved this folder? Delete the path line (Ultralytics then uses this file's folder).",
+                 f"path: {json.dumps(str(self.out.resolve()))}", "train: trainset.txt",
+                 "val: valset.txt" if has_val else "val: trainset.txt  # no face in the val split (--val-fraction)",
+                 "names:", "  0: face"]
         if self.landmarks:
             lines += ["kpt_shape: [68, 3]", f"flip_idx: {json.dumps(FLIP_IDX_68)}"]
-        (tmp / "data.yaml").write_text("\n".join(lines) + "\n")
         super().close()
+        for name, f in self.lists.items():
+            os.replace(f.name, self.out / f"{name}set.txt")
+        write_atomic(self.out / "data.yaml", "\n".join(lines) + "\n")
+
+    def discard(self):
+        for f in self.lists.values():
+            f.close()
+            Path(f.name).unlink(missing_ok=True)
+        super().discard()
 
 
-WRITERS = {"csv": CsvWriter, "parquet": ParquetWriter, "xml": ImglabWriter, "pts": PtsWriter,
+class HfWriter(_FileWriter):
+    """metadata.jsonl: Hugging Face imagefolder's labels, one JSON object per image
+    (`file_name` relative to the dataset), read by
+    `datasets.load_dataset("imagefolder", data_dir=DATASET)`."""
+
+    filename = "metadata.jsonl"
+
+    def add(self, k, rec):
+        row = {"file_name": rec.file, "split": rec.split, "seed": rec.seed, "index": rec.index,
+               "box": [int(v) for v in rec.box], "score": round(rec.score, 6)}
+        if self.landmarks:
+            row["landmarks"] = [[float(x), float(y)] for x, y in rec.landmarks]
+        self.f.write(json.dumps(row) + "\n")
+
+
+SPLITS = ("train", "val", "all")
+
+
+def read_labels(root, split: str = "all"):
+    """labels.csv of a synthface dataset as a pandas DataFrame, rows of one split
+    ("train", "val") or all of them."""
+    import pandas as pd
+
+    root = Path(root).expanduser()
+    if split not in SPLITS:
+        raise SynthfaceError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    path = root / "labels.csv"
+    if not path.is_file():
+        raise SynthfaceError(f"{root} is not a synthface dataset (no labels.csv)")
+    frame = pd.read_csv(path)
+    if split != "all":
+        if "split" not in frame:
+            raise SynthfaceError(f"{path} has no split column (made by an older synthface); "
+                                 "run the same make-dataset command with --resume to write it again")
+        frame = frame[frame["split"] == split].reset_index(drop=True)
+    return frame
+
+
+WRITERS = {"csv": CsvWriter, "parquet": ParquetWriter, "hf": HfWriter, "xml": ImglabWriter, "pts": PtsWriter,
            "coco": CocoWriter, "yolo": YoloWriter}
 
 
@@ -333,6 +406,7 @@ def write_exports(out: Path, cfg, identity: dict, command: str = "") -> dict:
     formats = [f for f in ALL_FORMATS if f in set(cfg.formats) | {"csv"}
                and (landmarks or f != "pts")]
     rejected: Counter = Counter()
+    splits: Counter = Counter()
     count = candidates = 0
     writers = []
     try:
@@ -345,6 +419,8 @@ def write_exports(out: Path, cfg, identity: dict, command: str = "") -> dict:
             if not rec.kept:
                 rejected[rec.status] += 1
                 continue
+            rec.split = split_of(rec.seed, cfg.val_fraction)
+            splits[rec.split] += 1
             for w in writers:
                 w.add(count, rec)
             count += 1
@@ -355,7 +431,8 @@ def write_exports(out: Path, cfg, identity: dict, command: str = "") -> dict:
     for w in writers:
         w.close()
 
-    summary = {"faces": count, "candidates": candidates, "rejected": dict(rejected),
+    summary = {"faces": count, "train": splits["train"], "val": splits["val"],
+               "candidates": candidates, "rejected": dict(rejected),
                "rejection_rate": round(sum(rejected.values()) / max(candidates, 1), 4)}
     write_card(out, cfg, identity, summary, command, formats)
     return summary
@@ -378,6 +455,8 @@ def write_card(out: Path, cfg, identity: dict, summary: dict, command: str, form
         "counts": summary,
         "files": {"images": "images/SSSSS/NNNNNNNN.png, 1,000 a folder",
                   "formats": sorted(formats)},
+        "split": {"val_fraction": cfg.val_fraction, "train": summary["train"], "val": summary["val"],
+                  "rule": "a face is in val when splitmix64(seed) / 2**64 < val_fraction (synthface.journal.split_of)"},
         "conventions": {
             "coordinates": "pixels of the saved image; pixel centres at integers, (0, 0) = centre of the top-left pixel",
             "box": "x, y, w, h: top-left pixel and size (dlib rectangle, inclusive)",
@@ -396,10 +475,83 @@ def write_card(out: Path, cfg, identity: dict, summary: dict, command: str, form
     gen = identity["generator"]
     gen_line = (f"`{gen.get('checkpoint')}` (sha256 `{gen.get('sha256', '')[:16]}...`, arch `{gen.get('arch')}`)"
                 if gen["kind"] == "generator" else f"stand-in replay of real faces in `{gen.get('folder')}`")
-    write_atomic(out / "README.md", f"""# Synthetic face dataset (synthface {__version__})
+    write_atomic(out / "README.md", _card_text(cfg, identity, summary, command, formats, gen_line, rej))
 
-{summary['faces']} faces of {identity['image_size']}x{identity['image_size']} pixels, each with its face box
-{'and 68 landmarks ' if landmarks else ''}from dlib.
+
+def _card_text(cfg, identity, summary, command, formats, gen_line, rej) -> str:
+    """The dataset's README.md: what it is, each file, how to load it in each ecosystem
+    (only the formats written), its conventions and split."""
+    landmarks = cfg.annotate.landmarks
+    size = identity["image_size"]
+    kind = "pose" if landmarks else "detect"
+    pts_cols = ", x0, y0 .. x67, y67" if landmarks else ""
+    files = {
+        "csv": f"- `labels.csv`: one row per face: file, split, seed, index, x, y, w, h, score{pts_cols}",
+        "parquet": "- `labels.parquet`: the same rows and dtypes as labels.csv",
+        "hf": "- `metadata.jsonl`: Hugging Face imagefolder labels: file_name, split, seed, index, box, score"
+              + (", landmarks (68 [x, y] lists)" if landmarks else ""),
+        "xml": "- `dlib.xml`: dlib imglab format (`dlib.train_shape_predictor`, `dlib.train_simple_object_detector`)",
+        "pts": "- `images/SSSSS/NNNNNNNN.pts`: iBUG 300-W point files beside the images, 1-based as in 300-W "
+               "(0-based point + 1)",
+        "coco": "- `coco.json`: COCO " + ("keypoints (68 named iBUG points; the category holds the 68-point skeleton "
+                                          "and the COCO-WholeBody face OKS sigmas for COCOeval)" if landmarks
+                                          else "boxes") + ", category \"face\", each image's split in `split`",
+        "yolo": f"- `data.yaml`, `labels/SSSSS/NNNNNNNN.txt`, `trainset.txt`, `valset.txt`: Ultralytics YOLO {kind} "
+                "(labels/ mirrors images/; the two lists are the splits)",
+    }
+    snippets = {
+        "csv": ("pandas", f"""```python
+import pandas as pd
+labels = pd.read_{'parquet' if 'parquet' in formats else 'csv'}("DATASET/labels.{'parquet' if 'parquet' in formats else 'csv'}")
+train = labels[labels.split == "train"]
+""" + ("""points = train.filter(regex=r"^[xy]\\d+$").to_numpy().reshape(-1, 68, 2)  # (faces, 68, x/y)
+""" if landmarks else "") + "```"),
+        "torch": ("PyTorch (with synthface installed)", """```python
+from torch.utils.data import DataLoader
+from synthface import FaceLandmarks
+loader = DataLoader(FaceLandmarks("DATASET", split="train"), batch_size=64, shuffle=True)
+for batch in loader:  # image (B, 3, H, W) in [0, 1], box (B, 4), """ + ("landmarks (B, 68, 2), " if landmarks else "")
+                  + """seed, score, ...
+    ...
+```"""),
+        "hf": ("Hugging Face datasets", """```python
+from datasets import load_dataset
+ds = load_dataset("imagefolder", data_dir="DATASET")["train"]  # every face; its `split` field says train or val
+val = ds.filter(lambda r: r["split"] == "val")
+```"""),
+        "yolo": ("Ultralytics", f"""```
+yolo {kind} train data=DATASET/data.yaml model=yolov8n{'-pose' if landmarks else ''}.yaml imgsz={size}
+```
+`path:` in data.yaml is this folder's absolute path when it was written; after moving the
+folder, delete that line (Ultralytics then uses data.yaml's folder)."""),
+        "coco": ("pycocotools", """```python
+import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+gt = COCO("DATASET/coco.json")
+""" + ("""e = COCOeval(gt, gt.loadRes("your_detections.json"), "keypoints")
+e.params.kpt_oks_sigmas = np.array(gt.loadCats(1)[0]["sigmas"])  # the 68 face sigmas
+e.evaluate(); e.accumulate(); e.summarize()
+""" if landmarks else "") + "```"),
+        "xml": ("dlib", f"""```python
+import dlib
+{'dlib.train_shape_predictor("DATASET/dlib.xml", "landmarks.dat", dlib.shape_predictor_training_options())' if landmarks
+ else 'dlib.train_simple_object_detector("DATASET/dlib.xml", "faces.svm", dlib.simple_object_detector_training_options())'}
+```"""),
+        "pts": ("300-W tools and synthface", """```
+synthface landmarks train --dataset DATASET --split train -o landmarks.dat   # or --dataset DATASET/images (.pts)
+synthface landmarks eval --model landmarks.dat --data DATASET --split val
+```"""),
+    }
+    pad_note = "" if cfg.pad else (
+        "\nFor detector training, make the dataset with `--pad` (e.g. 0.25): without it most faces\n"
+        "fill the frame and their boxes reach past the image, which dlib's detector trainer refuses.\n")
+    chosen = set(formats) | {"torch"}
+    loading = "\n\n".join(f"**{title}**\n{text}" for key, (title, text) in snippets.items() if key in chosen)
+    return f"""# Synthetic face dataset (synthface {__version__})
+
+{summary['faces']} faces of {size}x{size} pixels, each with its face box
+{'and 68 landmarks ' if landmarks else ''}from dlib: {summary['train']} in the train split, {summary['val']} in val.
 
 - Command: `{command or 'make_dataset()'}`
 - Generator: {gen_line}
@@ -409,21 +561,34 @@ def write_card(out: Path, cfg, identity: dict, summary: dict, command: str, form
 
 ## Files
 - `images/SSSSS/NNNNNNNN.png`: the faces, 1,000 a folder
-- `labels.csv`, `labels.parquet`: one row per face: file, seed, index, x, y, w, h, score{', x0, y0 .. x67, y67' if landmarks else ''}
-- `dlib.xml`: dlib imglab format (`dlib.train_shape_predictor`, `dlib.train_simple_object_detector`)
-- `pts/SSSSS/NNNNNNNN.pts`: iBUG 300-W point files (with landmarks), 1-based as in 300-W (0-based point + 1)
-- `coco.json`: COCO {'keypoints (68 named iBUG points, visibility 2 inside the image and 0 0 0 outside; the category holds the 68-point skeleton and the COCO-WholeBody face OKS sigmas for COCOeval)' if landmarks else 'boxes'}, category "face"; boxes clipped to the image
-- `yolo/`: YOLO {'pose ' if landmarks else ''}labels and `data.yaml` (`yolo/images` links to `images/`)
-- `dataset.json`: this card as data
+{chr(10).join(line for key, line in files.items() if key in formats)}
+- `dataset.json`: this card as data (counts, split, conventions{', keypoint names, skeleton, sigmas, flip_idx' if landmarks else ''})
 
 Only the formats chosen with `--format` are written: {', '.join(sorted(formats))}.
+
+## Loading it
+DATASET is this folder.
+
+{loading}
+
+## Split
+The `val` split holds {summary['val']} of the {summary['faces']} faces (`--val-fraction {cfg.val_fraction:g}`), `train` the rest.
+A face's split is chosen from its own seed alone (`synthface.journal.split_of`: val when
+splitmix64(seed) / 2**64 < {cfg.val_fraction:g}), so it is the same however the dataset was made
+(workers, resume, shards and merge). Each format carries it: the `split` column / field,
+Ultralytics' trainset.txt / valset.txt, COCO's per-image `split`.
 
 ## Conventions
 Coordinates are in pixels of the saved image, with pixel centres at integer coordinates
 ((0, 0) is the centre of the top-left pixel). Boxes are x, y, w, h: the top-left pixel and
-the size of dlib's (inclusive) rectangle. Landmarks follow the iBUG 300-W 68-point order,
-0-based.
-
+the size of dlib's (inclusive) rectangle; in labels.csv, labels.parquet, metadata.jsonl and
+dlib.xml a box may reach past the image's edge (the face does: dlib's box of a face filling
+the frame), while COCO and YOLO boxes are clipped to the image. Landmarks follow the iBUG
+300-W 68-point order, 0-based (x0, y0 .. x67, y67; left and right are the subject's own);
+.pts files are 1-based. A point outside the image is kept as is in labels.csv / parquet /
+metadata / dlib.xml / .pts and is written (0, 0, 0), not labelled, in COCO and YOLO; inside
+the image its visibility is 2 (dlib labels every point, occluded or not).
+{pad_note}
 ## Licence
 {LICENCE_NOTE}
-""")
+"""

@@ -1,7 +1,7 @@
 """A dataset folder's state: the journal of every candidate, the run identity, the lock.
 
     DATASET/.synthface/run.json      what makes two runs the same dataset (identity)
-    DATASET/.synthface/options.json  what this run writes (label formats; not identity)
+    DATASET/.synthface/options.json  what this run writes (label formats, val split; not identity)
     DATASET/.synthface/journal.csv   one row per candidate, kept or rejected, in order
     DATASET/.synthface/lock          flock'ed by the one process writing the folder
 
@@ -36,11 +36,22 @@ BOX_COLS = ["x", "y", "w", "h", "score"]
 POINT_COLS = [c for i in range(68) for c in (f"x{i}", f"y{i}")]
 BASE_COLS = ["index", "seed", "status", "faces", "file"]
 # The label formats a dataset can have (one writer each, export.py); csv is always written.
-ALL_FORMATS = ("csv", "parquet", "xml", "pts", "coco", "yolo")
+ALL_FORMATS = ("csv", "parquet", "hf", "xml", "pts", "coco", "yolo")
 
 
 def journal_columns(landmarks: bool) -> list[str]:
     return BASE_COLS + BOX_COLS + (POINT_COLS if landmarks else [])
+
+
+def split_of(seed: int, val_fraction: float) -> str:
+    """A face's split, "val" for about `val_fraction` of faces, "train" for the rest,
+    chosen from the face's own seed alone (splitmix64 of it, as a fraction of 2**64): a
+    face keeps its split whichever run, resume point, shard or merge made it."""
+    mask = (1 << 64) - 1
+    z = (seed + 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return "val" if (z ^ (z >> 31)) < val_fraction * 2.0 ** 64 else "train"
 
 
 def image_name(k: int) -> str:
@@ -62,6 +73,7 @@ class FaceRecord:
     box: tuple | None = None  # x, y, w, h (ints): dlib's inclusive rectangle
     score: float | None = None
     landmarks: np.ndarray | None = None  # (68, 2) float, 0-based pixel centres
+    split: str = ""  # "train" or "val", set on export from the seed (split_of); not journaled
 
     @property
     def kept(self) -> bool:
@@ -232,19 +244,26 @@ def check_identity(out: Path, identity: dict) -> None:
                              "resume with the same command, or choose a new --out")
 
 
-def write_options(out: Path, formats) -> None:
-    write_atomic(Path(out) / STATE_DIR / "options.json", json.dumps({"formats": sorted(formats)}) + "\n")
+DEFAULT_VAL_FRACTION = 0.1
 
 
-def read_formats(out: Path) -> list[str] | None:
-    """The label formats a run chose (its options, or an older folder's dataset card)."""
+def write_options(out: Path, formats, val_fraction: float) -> None:
+    write_atomic(Path(out) / STATE_DIR / "options.json",
+                 json.dumps({"formats": sorted(formats), "val_fraction": val_fraction}) + "\n")
+
+
+def read_options(out: Path) -> dict | None:
+    """What a run chose to write: {"formats": [...], "val_fraction": f} (its options, or
+    an older folder's dataset card), or None."""
     for path, key in ((Path(out) / STATE_DIR / "options.json", None), (Path(out) / "dataset.json", "files")):
         if path.is_file():
             try:
                 data = json.loads(path.read_text())
-                return list((data[key] if key else data)["formats"])
+                formats = list((data[key] if key else data)["formats"])
             except (ValueError, KeyError, TypeError):
                 continue
+            fraction = data.get("val_fraction", data.get("split", {}).get("val_fraction", DEFAULT_VAL_FRACTION))
+            return {"formats": formats, "val_fraction": fraction}
     return None
 
 

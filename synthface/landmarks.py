@@ -77,18 +77,37 @@ def _read_xml(xml: Path) -> list[Face]:
     return faces
 
 
-def load_face_set(path, pts_origin: int = 1) -> list[Face]:
-    """Faces with 68 points from a synthface dataset, an imglab XML or a 300-W folder."""
+def _read_labels_csv(folder: Path, split: str) -> list[Face]:
+    from synthface.journal import POINT_COLS
+    from synthface.export import read_labels
+
+    frame = read_labels(folder, split)
+    if not set(POINT_COLS) <= set(frame.columns):
+        raise SynthfaceError(f"{folder} has no landmarks (made without --landmarks)")
+    points = frame[POINT_COLS].to_numpy(float).reshape(-1, 68, 2)
+    boxes = frame[["x", "y", "w", "h"]].to_numpy(int)
+    return [Face(folder / f, tuple(int(v) for v in b), p) for f, b, p in zip(frame["file"], boxes, points)]
+
+
+def load_face_set(path, pts_origin: int = 1, split: str = "all") -> list[Face]:
+    """Faces with 68 points from a synthface dataset folder (its labels.csv, or dlib.xml
+    in older ones; `split`: "train", "val" or "all"), an imglab XML, or a folder of
+    300-W faces (images with NAME.pts beside them, searched recursively: the images/
+    folder of a synthface dataset is one)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise SynthfaceError(f"not found: {path}")
+    if split != "all" and not (path / "labels.csv").is_file():
+        raise SynthfaceError(f"--split {split} needs a synthface dataset folder (with labels.csv): {path}")
     if path.is_file():
         return _read_xml(path)
+    if (path / "labels.csv").is_file():
+        return _read_labels_csv(path, split)
     if (path / "dlib.xml").is_file():
         return _read_xml(path / "dlib.xml")
-    images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    images = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
     if not images:
-        raise SynthfaceError(f"{path}: no dlib.xml and no images with .pts files")
+        raise SynthfaceError(f"{path}: no labels.csv or dlib.xml, and no images with .pts files")
     faces = []
     for img in images:
         pts = img.with_suffix(".pts")
@@ -204,7 +223,7 @@ def boxes_for_training(faces: list[Face], upsample: int = 1, progress: bool = Tr
 
 
 def train_landmarks(dataset, output, options: TrainOptions | None = None, upsample: int = 1,
-                    progress: bool = True, pts_origin: int = 1) -> dict:
+                    progress: bool = True, pts_origin: int = 1, split: str = "all") -> dict:
     """Train a 68-point dlib shape predictor on a face set; returns a summary."""
     import dlib
 
@@ -214,7 +233,7 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
     options.validate()
     # checked before training, not after: a model that cannot be saved is lost work
     output = check_writable_file(output, "-o")
-    faces = load_face_set(dataset, pts_origin)
+    faces = load_face_set(dataset, pts_origin, split)
     if not faces:
         raise SynthfaceError(f"{dataset}: no faces with landmarks")
     faces = boxes_for_training(faces, upsample, progress)
@@ -251,7 +270,7 @@ def load_predictor(model: str):
 
 
 def evaluate_landmarks(model: str, data, boxes: str = "detector", upsample: int = 1,
-                       progress: bool = True, pts_origin: int = 1) -> dict:
+                       progress: bool = True, pts_origin: int = 1, split: str = "all") -> dict:
     """NME of a shape predictor on real faces with ground-truth points."""
     import dlib
     from tqdm.auto import tqdm
@@ -263,7 +282,7 @@ def evaluate_landmarks(model: str, data, boxes: str = "detector", upsample: int 
         raise SynthfaceError(f"--boxes must be 'detector' or 'truth', got '{boxes}'")
     predictor = load_predictor(model)
     detector = dlib.get_frontal_face_detector()
-    faces = load_face_set(data, pts_origin)
+    faces = load_face_set(data, pts_origin, split)
     errors, missed = [], 0
     for face in tqdm(faces, desc="landmarks eval", unit="face", disable=not progress, leave=False):
         rgb = read_rgb(face.image)

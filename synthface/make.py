@@ -31,7 +31,7 @@ import numpy as np
 from synthface.annotate import AnnotateConfig, Annotator
 from synthface.errors import SynthfaceError
 from synthface.files import folder_lock, write_atomic
-from synthface.journal import (ALL_FORMATS, STATE_DIR, FaceRecord, Journal, check_identity, image_name,
+from synthface.journal import (ALL_FORMATS, DEFAULT_VAL_FRACTION, STATE_DIR, FaceRecord, Journal, check_identity, image_name,
                                prepare_folder, read_progress, truncate_after, write_options)
 from synthface.sampling import BLOCK, candidate_seeds, candidates
 from synthface.workers import ChunkWorkers, check_workers
@@ -64,6 +64,9 @@ class MakeConfig:
     # (None: 20 x n + 1000, i.e. a pass rate under about 5%).
     max_tries: int | None = None
     formats: tuple = ALL_FORMATS
+    # The share of faces held out as the validation split, chosen per face from its seed
+    # (journal.split_of). An export option: changing it on --resume re-splits the labels.
+    val_fraction: float = DEFAULT_VAL_FRACTION
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
     # Part K of N of the same dataset (see shard_quota and merge.py).
     num_shards: int = 1
@@ -95,6 +98,8 @@ class MakeConfig:
         unknown = sorted(set(self.formats) - set(ALL_FORMATS))
         if unknown:
             raise SynthfaceError(f"unknown --format {', '.join(unknown)} (known: {', '.join(ALL_FORMATS)})")
+        if not 0.0 <= self.val_fraction < 1.0:  # NaN fails too
+            raise SynthfaceError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         a = self.annotate
         if not 0 <= a.upsample <= MAX_UPSAMPLE:
             raise SynthfaceError(f"--upsample must be from 0 to {MAX_UPSAMPLE}, got {a.upsample}")
@@ -267,7 +272,7 @@ def _predictor_hash(acfg: AnnotateConfig) -> str | None:
 
 
 def prune_images(out: Path, count: int) -> int:
-    """Remove images/ files of faces k >= count (left by a run resumed with a smaller
+    """Remove images/ files (and .pts beside them) of faces k >= count (left by a run resumed with a smaller
     -n, or written by a chunk that a kill kept out of the journal)."""
     removed = 0
     images = Path(out) / "images"
@@ -277,7 +282,8 @@ def prune_images(out: Path, count: int) -> int:
         if not folder.is_dir() or not folder.name.isdigit() or (int(folder.name) + 1) * 1000 <= count:
             continue
         for f in folder.iterdir():
-            if f.suffix == ".png" and f.stem.isdigit() and int(f.stem) >= count:
+            stem = f.name.split(".")[0]
+            if f.suffix in (".png", ".pts", ".tmp") and stem.isdigit() and int(stem) >= count:
                 f.unlink()
                 removed += 1
         if not any(folder.iterdir()):
@@ -304,7 +310,7 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
         prepare_folder(out, resume)
         with folder_lock(out / STATE_DIR, out, "make-dataset"):
             check_identity(out, identity)
-            write_options(out, cfg.formats)
+            write_options(out, cfg.formats, cfg.val_fraction)
             journal = out / STATE_DIR / "journal.csv"
             state = read_progress(journal)
             if state.accepted > cfg.target:  # resumed with a smaller -n

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from synthface.errors import SynthfaceError
 from synthface.files import folder_lock
-from synthface.journal import (ALL_FORMATS, STATE_DIR, Journal, check_identity, image_name, iter_records, read_formats,
-                               read_identity, write_options)
+from synthface.journal import (ALL_FORMATS, DEFAULT_VAL_FRACTION, STATE_DIR, Journal, check_identity, image_name, iter_records, read_identity,
+                               read_options, write_options)
 from synthface.sampling import BLOCK
 
 
@@ -89,15 +89,21 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
     if lost:
         raise SynthfaceError(f"{len(lost)} image(s) listed in the shards' journals are missing, e.g. {lost[0]}")
     # the formats any shard chose (an unfinished shard has no dataset card yet)
-    formats = set()
+    formats, fractions = set(), set()
     for part in parts:
-        formats |= set(read_formats(part) or ())
+        options = read_options(part) or {}
+        formats |= set(options.get("formats", ()))
+        if "val_fraction" in options:
+            fractions.add(options["val_fraction"])
     formats = tuple(f for f in ALL_FORMATS if f in formats) or ALL_FORMATS
+    if len(fractions) > 1:
+        raise SynthfaceError(f"the shards were made with different --val-fraction ({', '.join(map(str, sorted(fractions)))})")
+    val_fraction = fractions.pop() if fractions else DEFAULT_VAL_FRACTION
 
     landmarks = common["annotate"]["landmarks"]
     with folder_lock(out / STATE_DIR, out, "merge"):
         check_identity(out, common)
-        write_options(out, formats)
+        write_options(out, formats, val_fraction)
         journal = out / STATE_DIR / "journal.csv"
         tmp = journal.with_name("journal.csv.part")
         tmp.unlink(missing_ok=True)
@@ -122,5 +128,6 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
         os.replace(tmp, journal)
         annotate = AnnotateConfig(**common["annotate"])
         cfg = MakeConfig(n=n, seed=common["seed"], image_size=common["image_size"], formats=formats,
+                         val_fraction=val_fraction,
                          annotate=annotate)
         return write_exports(out, cfg, common, "synthface merge " + " ".join(map(str, parts)) + f" -o {out}")

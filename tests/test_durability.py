@@ -117,7 +117,7 @@ def test_a_failed_export_publishes_nothing(tmp_path, replay, monkeypatch):
     out = tmp_path / "d"
     _make(out, replay, n=10)
     before = {p: (out / p).read_bytes() for p in ("labels.csv", "labels.parquet", "dlib.xml", "coco.json",
-                                                   "pts/00000/00000000.pts")}
+                                                   "metadata.jsonl", "data.yaml", "labels/00000/00000000.txt")}
     real_add = export.CocoWriter.add
 
     def failing_add(self, k, rec):
@@ -220,7 +220,7 @@ def test_merge_takes_the_formats_any_shard_chose(tmp_path, replay):
         (parts[0] / name).unlink()
     merge_shards(parts, tmp_path / "m", progress=False)
     assert {"labels.csv", "dlib.xml", "coco.json"} <= {p.name for p in (tmp_path / "m").iterdir()}
-    assert not (tmp_path / "m" / "pts").exists()
+    assert not list((tmp_path / "m").rglob("*.pts")) and not (tmp_path / "m" / "labels").exists()
     (parts[0] / "images" / "00000" / "00000000.png").unlink()  # the merged dataset's first face
     with pytest.raises(SynthfaceError, match="image\\(s\\) listed in the shards' journals are missing"):
         merge_shards(parts, tmp_path / "m2", progress=False)

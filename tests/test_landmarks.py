@@ -84,7 +84,7 @@ def test_bad_point_files(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["eval", "--model", "{tmp}/none.dat", "--data", str(FACES_300W)], "model not found"),
     (["eval", "--model", "dlib68", "--data", "{tmp}/nowhere"], "not found"),
-    (["train", "--dataset", "{tmp}", "-o", "{tmp}/m.dat"], "no dlib.xml and no images"),
+    (["train", "--dataset", "{tmp}", "-o", "{tmp}/m.dat"], "no labels.csv or dlib.xml, and no images"),
 ])
 def test_cli_errors_are_one_line(tmp_path, args, message):
     res = subprocess.run([sys.executable, "-m", "cli.main", "landmarks", *[a.format(tmp=tmp_path) for a in args]],

@@ -33,7 +33,7 @@ def _make(out, replay, n=20, **kw):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, replay):
     out = tmp_path_factory.mktemp("ds") / "d"
-    summary = _make(out, replay, n=20, workers=2, batch_size=8)
+    summary = _make(out, replay, n=20, workers=2, batch_size=8, val_fraction=0.3)
     return out, summary
 
 
@@ -45,8 +45,8 @@ def test_dataset_has_n_faces_in_shards(dataset):
     out, summary = dataset
     df = _labels(out)
     assert len(df) == 20 and summary["faces"] == 20
-    assert list(df.columns[:8]) == ["file", "seed", "index", "x", "y", "w", "h", "score"]
-    assert list(df.columns[8:]) == [c for i in range(68) for c in (f"x{i}", f"y{i}")]
+    assert list(df.columns[:9]) == ["file", "split", "seed", "index", "x", "y", "w", "h", "score"]
+    assert list(df.columns[9:]) == [c for i in range(68) for c in (f"x{i}", f"y{i}")]
     assert df["file"].tolist() == [f"images/00000/{k:08d}.png" for k in range(20)]
     assert df["index"].is_monotonic_increasing and df["seed"].is_unique
     assert all(read_rgb(out / f).shape == (64, 64, 3) for f in df["file"])
@@ -65,7 +65,7 @@ def test_each_image_is_remade_from_its_seed(dataset, replay):
 def test_same_labels_whatever_batch_size_and_workers(dataset, tmp_path, replay):
     out, _ = dataset
     other = tmp_path / "other"
-    _make(other, replay, n=20, workers=0, batch_size=3)
+    _make(other, replay, n=20, workers=0, batch_size=3, val_fraction=0.3)
     assert (other / "labels.csv").read_bytes() == (out / "labels.csv").read_bytes()
 
 
@@ -125,22 +125,14 @@ def test_coco_pts_yolo_parquet_match_labels_csv(dataset):
         inside = ((pts[k] >= 0) & (pts[k] < 64)).all(1)
         assert np.array_equal(kp[inside, :2], pts[k][inside]) and set(kp[inside, 2]) == {2}
         assert (kp[~inside] == 0).all() and ann["num_keypoints"] == inside.sum()
-    for k in (0, 19):
-        from synthface.landmarks import read_pts
+    from synthface.landmarks import read_pts
 
-        path = out / "pts" / "00000" / f"{k:08d}.pts"
+    for k in (0, 19):
+        path = out / "images" / "00000" / f"{k:08d}.pts"  # beside the image, where 300-W tools look
         assert np.array_equal(read_pts(path), pts[k])  # read back 1-based: exactly the labels
         text = path.read_text()
         assert text.startswith("version: 1\nn_points: 68\n{\n")
         assert np.array_equal(np.array(text.split("{")[1].split("}")[0].split(), float).reshape(68, 2), pts[k] + 1)
-        yolo = np.array((out / "yolo" / "labels" / "00000" / f"{k:08d}.txt").read_text().split(), float)
-        assert yolo.shape == (1 + 4 + 68 * 3,) and yolo[0] == 0
-        kp = yolo[5:].reshape(68, 3)
-        inside = kp[:, 2] == 2
-        assert np.allclose(kp[inside, :2] * 64, pts[k][inside], atol=1e-4)
-    assert (out / "yolo" / "images" / "00000" / "00000000.png").is_file()
-    data_yaml = (out / "yolo" / "data.yaml").read_text()
-    assert "kpt_shape: [68, 3]" in data_yaml and "flip_idx: [16, 15," in data_yaml
     parquet = pd.read_parquet(out / "labels.parquet")
     assert list(parquet.dtypes) == list(df.dtypes) and parquet.equals(df)
     card = json.loads((out / "dataset.json").read_text())
@@ -161,12 +153,13 @@ def test_boxes_only_and_larger_images(tmp_path, replay):
     _make(out, replay, n=5, image_size=128, annotate=AnnotateConfig(landmarks=False),
           formats=("csv", "xml", "coco", "yolo"))
     df = _labels(out)
-    assert list(df.columns) == ["file", "seed", "index", "x", "y", "w", "h", "score"]
+    assert list(df.columns) == ["file", "split", "seed", "index", "x", "y", "w", "h", "score"]
     assert read_rgb(out / df["file"][0]).shape == (128, 128, 3)
     assert df["w"].min() > 64  # boxes in the 128 px image's pixels
-    assert not (out / "pts").exists() and not (out / "labels.parquet").exists()
+    assert not list(out.rglob("*.pts")) and not (out / "labels.parquet").exists()
     assert "keypoints" not in json.loads((out / "coco.json").read_text())["annotations"][0]
-    assert len((out / "yolo" / "labels" / "00000" / "00000000.txt").read_text().split()) == 5
+    assert len((out / "labels" / "00000" / "00000000.txt").read_text().split()) == 5
+    assert "kpt_shape" not in (out / "data.yaml").read_text()
 
 
 class _Blank:
@@ -314,8 +307,8 @@ def test_shards_merge_into_the_single_run(tmp_path, replay):
     merged = tmp_path / "merged"
     summary = merge_shards(list(reversed(parts)), merged, progress=False)
     assert summary["faces"] == 40
-    for name in ("labels.csv", "dlib.xml", "coco.json"):
-        assert (merged / name).read_bytes() == (single / name).read_bytes(), name
+    for name in ("labels.csv", "dlib.xml", "coco.json", "metadata.jsonl", "trainset.txt", "valset.txt"):
+        assert (merged / name).read_bytes() == (single / name).read_bytes(), name  # the same split too
     df = _labels(merged)
     assert all((merged / f).read_bytes() == (single / f).read_bytes() for f in df["file"])
 
