@@ -172,3 +172,18 @@ def test_landmarks_read_the_dataset_or_its_images_folder(faces):
     assert len(load_face_set(faces, split="val")) == (frame["split"] == "val").sum()
     with pytest.raises(SynthfaceError, match="--split val needs a synthface dataset folder"):
         load_face_set(faces / "images", split="val")
+
+
+def test_a_new_val_fraction_on_resume_resplits_without_remaking_a_face(tmp_path):
+    out = tmp_path / "d"
+    replay = ReplaySampler(FACES, 64)
+    make_dataset(out, MakeConfig(n=12, workers=0, val_fraction=0.0), replay, progress=False)
+    before = pd.read_csv(out / "labels.csv")
+    images = {f: (out / f).read_bytes() for f in before["file"]}
+    assert set(before["split"]) == {"train"} and "val: trainset.txt" in (out / "data.yaml").read_text()
+    make_dataset(out, MakeConfig(n=12, workers=0, val_fraction=0.5), replay, resume=True, progress=False)
+    after = pd.read_csv(out / "labels.csv")
+    assert after.drop(columns="split").equals(before.drop(columns="split"))
+    assert after["split"].tolist() == [split_of(s, 0.5) for s in after["seed"]] and "val" in set(after["split"])
+    assert {f: (out / f).read_bytes() for f in after["file"]} == images
+    assert len((out / "valset.txt").read_text().split()) == (after["split"] == "val").sum()
