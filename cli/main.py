@@ -112,6 +112,7 @@ def _add_make_dataset(sub) -> None:
     p.add_argument("--upsample", type=int, default=1, help="dlib detector upsampling steps (default 1)")
     p.add_argument("--format", default="all",
                    help="label formats, comma-separated: csv,parquet,hf,xml,pts,coco,yolo (default all; csv always)")
+    _add_steering_flags(p)
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="share of faces in the validation split, chosen per face from its seed (default 0.1)")
     p.add_argument("--batch-size", type=int, default=256, help="candidates per work chunk (default 256)")
@@ -128,6 +129,27 @@ def _add_make_dataset(sub) -> None:
                    help="testing: replay real faces from DIR instead of a generator")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_make_dataset)
+
+
+def _add_steering_flags(p) -> None:
+    p.add_argument("--yaw", metavar="MIN:MAX", help="steer the head's yaw, degrees (> 0: turned to the image's "
+                                                   "right); each face draws its target from its seed")
+    p.add_argument("--pitch", metavar="MIN:MAX", help="steer the head's pitch, degrees (> 0: up)")
+    p.add_argument("--mouth-open", metavar="MIN:MAX", help="steer the mouth opening (inner-lip gap / eye distance)")
+    p.add_argument("--pose-mix", action="store_true",
+                   help="yaw and pitch spread like real 300-W faces, as far as the generator reaches")
+
+
+def _steering_targets(args) -> list:
+    """The steering flags as steering.Target rows (checked here, before any work)."""
+    from synthface.steering import parse_range, pose_mix_targets
+
+    targets = {t.name: t for t in pose_mix_targets()} if args.pose_mix else {}
+    for name in ("yaw", "pitch", "mouth_open"):
+        text = getattr(args, name)
+        if text is not None:
+            targets[name] = parse_range(text, name)
+    return list(targets.values())
 
 
 def _run_make_dataset(args) -> int:
@@ -147,7 +169,7 @@ def _run_make_dataset(args) -> int:
         annotate=AnnotateConfig(upsample=args.upsample, min_score=args.min_score,
                                 landmarks=args.landmarks, predictor_path=args.predictor))
     cfg.validate()  # every option before the generator is loaded or a folder made
-    sampler = open_sampler(args.checkpoint, args.replay_faces, args.device)
+    sampler = open_sampler(args.checkpoint, args.replay_faces, args.device, targets=_steering_targets(args))
     command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = make_dataset(args.out, cfg, sampler, resume=args.resume,
                            progress=not args.no_progress, command=command)
@@ -196,6 +218,9 @@ def _add_sample(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     p.add_argument("--scale", type=int, default=1, help="magnify each face (default 1)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    _add_steering_flags(p)
+    p.add_argument("--steps", type=int, help="walk one steered attribute from MIN to MAX in this many columns "
+                                             "(one row per face)")
     p.set_defaults(func=_run_sample)
 
 
@@ -214,16 +239,79 @@ def _run_sample(args) -> int:
     if not 0 <= args.seed <= MAX_SEED:
         raise SynthfaceError(f"--seed must be from 0 to 2**63 - 1, got {args.seed}")
     check_image_path(args.output)
-    sampler = open_sampler(args.checkpoint, device=args.device)
-    if args.n * (sampler.resolution * args.scale) ** 2 * 3 > 2 ** 30:
-        raise SynthfaceError(f"a grid of {args.n} faces of {sampler.resolution * args.scale} px is over 1 GB; "
+    targets = _steering_targets(args)
+    if args.steps is not None:
+        walked = [t for t in targets if t.std is None]
+        if len(walked) != 1 or args.pose_mix or not 2 <= args.steps <= 64:
+            raise SynthfaceError("--steps walks one attribute: give exactly one of --yaw, --pitch, --mouth-open "
+                                 "(MIN:MAX), without --pose-mix, and 2 to 64 steps")
+    sampler = open_sampler(args.checkpoint, device=args.device, targets=targets)
+    cells = args.n * (args.steps or 1)
+    if cells * (sampler.resolution * args.scale) ** 2 * 3 > 2 ** 30:
+        raise SynthfaceError(f"a grid of {cells} faces of {sampler.resolution * args.scale} px is over 1 GB; "
                              "lower -n or --scale")
-    faces = np.stack([img for _, _, img in candidates(sampler, args.seed, 0, args.n)])
+    if args.steps is None:
+        faces = np.stack([img for _, _, img in candidates(sampler, args.seed, 0, args.n)])
+        ncol = None
+    else:
+        from synthface.sampling import candidate_seed, noise
+
+        t = walked[0]
+        steering = sampler.steering
+        z = noise([candidate_seed(args.seed, j) for j in range(args.n)], sampler.z_dim)
+        values = np.linspace(t.low, t.high, args.steps)
+        table = steering.tables[t.name]
+        grid = np.stack([sampler.images_from_codes(steering.at_distances(z, t.name, float(np.interp(v, *table))))
+                         for v in values], 1)  # (n, steps, H, W, 3)
+        faces = grid.reshape(-1, *grid.shape[2:])
+        ncol = args.steps
     if args.scale > 1:
         faces = np.stack([cv2.resize(f, None, fx=args.scale, fy=args.scale, interpolation=cv2.INTER_NEAREST)
                           for f in faces])
-    write_image(args.output, make_grid(faces))
-    print(f"{args.n} faces: {args.output}")
+    write_image(args.output, make_grid(faces, ncol))
+    print(f"{len(faces)} faces: {args.output}")
+    return 0
+
+
+def _add_directions(sub) -> None:
+    p = sub.add_parser("directions", help="find head-pose and expression directions in a generator's latent space",
+                       description="Sample and label faces, fit a unit direction in z for yaw, pitch, roll, mouth "
+                                   "and eye opening (ridge regression, as InterFaceGAN's boundaries), calibrate "
+                                   "each (distance -> degrees or ratio, and the share dlib keeps), and save them "
+                                   "beside the generator (NAME.directions.safetensors + .json).",
+                       epilog="examples:\n  synthface directions\n"
+                              "  synthface directions --checkpoint runs/x/generator.safetensors -n 10000",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", help="generator weights (default: the bundled generator)")
+    p.add_argument("-n", type=int, default=5000, help="faces to fit on (default 5000)")
+    p.add_argument("--calibration-faces", type=int, default=200,
+                   help="faces per attribute and distance for the calibration (default 200)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, help="dlib worker processes (default: all cores)")
+    p.add_argument("--upsample", type=int, default=1, help="detector upsampling, as in make-dataset (default 1)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_run_directions)
+
+
+def _run_directions(args) -> int:
+    from synthface.directions import directions_path, fit_directions
+    from synthface.make import MAX_SEED, MAX_UPSAMPLE
+    from synthface.sampling import default_checkpoint
+
+    if not 0 <= args.seed <= MAX_SEED:
+        raise SynthfaceError(f"--seed must be from 0 to 2**63 - 1, got {args.seed}")
+    if not 0 <= args.upsample <= MAX_UPSAMPLE:
+        raise SynthfaceError(f"--upsample must be from 0 to {MAX_UPSAMPLE}, got {args.upsample}")
+    checkpoint = args.checkpoint or default_checkpoint()
+    s = fit_directions(checkpoint, args.n, args.seed, args.calibration_faces, args.workers, args.upsample,
+                       args.device, not args.no_progress)
+    print(f"{s['kept']} of {s['n']} faces labelled; directions in {directions_path(checkpoint)}")
+    for name, a in s["attributes"].items():
+        cal = a["calibration"]
+        reach = ", ".join(f"{d:+g}: {v if v is None else round(v, 3)} ({k:.0%} kept)"
+                          for d, v, k in zip(cal["distance"], cal["value"], cal["kept"]) if d % 2 == 0)
+        print(f"  {name:10s} r = {a['r']:.2f}; distance -> mean value: {reach}")
     return 0
 
 
@@ -427,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_preview(sub)
     _add_sample(sub)
     _add_evaluate(sub)
+    _add_directions(sub)
     _add_landmarks(sub)
     _add_merge(sub)
     _add_align(sub)

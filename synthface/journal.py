@@ -74,6 +74,7 @@ class FaceRecord:
     score: float | None = None
     landmarks: np.ndarray | None = None  # (68, 2) float, 0-based pixel centres
     split: str = ""  # "train" or "val", set on export from the seed (split_of); not journaled
+    attributes: dict = field(default_factory=dict)  # pose, expression, steering targets: set on export
 
     @property
     def kept(self) -> bool:

@@ -25,10 +25,18 @@ def candidate_seed(seed: int, j: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(j)]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
+def noise(seeds, z_dim: int) -> np.ndarray:
+    """(B, z_dim) float32: the generator's input for each seed (torch's normal stream)."""
+    import torch
+
+    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(int(s)))
+                        for s in seeds]).numpy()
+
+
 class GeneratorSampler:
     """Faces from a trained generator: noise from each candidate's seed."""
 
-    def __init__(self, checkpoint, device: str = "auto"):
+    def __init__(self, checkpoint, device: str = "auto", targets=None):
         import torch
 
         from synthface.weights import file_sha256, load_generator
@@ -49,22 +57,34 @@ class GeneratorSampler:
         self.resolution = int(self.meta["arch"]["resolution"])
         self.identity = {"kind": "generator", "checkpoint": str(Path(checkpoint).resolve()),
                          "sha256": file_sha256(checkpoint), "arch": self.meta["arch"]}
+        self.steering = None
+        if targets:  # steered sampling (steering.py): part of what makes the dataset
+            from synthface.steering import Steering
+
+            self.steering = Steering.open(checkpoint, targets)
+            self.identity["steering"] = self.steering.spec
+        self.targets = targets
 
     def spec(self):
         """What a worker process needs to build the same sampler (on CPU only: one GPU
         is better fed by one process)."""
-        return ("generator", self.checkpoint) if self.device == "cpu" else None
+        return ("generator", self.checkpoint, self.targets) if self.device == "cpu" else None
 
     def images(self, seeds) -> np.ndarray:
         """(B,) seeds -> (B, H, W, 3) uint8 RGB, in one forward pass."""
+        z = noise(seeds, self.z_dim)
+        if self.steering is not None:
+            z = self.steering.move(z, seeds)
+        return self.images_from_codes(z)
+
+    def images_from_codes(self, z: np.ndarray) -> np.ndarray:
+        """(B, z_dim) float32 codes -> (B, H, W, 3) uint8 RGB, in one forward pass."""
         import torch
 
         from synthface.imaging import to_uint8
 
-        z = torch.stack([torch.randn(self.z_dim, generator=torch.Generator().manual_seed(int(s)))
-                         for s in seeds])
         with torch.inference_mode():
-            return to_uint8(self.generator(z.to(self.device)))
+            return to_uint8(self.generator(torch.from_numpy(np.ascontiguousarray(z, np.float32)).to(self.device)))
 
 
 class ReplaySampler:
@@ -102,11 +122,14 @@ def default_checkpoint() -> Path:
     return DEFAULT_CHECKPOINT
 
 
-def open_sampler(checkpoint=None, replay_faces=None, device: str = "auto", resolution: int = 64):
-    """The --checkpoint generator, the bundled default, or the replay stand-in."""
+def open_sampler(checkpoint=None, replay_faces=None, device: str = "auto", resolution: int = 64, targets=None):
+    """The --checkpoint generator, the bundled default, or the replay stand-in;
+    `targets` (steering.Target list) steers a generator's pose and expression."""
     if replay_faces:
+        if targets:
+            raise SynthfaceError("--yaw, --pitch, --mouth-open and --pose-mix steer a generator, not --replay-faces")
         return ReplaySampler(replay_faces, resolution)
-    return GeneratorSampler(checkpoint or default_checkpoint(), device)
+    return GeneratorSampler(checkpoint or default_checkpoint(), device, targets)
 
 
 def candidates(sampler, seed: int, start: int, count: int | None, num_shards: int = 1, shard_index: int = 0):
@@ -136,7 +159,7 @@ def sampler_from_spec(spec):
     import torch
 
     torch.set_num_threads(1)
-    return GeneratorSampler(spec[1], device="cpu")
+    return GeneratorSampler(spec[1], device="cpu", targets=spec[2])
 
 
 def candidate_seeds(seed: int, start: int, num_shards: int = 1, shard_index: int = 0):

@@ -47,3 +47,12 @@ def with_dlib(pids) -> list[str]:
         except OSError:
             return False
     return [p for p in pids if loaded(p)]
+
+
+def run_cli(*args, timeout=600):
+    """`synthface ARGS` in a fresh process, as a user runs it."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)

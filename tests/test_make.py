@@ -46,7 +46,8 @@ def test_dataset_has_n_faces_in_shards(dataset):
     df = _labels(out)
     assert len(df) == 20 and summary["faces"] == 20
     assert list(df.columns[:9]) == ["file", "split", "seed", "index", "x", "y", "w", "h", "score"]
-    assert list(df.columns[9:]) == [c for i in range(68) for c in (f"x{i}", f"y{i}")]
+    assert list(df.columns[9:14]) == ["yaw", "pitch", "roll", "mouth_open", "eye_open"]
+    assert list(df.columns[14:]) == [c for i in range(68) for c in (f"x{i}", f"y{i}")]
     assert df["file"].tolist() == [f"images/00000/{k:08d}.png" for k in range(20)]
     assert df["index"].is_monotonic_increasing and df["seed"].is_unique
     assert all(read_rgb(out / f).shape == (64, 64, 3) for f in df["file"])

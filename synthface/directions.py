@@ -1,0 +1,165 @@
+"""Latent directions: where in z a generator keeps head pose and expression.
+
+InterFaceGAN (Shen et al. 2020) samples many faces, scores an attribute on each and fits
+a linear boundary in latent space; moving a code along the boundary's normal changes the
+attribute. Here the attributes are continuous (yaw, pitch, roll in degrees; mouth and eye
+opening ratios, see pose.py), so the boundary is a ridge regression of the attribute on
+z (InterFaceGAN's linear SVM needs the attribute cut into two classes, which throws away
+its size; for a linear boundary both give the same kind of normal). Each direction is a
+unit vector d; a code's distance along it is z . d (about N(0, 1) for z ~ N(0, I)).
+
+Calibration: fresh codes are moved to fixed distances (-6 .. 6) along each direction,
+labelled by dlib, and the mean attribute of the kept faces and the share kept are stored
+per distance: the table that turns "yaw 30 degrees" into a distance, and that says how
+far the generator can go before its faces stop being faces.
+
+Saved beside the generator as NAME.directions.safetensors (the unit vectors, one row per
+attribute) and NAME.directions.json (names, method, correlations, calibration tables).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from synthface.errors import SynthfaceError
+from synthface.pose import POSE_COLS
+
+log = logging.getLogger("synthface")
+
+CAL_DISTANCES = tuple(float(d) for d in range(-6, 7))
+RIDGE_ALPHA = 10.0  # mild: n >> z_dim; keeps the fit stable for small n
+
+
+def directions_path(checkpoint) -> Path:
+    """NAME.directions.json beside NAME.safetensors."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + ".directions.json")
+
+
+# -- labelling generated faces (worker side) ------------------------------------------
+def _load_annotator(upsample: int):
+    from synthface.annotate import AnnotateConfig, Annotator
+
+    return Annotator(AnnotateConfig(upsample=upsample, landmarks=True))
+
+
+def _attributes(annotator, images: np.ndarray) -> list:
+    """Per image: its pose and expression (pose.face_attributes) when dlib keeps it
+    (exactly one face, as make-dataset), else None."""
+    from synthface.pose import face_attributes
+
+    out = []
+    for img in images:
+        faces = annotator.annotate(img)
+        out.append(None if annotator.rejection_reason(faces) else face_attributes(faces[0]["landmarks"], img.shape[0]))
+    return out
+
+
+def label_codes(generator_images, codes: np.ndarray, pool, bar=None) -> list:
+    """Attributes (or None) of the faces made from `codes` (N, z_dim), 64 at a time."""
+    results = []
+    batches = (generator_images(codes[i:i + 64]) for i in range(0, len(codes), 64))
+    for labels in pool.imap(_attributes, batches):
+        results += labels
+        if bar is not None:
+            bar.update(len(labels))
+    return results
+
+
+# -- fitting ------------------------------------------------------------------------------
+def fit_direction(z: np.ndarray, y: np.ndarray, alpha: float = RIDGE_ALPHA) -> tuple[np.ndarray, float]:
+    """Unit ridge-regression direction of y on z, oriented so that y grows along it,
+    and the correlation of z . d with y."""
+    zc, yc = z - z.mean(0), y - y.mean()
+    w = np.linalg.solve(zc.T @ zc + alpha * np.eye(z.shape[1]), zc.T @ yc)
+    d = w / np.linalg.norm(w)
+    r = float(np.corrcoef(z @ d, y)[0, 1])
+    return d, r
+
+
+def fit_directions(checkpoint, n: int = 5000, seed: int = 0, calibration_faces: int = 200,
+                   workers: int | None = None, upsample: int = 1, device: str = "auto",
+                   progress: bool = True) -> dict:
+    """Sample n faces, fit a direction per attribute, calibrate it, save both files
+    beside the generator; returns the summary (what the JSON file holds)."""
+    from tqdm.auto import tqdm
+
+    from synthface.files import check_writable_file, write_atomic
+    from synthface.sampling import GeneratorSampler, candidate_seed, noise
+    from synthface.workers import Pool, check_workers
+
+    if not 200 <= n <= 1_000_000:
+        raise SynthfaceError(f"-n must be from 200 to 1000000, got {n}")
+    if not 10 <= calibration_faces <= 100_000:
+        raise SynthfaceError(f"--calibration-faces must be from 10 to 100000, got {calibration_faces}")
+    workers = check_workers(os.cpu_count() or 1 if workers is None else workers)
+    sampler = GeneratorSampler(checkpoint, device)
+    out = directions_path(sampler.checkpoint)
+    check_writable_file(out, "the directions file")
+    z_dim = sampler.z_dim
+
+    def images(codes):
+        return sampler.images_from_codes(codes)
+
+    total = n + len(POSE_COLS) * len(CAL_DISTANCES) * calibration_faces
+    with tqdm(total=total, desc="directions", unit="face", disable=not progress, leave=False) as bar, \
+            Pool(workers, _load_annotator, (upsample,)) as pool:
+        z = noise([candidate_seed(seed, j) for j in range(n)], z_dim)
+        labels = label_codes(images, z, pool, bar)
+        kept = [i for i, a in enumerate(labels) if a is not None]
+        if len(kept) < 100:
+            raise SynthfaceError(f"dlib kept only {len(kept)} of {n} faces; is the generator trained?")
+        zk = z[kept]
+        summary = {"format": "synthface-directions/1", "names": list(POSE_COLS), "method": "ridge",
+                   "alpha": RIDGE_ALPHA, "n": n, "kept": len(kept), "seed": seed,
+                   "generator_sha256": sampler.identity["sha256"], "attributes": {}}
+        vectors = []
+        fresh = noise([candidate_seed(seed + 1, j) for j in range(calibration_faces)], z_dim)
+        for name in POSE_COLS:
+            y = np.array([labels[i][name] for i in kept])
+            d, r = fit_direction(zk, y)
+            vectors.append(d)
+            table = {"distance": [], "value": [], "kept": []}
+            for s in CAL_DISTANCES:
+                moved = fresh + (s - fresh @ d)[:, None] * d[None]
+                found = [a[name] for a in label_codes(images, moved.astype(np.float32), pool, bar) if a is not None]
+                table["distance"].append(s)
+                table["value"].append(round(float(np.mean(found)), 4) if found else None)
+                table["kept"].append(round(len(found) / calibration_faces, 4))
+            summary["attributes"][name] = {"r": round(r, 4), "mean": round(float(y.mean()), 4),
+                                           "std": round(float(y.std()), 4), "calibration": table}
+    _save(out, np.stack(vectors).astype(np.float32), summary)
+    return summary
+
+
+def _save(json_path: Path, vectors: np.ndarray, summary: dict) -> None:
+    from safetensors.numpy import save
+
+    from synthface.files import write_atomic
+
+    write_atomic(json_path.with_suffix(".safetensors"), save({"directions": vectors}))
+    write_atomic(json_path, json.dumps(summary, indent=2) + "\n")
+
+
+def load_directions(checkpoint) -> tuple[np.ndarray, dict]:
+    """(vectors (k, z_dim), summary) saved beside a generator, or a one-line error that
+    says how to make them."""
+    from safetensors.numpy import load_file
+
+    path = directions_path(checkpoint)
+    if not path.is_file() or not path.with_suffix(".safetensors").is_file():
+        raise SynthfaceError(f"{checkpoint} has no latent directions ({path.name}); make them with: "
+                             f"synthface directions --checkpoint {checkpoint}")
+    try:
+        summary = json.loads(path.read_text())
+        vectors = load_file(str(path.with_suffix(".safetensors")))["directions"]
+    except Exception as exc:  # bad JSON, a damaged safetensors file
+        raise SynthfaceError(f"{path}: not a readable directions file ({exc})".splitlines()[0]) from None
+    if vectors.shape[0] != len(summary.get("names", ())):
+        raise SynthfaceError(f"{path}: {vectors.shape[0]} directions for {len(summary.get('names', ()))} names")
+    return vectors, summary
