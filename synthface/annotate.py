@@ -59,6 +59,31 @@ class AnnotateConfig:
     landmarks: bool = True
     # Override the 68-point predictor file (default: face_recognition_models').
     predictor_path: str | None = None
+    # "hog": dlib's frontal HOG detector; "mmod": its CNN detector (about 60 times the CPU
+    # cost), whose boxes are mapped to the HOG convention (MMOD_TO_HOG).
+    detector: str = "hog"
+
+
+DETECTORS = ("hog", "mmod")
+# MMOD box -> HOG box, one convention per dataset: measured on 800 bundled-generator
+# faces that both detectors found (upsample 1), HOG's box is 0.93 times MMOD's side and
+# its centre lies (0.070, 0.078) MMOD sides right and down of MMOD's (median IoU of the
+# mapped boxes with HOG's 0.83, against 0.73 unmapped). The 68-point predictor was
+# trained on HOG-like boxes, so it is given the mapped box too.
+MMOD_TO_HOG = (0.93, 0.070, 0.078)
+
+
+def mmod_to_hog(rect):
+    """A dlib.rectangle from the CNN detector -> the HOG-convention dlib.rectangle."""
+    import dlib
+
+    k, dx, dy = MMOD_TO_HOG
+    w = rect.right() - rect.left() + 1
+    cx = (rect.left() + rect.right()) / 2 + dx * w
+    cy = (rect.top() + rect.bottom()) / 2 + dy * w
+    side = k * w
+    left, top = round(cx - (side - 1) / 2), round(cy - (side - 1) / 2)
+    return dlib.rectangle(left, top, left + round(side) - 1, top + round(side) - 1)
 
 
 def rect_to_box(rect) -> tuple[float, float, float, float]:
@@ -110,11 +135,25 @@ class Annotator:
             detector = self._local.detector = copy.copy(self._detector)
         return detector
 
+    @property
+    def cnn(self):
+        """This thread's MMOD CNN detector (loaded once a thread: it keeps state)."""
+        import dlib
+
+        cnn = getattr(self._local, "cnn", None)
+        if cnn is None:
+            cnn = self._local.cnn = dlib.cnn_face_detection_model_v1(str(model_path("mmod")))
+        return cnn
+
     def annotate(self, rgb: np.ndarray) -> list[dict]:
         """Faces in an (H, W, 3) uint8 RGB image, best score first."""
         import dlib
 
-        rects, scores, _ = self.detector.run(rgb, self.cfg.upsample, 0.0)
+        if self.cfg.detector == "mmod":
+            found = self.cnn(rgb, self.cfg.upsample)
+            rects, scores = [mmod_to_hog(d.rect) for d in found], [d.confidence for d in found]
+        else:
+            rects, scores, _ = self.detector.run(rgb, self.cfg.upsample, 0.0)
         faces = []
         for rect, score in sorted(zip(rects, scores), key=lambda rs: -rs[1]):
             face = {"box": rect_to_box(rect), "score": float(score)}

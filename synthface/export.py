@@ -460,6 +460,7 @@ def write_exports(out: Path, cfg, identity: dict, command: str = "") -> dict:
                "rejection_rate": round(sum(rejected.values()) / max(candidates, 1), 4)}
     if landmarks and count:
         summary["pose"] = pose_statistics({c: values[c] for c in POSE_COLS})
+        plot_pose(values, out / "pose.png")
     if steering:
         summary["steering"] = {"targets": steering["targets"], "by_target": {
             name: {k: dict(c) for k, c in sorted(bins.items(), key=lambda kv: float(kv[0].split(" ")[0]))}
@@ -475,6 +476,50 @@ def target_bin(name: str, value: float) -> str:
     width = 0.05 if name == "mouth_open" else 10.0
     lo = math.floor(value / width) * width
     return f"{lo:g} to {lo + width:g}"
+
+
+def plot_pose(values: dict, path: Path) -> None:
+    """pose.png: the share of faces per 5-degree bin of measured yaw and pitch, and of
+    their steering targets where the run was steered."""
+    import numpy as np
+
+    from synthface.imaging import plot_curves
+
+    edges = np.arange(-60.0, 60.1, 5.0)
+    series = {}
+    for name in ("yaw", "pitch", "yaw_target", "pitch_target"):
+        if values.get(name):
+            counts, _ = np.histogram(np.clip(values[name], -59.9, 59.9), edges)
+            series[name.replace("_target", " target")] = counts / max(len(values[name]), 1)
+    plot_curves((edges[:-1] + edges[1:]) / 2, series, path, x_label="degrees (share of faces per 5-degree bin)")
+
+
+def _pose_section(summary: dict, steering) -> str:
+    pose = summary.get("pose")
+    if not pose:
+        return ""
+    rows = "\n".join(f"| {name} | {p['mean']:.3g} | {p['std']:.3g} | {p['p5']:.3g} | {p['p50']:.3g} | {p['p95']:.3g} |"
+                     for name, p in pose.items())
+    steer = ""
+    if steering:
+        parts = []
+        for t in steering["targets"]:
+            how = (f"N({t['centre']:g}, {t['std']:g}) clipped to {t['low']:g}..{t['high']:g}" if t.get("std") is not None
+                   else f"uniform in {t['low']:g}..{t['high']:g}")
+            parts.append(f"{t['name']} {how}")
+        steer = ("\nSteered: each face's targets were drawn from its seed (" + "; ".join(parts) + "); the columns "
+                 "without `_target` are measured on the face made. Candidates kept and rejected per target bin are "
+                 "in dataset.json (`counts.steering.by_target`).\n")
+    return f"""## Pose and expression
+Measured on each face's 68 points (synthface.pose: yaw > 0 turned to the image's right,
+pitch > 0 up, roll > 0 clockwise, in degrees, from cv2.solvePnP against a generic 3D face;
+mouth_open = inner-lip gap / outer-eye-corner distance; eye_open = eye aspect ratio).
+
+| attribute | mean | std | p5 | p50 | p95 |
+|---|---|---|---|---|---|
+{rows}
+{steer}
+"""
 
 
 def pose_statistics(values: dict) -> dict:
@@ -504,7 +549,11 @@ def write_card(out: Path, cfg, identity: dict, summary: dict, command: str, form
         "seed": cfg.seed,
         "generator": identity["generator"],
         "image_size": identity["image_size"],
-        "annotation": {**identity["annotate"], "detector": "dlib.get_frontal_face_detector (HOG)",
+        "annotation": {**identity["annotate"],
+                       "detector": ("dlib.cnn_face_detection_model_v1 (MMOD, mmod_human_face_detector.dat), boxes "
+                                    "mapped to the HOG convention (annotate.MMOD_TO_HOG)"
+                                    if identity["annotate"].get("detector") == "mmod"
+                                    else "dlib.get_frontal_face_detector (HOG)"),
                        "predictor": "shape_predictor_68_face_landmarks.dat" if landmarks else None,
                        "predictor_sha256": identity["predictor_sha256"],
                        "filter": f"exactly one face with detector score >= {cfg.annotate.min_score}"},
@@ -538,14 +587,19 @@ def _card_text(cfg, identity, summary, command, formats, gen_line, rej) -> str:
     """The dataset's README.md: what it is, each file, how to load it in each ecosystem
     (only the formats written), its conventions and split."""
     landmarks = cfg.annotate.landmarks
+    steering = identity["generator"].get("steering")
+    targets = [f"{t['name']}_target" for t in steering["targets"]] if steering else []
     size = identity["image_size"]
     kind = "pose" if landmarks else "detect"
     pts_cols = ", x0, y0 .. x67, y67" if landmarks else ""
     files = {
-        "csv": f"- `labels.csv`: one row per face: file, split, seed, index, x, y, w, h, score{pts_cols}",
+        "csv": f"- `labels.csv`: one row per face: file, split, seed, index, x, y, w, h, score"
+               + (", yaw, pitch, roll, mouth_open, eye_open" if landmarks else "")
+               + "".join(f", {c}" for c in targets) + pts_cols,
         "parquet": "- `labels.parquet`: the same rows and dtypes as labels.csv",
         "hf": "- `metadata.jsonl`: Hugging Face imagefolder labels: file_name, split, seed, index, box, score"
-              + (", landmarks (68 [x, y] lists)" if landmarks else ""),
+              + (", the pose and expression columns, landmarks (68 [x, y] lists)" if landmarks else "")
+              + "".join(f", {c}" for c in targets),
         "xml": "- `dlib.xml`: dlib imglab format (`dlib.train_shape_predictor`, `dlib.train_simple_object_detector`)",
         "pts": "- `images/SSSSS/NNNNNNNN.pts`: iBUG 300-W point files beside the images, 1-based as in 300-W "
                "(0-based point + 1)",
@@ -602,6 +656,10 @@ synthface landmarks eval --model landmarks.dat --data DATASET --split val
     pad_note = "" if cfg.pad else (
         "\nFor detector training, make the dataset with `--pad` (e.g. 0.25): without it most faces\n"
         "fill the frame and their boxes reach past the image, which dlib's detector trainer refuses.\n")
+    pose_files = ""
+    if landmarks:
+        pose_files = ("\n- `pose.png`: the share of faces per 5-degree bin of measured yaw and pitch"
+                      + (" and of their steering targets" if steering else ""))
     chosen = set(formats) | {"torch"}
     loading = "\n\n".join(f"**{title}**\n{text}" for key, (title, text) in snippets.items() if key in chosen)
     return f"""# Synthetic face dataset (synthface {__version__})
@@ -618,7 +676,7 @@ synthface landmarks eval --model landmarks.dat --data DATASET --split val
 ## Files
 - `images/SSSSS/NNNNNNNN.png`: the faces, 1,000 a folder
 {chr(10).join(line for key, line in files.items() if key in formats)}
-- `dataset.json`: this card as data (counts, split, conventions{', keypoint names, skeleton, sigmas, flip_idx' if landmarks else ''})
+- `dataset.json`: this card as data (counts, split, conventions{', pose statistics, keypoint names, skeleton, sigmas, flip_idx' if landmarks else ''}){pose_files}
 
 Only the formats chosen with `--format` are written: {', '.join(sorted(formats))}.
 
@@ -627,7 +685,7 @@ DATASET is this folder.
 
 {loading}
 
-## Split
+{_pose_section(summary, steering) if landmarks else ""}## Split
 The `val` split holds {summary['val']} of the {summary['faces']} faces (`--val-fraction {cfg.val_fraction:g}`), `train` the rest.
 A face's split is chosen from its own seed alone (`synthface.journal.split_of`: val when
 splitmix64(seed) / 2**64 < {cfg.val_fraction:g}), so it is the same however the dataset was made

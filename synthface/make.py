@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthface.annotate import AnnotateConfig, Annotator
+from synthface.annotate import DETECTORS, AnnotateConfig, Annotator
 from synthface.errors import SynthfaceError
 from synthface.files import folder_lock, write_atomic
 from synthface.journal import (ALL_FORMATS, DEFAULT_VAL_FRACTION, STATE_DIR, FaceRecord, Journal, check_identity, image_name,
@@ -103,6 +103,8 @@ class MakeConfig:
         a = self.annotate
         if not 0 <= a.upsample <= MAX_UPSAMPLE:
             raise SynthfaceError(f"--upsample must be from 0 to {MAX_UPSAMPLE}, got {a.upsample}")
+        if a.detector not in DETECTORS:
+            raise SynthfaceError(f"--detector must be one of {', '.join(DETECTORS)}, got '{a.detector}'")
         if not math.isfinite(a.min_score):
             raise SynthfaceError(f"--min-score must be a number, got {a.min_score}")
 
@@ -256,7 +258,9 @@ def _identity(cfg: MakeConfig, sampler) -> dict:
     return {"seed": cfg.seed, "image_size": size + 2 * pad_pixels(size, cfg.pad),
             **({"pad": cfg.pad} if cfg.pad else {}),
             "generator": sampler.identity,
-            "annotate": {k: v for k, v in asdict(cfg.annotate).items() if k != "predictor_path"},
+            # the detector only when not the default: folders made before --detector resume
+            "annotate": {k: v for k, v in asdict(cfg.annotate).items()
+                         if k != "predictor_path" and not (k == "detector" and v == "hog")},
             "predictor_sha256": _predictor_hash(cfg.annotate),
             **({"shards": {"num": cfg.num_shards, "index": cfg.shard_index, "n": cfg.n}}
                if cfg.num_shards > 1 else {})}

@@ -128,6 +128,10 @@ def test_a_steered_dataset_labels_measured_pose_and_targets(steered):
     assert hf[0]["yaw_target"] == frame["yaw_target"][0] and "eye_open" in hf[0]
     coco = json.loads((steered / "coco.json").read_text())
     assert coco["annotations"][0]["attributes"]["yaw"] == frame["yaw"][0]
+    from synthface.imaging import read_rgb
+
+    assert read_rgb(steered / "pose.png").shape == (400, 720, 3)
+    assert card["counts"]["pose"]["yaw"]["std"] == pytest.approx(frame["yaw"].std(ddof=0), abs=1e-3)
 
 
 def test_a_steered_dataset_is_the_same_whatever_the_workers(steered, tmp_path):
@@ -168,3 +172,30 @@ def test_directions_cli_fits_calibrates_and_saves_beside_the_generator(tmp_path)
     from synthface.imaging import read_rgb
 
     assert read_rgb(tmp_path / "walk.png").shape[:2] == (2 * 64 + 3 * 2, 3 * 64 + 4 * 2)
+
+
+def test_mmod_boxes_keep_the_hog_convention():
+    import dlib
+
+    from conftest import FACES
+    from synthface.annotate import AnnotateConfig, Annotator, mmod_to_hog
+    from synthface.imagefiles import load_faces
+    from synthface.make import MakeConfig
+
+    r = mmod_to_hog(dlib.rectangle(10, 20, 109, 119))  # a 100 px MMOD box
+    assert (r.width(), r.height()) == (93, 93)
+    assert ((r.left() + r.right()) / 2, (r.top() + r.bottom()) / 2) == pytest.approx((59.5 + 7, 69.5 + 7.8), abs=0.6)
+    faces = load_faces(FACES, 64, progress=False)[:6]
+    hog = Annotator(AnnotateConfig(detector="hog"))
+    mmod = Annotator(AnnotateConfig(detector="mmod"))
+    ious = []
+    for img in faces:
+        a, b = hog.annotate(img), mmod.annotate(img)
+        assert len(b) >= 1 and b[0]["landmarks"].shape == (68, 2)
+        if a:
+            (ax, ay, aw, ah), (bx, by, bw, bh) = a[0]["box"], b[0]["box"]
+            inter = max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
+            ious.append(inter / (aw * ah + bw * bh - inter))
+    assert len(ious) >= 4 and np.median(ious) > 0.6
+    with pytest.raises(SynthfaceError, match="--detector must be one of hog, mmod, got 'cnn'"):
+        MakeConfig(n=5, annotate=AnnotateConfig(detector="cnn")).validate()
