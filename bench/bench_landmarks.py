@@ -1,14 +1,21 @@
-"""Close the loop: landmark models trained on synthetic faces, scored on real ones.
+"""Does the data teach? Landmark models trained on synthetic faces, scored on real ones.
 
-    python bench/bench_landmarks.py --sizes 1000 10000 --out runs/landmarks
+    python bench/bench_landmarks.py                          # the full ablation (about an hour on 2 cores)
+    python bench/bench_landmarks.py --ablation-size 1000 --big-size 2000 --out runs/lm-quick
 
-On the same real test faces (300w-dev/afw, boxes from dlib's detector) it scores:
-1. dlib's own 68-point model (the teacher whose labels the synthetic sets carry);
-2. a predictor trained on the real 300w-dev/helen-train faces (870, human labels);
-3. predictors trained on synthetic datasets of each --sizes made by the generator
-   (default: the bundled one), with the same training options.
-It prints a table (NME mean/median, failure rate, AUC@8%, training time), and writes
-results.json, results.md and ced.png to --out.
+With the same dlib training options (synthface's TrainOptions) throughout, on real faces
+with human 68-point labels (boxes from dlib's detector, as at test time):
+1. dlib's own 68-point model (the teacher whose labels synthetic faces carry);
+2. a predictor trained on the 870 real 300w-dev/helen-train faces;
+3. the ablation at --ablation-size synthetic faces: today's defaults, then each change
+   alone (pose steering, flip-checked labels, the disagreement filter on top of them,
+   dataset-time augmentation, the MMOD detector) and all together;
+4. at --big-size: the defaults and the best recipe of the ablation, and real 870 +
+   synthetic (the best recipe) against real 870 alone;
+5. the size curve of the best recipe (--curve sizes, made by resuming one dataset).
+Every model is scored on 300w-dev/afw (337 faces); synthetic-only models also on
+helen-train (870 faces they never saw). Writes results.json, results.md and ced.png to
+--out; datasets and models stay there (a rerun reuses them).
 """
 
 from __future__ import annotations
@@ -27,59 +34,124 @@ from synthface.annotate import AnnotateConfig  # noqa: E402
 from synthface.landmarks import TrainOptions, evaluate_landmarks, plot_ced, train_landmarks  # noqa: E402
 from synthface.make import MakeConfig, make_dataset  # noqa: E402
 from synthface.sampling import open_sampler  # noqa: E402
+from synthface.steering import pose_mix_targets  # noqa: E402
+from synthface.transforms import AugmentConfig  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "300w-dev"
+
+# name -> (steering targets, MakeConfig extras, AnnotateConfig extras)
+VARIANTS = {
+    "defaults": (None, {}, {}),
+    "pose steering (--pose-mix)": ("mix", {}, {}),
+    "flip labels (--labels flip)": (None, {}, {"labels": "flip"}),
+    "flip + filter (--max-disagreement 0.03)": (None, {}, {"labels": "flip", "max_disagreement": 0.03}),
+    "augmentation (--augment)": (None, {"augment": True}, {}),
+    "MMOD filter (--detector mmod)": (None, {}, {"detector": "mmod"}),
+    "all together": ("mix", {"augment": True}, {"labels": "flip", "max_disagreement": 0.03}),
+}
+
+
+def make(out: Path, n: int, variant: str, seed: int) -> float:
+    targets, extra, annotate = VARIANTS[variant]
+    sampler = open_sampler(targets=pose_mix_targets() if targets == "mix" else None)
+    extra = {**extra, "augment": AugmentConfig() if extra.get("augment") else None}
+    cfg = MakeConfig(n=n, seed=seed, formats=("csv",), val_fraction=0.0, annotate=AnnotateConfig(**annotate), **extra)
+    t = time.perf_counter()
+    make_dataset(out, cfg, sampler, resume=out.exists(), progress=False)
+    return time.perf_counter() - t
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", help="generator (default: the bundled one)")
-    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
-    p.add_argument("--image-size", type=int, default=None, help="saved size of synthetic faces")
-    p.add_argument("--test", default=str(SHARED / "afw"))
-    p.add_argument("--real-train", default=str(SHARED / "helen-train"))
+    p.add_argument("--ablation-size", type=int, default=2000)
+    p.add_argument("--big-size", type=int, default=10000)
+    p.add_argument("--curve", type=int, nargs="*", default=[1000, 2000, 5000, 10000])
+    p.add_argument("--variants", nargs="*", default=list(VARIANTS), help="ablation rows (names in VARIANTS)")
     p.add_argument("--out", default="runs/landmarks")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     options = TrainOptions()
-    results = {}
+    results = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
+    afw, helen = str(SHARED / "afw"), str(SHARED / "helen-train")
 
-    def score(name, model, seconds=None, faces=None):
-        r = evaluate_landmarks(model, args.test, progress=False)
-        r.update({"train_seconds": seconds, "train_faces": faces})
+    def save():
+        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    def score(name, model, train=None, made=None, helen_too=True):
+        if name in results:
+            return results[name]
+        r = {"afw": _summary(evaluate_landmarks(model, afw, progress=False))}
+        if helen_too:
+            r["helen-train"] = _summary(evaluate_landmarks(model, helen, progress=False))
+        r.update(train_faces=train["faces"] if train else None, train_seconds=train["seconds"] if train else None,
+                 make_seconds=round(made, 1) if made else None)
         results[name] = r
-        print(f"{name}: {faces or '-'} faces, NME mean {r['nme_mean']:.2%}, median {r['nme_median']:.2%}, "
-              f"failures {r['failure_rate']:.1%}, AUC@8% {r['auc_at_8pct']:.3f}, "
-              f"{r['missed_by_detector']} missed, trained in {seconds or 0:.0f} s", flush=True)
+        save()
+        h = f", helen-train {r['helen-train']['nme_mean']:.2%}" if helen_too else ""
+        print(f"{name}: afw NME {r['afw']['nme_mean']:.2%}{h}", flush=True)
+        return r
+
+    def synthetic(variant, n, name=None):
+        name = name or f"{variant} [{n}]"
+        if name in results:
+            return results[name]
+        data = out / f"{_slug(variant)}_{n}"
+        made = make(data, n, variant, args.seed)
+        model = out / f"{_slug(variant)}_{n}.dat"
+        s = train_landmarks(data, model, options, progress=False)
+        return score(name, str(model), s, made)
 
     score("dlib 68-point model (teacher)", "dlib68")
-    s = train_landmarks(args.real_train, out / "real_helen.dat", options, progress=False)
-    score(f"real: helen-train ({s['faces']})", str(out / "real_helen.dat"), s["seconds"], s["faces"])
-    sampler = open_sampler(args.checkpoint)
-    for n in args.sizes:
-        data = out / f"syn{n}"
-        t = time.perf_counter()
-        make_dataset(data, MakeConfig(n=n, seed=args.seed, image_size=args.image_size, formats=("csv", "xml"),
-                                      annotate=AnnotateConfig()), sampler, resume=data.exists(), progress=False)
-        made = time.perf_counter() - t
-        s = train_landmarks(data, out / f"syn{n}.dat", options, progress=False)
-        score(f"synthetic {n}", str(out / f"syn{n}.dat"), s["seconds"], n)
-        results[f"synthetic {n}"]["make_seconds"] = round(made, 1)
+    if "real: helen-train 870" not in results:
+        s = train_landmarks(helen, out / "real870.dat", options, progress=False)
+        score("real: helen-train 870", str(out / "real870.dat"), s, helen_too=False)
+    for variant in args.variants:
+        synthetic(variant, args.ablation_size)
+    ablation = {v: results[f"{v} [{args.ablation_size}]"]["afw"]["nme_mean"] for v in args.variants}
+    best = min(ablation, key=ablation.get)
+    results["best recipe"] = best
+    save()
+    print(f"best recipe at {args.ablation_size}: {best}", flush=True)
+    synthetic("defaults", args.big_size)
+    synthetic(best, args.big_size)
+    name = f"real 870 + synthetic {args.big_size} ({best})"
+    if name not in results:
+        s = train_landmarks([helen, out / f"{_slug(best)}_{args.big_size}"], out / "real_plus_syn.dat", options,
+                            progress=False)
+        score(name, str(out / "real_plus_syn.dat"), s, helen_too=False)
+    for n in args.curve:
+        synthetic(best, n)
+    _report(results, out, args.big_size)
 
-    (out / "results.json").write_text(json.dumps(
-        {k: {kk: vv for kk, vv in v.items() if kk != "errors"} for k, v in results.items()}, indent=2) + "\n")
-    lines = ["| model | training faces | NME mean | NME median | failures (>8%) | AUC@8% | training time |",
-             "|---|---|---|---|---|---|---|"]
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text.split(" (")[0]).strip("_").lower()
+
+
+def _summary(r: dict) -> dict:
+    return dict(r)
+
+
+def _report(results: dict, out: Path, big: int) -> None:
+    lines = ["| model | training faces | afw NME mean | median | failures (>8%) | AUC@8% | helen-train NME mean "
+             "| training time |", "|---|---|---|---|---|---|---|---|"]
+    ced = {}
     for name, r in results.items():
-        t = f"{r['train_seconds']:.0f} s" if r["train_seconds"] else "-"
-        lines.append(f"| {name} | {r['train_faces'] or '-'} | {r['nme_mean']:.2%} | {r['nme_median']:.2%} | "
-                     f"{r['failure_rate']:.1%} | {r['auc_at_8pct']:.3f} | {t} |")
+        if not isinstance(r, dict):
+            continue
+        a = r["afw"]
+        h = f"{r['helen-train']['nme_mean']:.2%}" if "helen-train" in r else "-"
+        t = f"{r['train_seconds']:.0f} s" if r.get("train_seconds") else "-"
+        lines.append(f"| {name} | {r.get('train_faces') or '-'} | {a['nme_mean']:.2%} | {a['nme_median']:.2%} | "
+                     f"{a['failure_rate']:.1%} | {a['auc_at_8pct']:.3f} | {h} | {t} |")
+        if "teacher" in name or "real" in name or name.endswith(f"[{big}]"):
+            ced[name] = a
     (out / "results.md").write_text("\n".join(lines) + "\n")
-    plot_ced({k.split(" (")[0]: v for k, v in results.items()}, out / "ced.png")
+    plot_ced(ced, out / "ced.png")
     print("\n".join(lines))
-    print(f"# {os.cpu_count()} cores; test set {args.test}; {results[next(iter(results))]['faces']} faces")
+    print(f"# {os.cpu_count()} cores; best recipe: {results.get('best recipe')}")
 
 
 if __name__ == "__main__":

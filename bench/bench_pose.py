@@ -61,7 +61,31 @@ def real_rows() -> dict:
             pts.append(read_pts(p))
             sizes.append(cv2.imread(str(p.with_suffix(".jpg"))).shape[1])
         out[f"real 300w-dev/{name}"] = spread(np.stack(pts), sizes)
+    out["real utkface-crop (training data, 64 px)"] = training_faces_row()
     return out
+
+
+def training_faces_row(count: int = 1500) -> dict:
+    """1,500 of the generator's training faces (utkface-crop) at 64 px, labelled by dlib
+    as make-dataset labels generated ones."""
+    import random
+
+    import cv2
+
+    from synthface.annotate import Annotator
+
+    files = sorted((ROOT.parent / "shared" / "data" / "utkface-crop").rglob("*.jpg"))
+    files = random.Random(0).sample(files, min(count, len(files)))
+    annotator = Annotator(AnnotateConfig())
+    points = []
+    for f in files:
+        img = cv2.resize(cv2.imread(str(f))[..., ::-1], (64, 64), interpolation=cv2.INTER_AREA).copy()
+        faces = annotator.annotate(img)
+        if not annotator.rejection_reason(faces):
+            points.append(faces[0]["landmarks"])
+    row = spread(np.stack(points), [64] * len(points))
+    row["kept"] = len(points) / len(files)
+    return row
 
 
 def synthetic_row(n: int, targets, detector: str, workers: int) -> dict:

@@ -113,6 +113,15 @@ def _add_make_dataset(sub) -> None:
     p.add_argument("--detector", default="hog", choices=("hog", "mmod"),
                    help="face filter: dlib's HOG frontal detector (default) or its CNN (MMOD) detector, which "
                         "keeps more turned faces at about 60x the CPU time; boxes keep HOG's convention")
+    p.add_argument("--augment", action="store_true",
+                   help="augment each kept face at dataset time, labels transformed exactly: roll +-15 degrees, "
+                        "scale +-10%%, shift +-5%%, flip 50%%, colour +-20%%, blur / noise / JPEG 20%% each "
+                        "(parameters from the face's seed)")
+    p.add_argument("--labels", default="single", choices=("single", "flip"),
+                   help="flip: predict the landmarks on the image and its mirror and average the two; each row "
+                        "gets their disagreement (in eye distances) as a label confidence (default single)")
+    p.add_argument("--max-disagreement", type=float,
+                   help="with --labels flip: reject faces whose two predictions disagree by more than this")
     p.add_argument("--format", default="all",
                    help="label formats, comma-separated: csv,parquet,hf,xml,pts,coco,yolo (default all; csv always)")
     _add_steering_flags(p)
@@ -161,6 +170,7 @@ def _run_make_dataset(args) -> int:
 
     from synthface.annotate import AnnotateConfig
     from synthface.make import ALL_FORMATS, MakeConfig, make_dataset
+    from synthface.transforms import AugmentConfig
     from synthface.sampling import open_sampler
 
     formats = ALL_FORMATS if args.format == "all" else tuple(f.strip() for f in args.format.split(",") if f.strip())
@@ -168,9 +178,11 @@ def _run_make_dataset(args) -> int:
         n=args.n, seed=args.seed, image_size=args.image_size, pad=args.pad, batch_size=args.batch_size,
         workers=os.cpu_count() or 1 if args.workers is None else args.workers,
         max_tries=args.max_tries, formats=tuple(sorted(set(formats) | {"csv"})), val_fraction=args.val_fraction,
+        augment=AugmentConfig() if args.augment else None,
         num_shards=args.num_shards, shard_index=args.shard_index,
         annotate=AnnotateConfig(upsample=args.upsample, min_score=args.min_score,
-                                landmarks=args.landmarks, predictor_path=args.predictor, detector=args.detector))
+                                landmarks=args.landmarks, predictor_path=args.predictor, detector=args.detector,
+                                labels=args.labels, max_disagreement=args.max_disagreement))
     cfg.validate()  # every option before the generator is loaded or a folder made
     sampler = open_sampler(args.checkpoint, args.replay_faces, args.device, targets=_steering_targets(args))
     command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -378,7 +390,10 @@ def _add_landmarks(sub) -> None:
                                     "an imglab XML file, or a folder of 300-W faces (images with .pts beside them, "
                                     "searched recursively, e.g. a synthface dataset's images/).",
                         epilog=LANDMARK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--dataset", required=True, help="synthface dataset folder, imglab XML, or 300-W folder")
+    t.add_argument("--dataset", required=True, action="append",
+                   help="synthface dataset folder, imglab XML, or 300-W folder; repeat it to train on several")
+    t.add_argument("--weight", type=float, action="append",
+                   help="oversampling of each --dataset, in order (e.g. 3 repeats each face three times; default 1)")
     t.add_argument("-o", "--output", required=True, help="model file to write (.dat); a .json summary goes beside it")
     from synthface.landmarks import TrainOptions
     from dataclasses import fields
@@ -419,8 +434,9 @@ def _run_landmarks_train(args) -> int:
     if not 0 <= args.upsample <= 3:
         raise SynthfaceError(f"--upsample must be from 0 to 3, got {args.upsample}")
     s = train_landmarks(args.dataset, args.output, options, args.upsample, not args.no_progress, args.pts_origin,
-                        args.split)
-    print(f"trained on {s['faces']} faces in {s['seconds']:.0f} s: {args.output}")
+                        args.split, args.weight)
+    sources = ", ".join(f"{n} from {d}" for d, n in s["sources"].items())
+    print(f"trained on {s['faces']} faces ({sources}) in {s['seconds']:.0f} s: {args.output}")
     return 0
 
 

@@ -415,7 +415,9 @@ def write_exports(out: Path, cfg, identity: dict, command: str = "") -> dict:
                and (landmarks or f != "pts")]
     steering = identity["generator"].get("steering")
     steered = [t["name"] for t in steering["targets"]] if steering else []
-    attr_cols = (POSE_COLS if landmarks else []) + [f"{name}_target" for name in steered]
+    flip = identity["annotate"].get("labels") == "flip"
+    attr_cols = ((POSE_COLS if landmarks else []) + (["disagreement"] if flip else [])
+                 + [f"{name}_target" for name in steered])
     values: dict = {c: [] for c in attr_cols}
     by_target: dict = {}  # steered runs: candidates kept and rejected per target bin
     rejected: Counter = Counter()
@@ -442,6 +444,8 @@ def write_exports(out: Path, cfg, identity: dict, command: str = "") -> dict:
             rec.split = split_of(rec.seed, cfg.val_fraction)
             if landmarks:
                 rec.attributes.update(face_attributes(rec.landmarks, size))
+            if flip:
+                rec.attributes["disagreement"] = round(rec.disagreement, 6)
             for c in attr_cols:
                 values[c].append(rec.attributes[c])
             splits[rec.split] += 1
@@ -549,7 +553,8 @@ def write_card(out: Path, cfg, identity: dict, summary: dict, command: str, form
         "seed": cfg.seed,
         "generator": identity["generator"],
         "image_size": identity["image_size"],
-        "annotation": {**identity["annotate"],
+        "augment": identity.get("augment"),
+        "annotation": {"labels": "single", **identity["annotate"],
                        "detector": ("dlib.cnn_face_detection_model_v1 (MMOD, mmod_human_face_detector.dat), boxes "
                                     "mapped to the HOG convention (annotate.MMOD_TO_HOG)"
                                     if identity["annotate"].get("detector") == "mmod"
@@ -595,6 +600,7 @@ def _card_text(cfg, identity, summary, command, formats, gen_line, rej) -> str:
     files = {
         "csv": f"- `labels.csv`: one row per face: file, split, seed, index, x, y, w, h, score"
                + (", yaw, pitch, roll, mouth_open, eye_open" if landmarks else "")
+               + (", disagreement" if identity["annotate"].get("labels") == "flip" else "")
                + "".join(f", {c}" for c in targets) + pts_cols,
         "parquet": "- `labels.parquet`: the same rows and dtypes as labels.csv",
         "hf": "- `metadata.jsonl`: Hugging Face imagefolder labels: file_name, split, seed, index, box, score"
@@ -660,6 +666,20 @@ synthface landmarks eval --model landmarks.dat --data DATASET --split val
     if landmarks:
         pose_files = ("\n- `pose.png`: the share of faces per 5-degree bin of measured yaw and pitch"
                       + (" and of their steering targets" if steering else ""))
+    extra_lines = ""
+    if identity["annotate"].get("detector") == "mmod":
+        extra_lines += "\n- Detector: dlib's MMOD CNN face detector, boxes mapped to the HOG convention"
+    if identity["annotate"].get("labels") == "flip":
+        extra_lines += ("\n- Labels: flip-checked (the 68-point prediction on the image and on its mirror, mapped "
+                        "back and averaged); `disagreement` = the two predictions' mean distance / outer-eye-corner "
+                        "distance" + (f"; faces above {cfg.annotate.max_disagreement:g} rejected"
+                                      if cfg.annotate.max_disagreement is not None else ""))
+    if identity.get("augment"):
+        a = identity["augment"]
+        extra_lines += (f"\n- Augmented at dataset time, labels transformed exactly (synthface.transforms, parameters "
+                        f"from each face's seed): roll +-{a['rotate']:g} degrees, scale +-{a['scale']:g}, shift "
+                        f"+-{a['shift']:g}, flip {a['flip']:g}, colour +-{a['colour']:g}, blur {a['blur']:g}, "
+                        f"noise {a['noise']:g}, JPEG {a['jpeg']:g}")
     chosen = set(formats) | {"torch"}
     loading = "\n\n".join(f"**{title}**\n{text}" for key, (title, text) in snippets.items() if key in chosen)
     return f"""# Synthetic face dataset (synthface {__version__})
@@ -671,7 +691,7 @@ synthface landmarks eval --model landmarks.dat --data DATASET --split val
 - Generator: {gen_line}
 - Seed: {cfg.seed} (image `index` j is made from `candidate_seed(seed, j)`, stored as `seed`)
 - Candidates drawn: {summary['candidates']}; rejected: {rej} (rate {summary['rejection_rate']:.1%})
-- Filter: exactly one face, detector score >= {cfg.annotate.min_score}, detector upsampling {cfg.annotate.upsample}
+- Filter: exactly one face, detector score >= {cfg.annotate.min_score}, detector upsampling {cfg.annotate.upsample}{extra_lines}
 
 ## Files
 - `images/SSSSS/NNNNNNNN.png`: the faces, 1,000 a folder

@@ -31,7 +31,7 @@ from synthface.errors import SynthfaceError
 from synthface.files import atomic_open, check_output_folder, fsync_dir, write_atomic
 
 STATE_DIR = ".synthface"
-REJECT_REASONS = ("no_face", "several_faces", "low_score")
+REJECT_REASONS = ("no_face", "several_faces", "low_score", "disagreement")
 BOX_COLS = ["x", "y", "w", "h", "score"]
 POINT_COLS = [c for i in range(68) for c in (f"x{i}", f"y{i}")]
 BASE_COLS = ["index", "seed", "status", "faces", "file"]
@@ -39,8 +39,9 @@ BASE_COLS = ["index", "seed", "status", "faces", "file"]
 ALL_FORMATS = ("csv", "parquet", "hf", "xml", "pts", "coco", "yolo")
 
 
-def journal_columns(landmarks: bool) -> list[str]:
-    return BASE_COLS + BOX_COLS + (POINT_COLS if landmarks else [])
+def journal_columns(landmarks: bool, confidence: bool = False) -> list[str]:
+    """The journal's columns; `confidence`: flip-checked labels' disagreement too."""
+    return BASE_COLS + BOX_COLS + (["disagreement"] if confidence else []) + (POINT_COLS if landmarks else [])
 
 
 def split_of(seed: int, val_fraction: float) -> str:
@@ -73,6 +74,7 @@ class FaceRecord:
     box: tuple | None = None  # x, y, w, h (ints): dlib's inclusive rectangle
     score: float | None = None
     landmarks: np.ndarray | None = None  # (68, 2) float, 0-based pixel centres
+    disagreement: float | None = None  # flip-checked labels: the two predictions' distance
     split: str = ""  # "train" or "val", set on export from the seed (split_of); not journaled
     attributes: dict = field(default_factory=dict)  # pose, expression, steering targets: set on export
 
@@ -80,11 +82,13 @@ class FaceRecord:
     def kept(self) -> bool:
         return not self.status
 
-    def to_row(self, landmarks: bool) -> list:
+    def to_row(self, landmarks: bool, confidence: bool = False) -> list:
         row = [self.index, self.seed, self.status, self.faces, self.file]
         if not self.kept:
-            return row + [""] * (len(BOX_COLS) + (len(POINT_COLS) if landmarks else 0))
+            return row + [""] * (len(BOX_COLS) + confidence + (len(POINT_COLS) if landmarks else 0))
         row += [int(v) for v in self.box] + [f"{self.score:.6f}"]
+        if confidence:
+            row.append(f"{self.disagreement:.6f}")
         if landmarks:
             row += [f"{v:g}" for v in np.asarray(self.landmarks).reshape(-1)]
         return row
@@ -95,6 +99,8 @@ class FaceRecord:
         if rec.kept:
             rec.box = tuple(int(row[c]) for c in ("x", "y", "w", "h"))
             rec.score = float(row["score"])
+            if row.get("disagreement"):
+                rec.disagreement = float(row["disagreement"])
             if "x0" in row:
                 rec.landmarks = np.array([[float(row[f"x{i}"]), float(row[f"y{i}"])] for i in range(68)])
         return rec
@@ -167,9 +173,9 @@ def read_progress(path) -> Progress:
 class Journal:
     """The append side: `append(records)` writes whole rows and fsyncs them."""
 
-    def __init__(self, path, landmarks: bool):
-        self.path, self.landmarks = Path(path), landmarks
-        columns = journal_columns(landmarks)
+    def __init__(self, path, landmarks: bool, confidence: bool = False):
+        self.path, self.landmarks, self.confidence = Path(path), landmarks, confidence
+        columns = journal_columns(landmarks, confidence)
         if not self.path.is_file() or self.path.stat().st_size == 0:
             # the header is durable before the first row can be: never an empty journal
             write_atomic(self.path, ",".join(columns) + "\n", durable=True)
@@ -184,7 +190,7 @@ class Journal:
         self.writer = csv.writer(self.f)
 
     def append(self, records) -> None:
-        self.writer.writerows(r.to_row(self.landmarks) for r in records)
+        self.writer.writerows(r.to_row(self.landmarks, self.confidence) for r in records)
         self.f.flush()
         os.fsync(self.f.fileno())
 

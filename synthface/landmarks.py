@@ -222,9 +222,32 @@ def boxes_for_training(faces: list[Face], upsample: int = 1, progress: bool = Tr
     return out
 
 
+def mix_face_sets(sets: list, weights=None, seed: int = 0) -> tuple[list, list]:
+    """Faces of several sources, each oversampled by its weight: a weight w gives every
+    face floor(w) times, plus a seeded random share w - floor(w) of them once more.
+    Returns (faces, faces taken per source)."""
+    weights = [1.0] * len(sets) if not weights else list(weights)
+    if len(weights) != len(sets):
+        raise SynthfaceError(f"{len(weights)} --weight for {len(sets)} --dataset (give one per dataset, or none)")
+    for w in weights:
+        if not 0 < w <= 100:  # NaN fails too
+            raise SynthfaceError(f"--weight must be above 0 and at most 100, got {w}")
+    rng = np.random.default_rng(seed)
+    out, counts = [], []
+    for faces, w in zip(sets, weights):
+        whole, part = int(w), w - int(w)
+        taken = list(faces) * whole
+        extra = round(part * len(faces))
+        taken += [faces[i] for i in sorted(rng.choice(len(faces), extra, replace=False))] if extra else []
+        out += taken
+        counts.append(len(taken))
+    return out, counts
+
+
 def train_landmarks(dataset, output, options: TrainOptions | None = None, upsample: int = 1,
-                    progress: bool = True, pts_origin: int = 1, split: str = "all") -> dict:
-    """Train a 68-point dlib shape predictor on a face set; returns a summary."""
+                    progress: bool = True, pts_origin: int = 1, split: str = "all", weights=None) -> dict:
+    """Train a 68-point dlib shape predictor on a face set, or on several (`dataset` a
+    list, each oversampled by its `weights` entry); returns a summary."""
     import dlib
 
     from synthface.files import check_writable_file
@@ -233,10 +256,14 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
     options.validate()
     # checked before training, not after: a model that cannot be saved is lost work
     output = check_writable_file(output, "-o")
-    faces = load_face_set(dataset, pts_origin, split)
-    if not faces:
-        raise SynthfaceError(f"{dataset}: no faces with landmarks")
-    faces = boxes_for_training(faces, upsample, progress)
+    datasets = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]
+    sets = []
+    for d in datasets:
+        faces = load_face_set(d, pts_origin, split)
+        if not faces:
+            raise SynthfaceError(f"{d}: no faces with landmarks")
+        sets.append(boxes_for_training(faces, upsample, progress))
+    faces, counts = mix_face_sets(sets, weights)
     missing = [f.image for f in faces if not f.image.is_file()]
     if missing:
         raise SynthfaceError(f"{len(missing)} image(s) listed in {dataset} are missing, e.g. {missing[0]}")
@@ -255,9 +282,10 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
         dlib.train_shape_predictor(str(xml), str(tmp_model), opts)
         shutil.move(tmp_model, output.with_name(output.name + ".tmp"))
         os.replace(output.with_name(output.name + ".tmp"), output)
-    summary = {"faces": len(faces), "seconds": round(time.perf_counter() - t0, 1), "model": str(output),
+    summary = {"faces": len(faces), "sources": {str(d): c for d, c in zip(datasets, counts)},
+               "seconds": round(time.perf_counter() - t0, 1), "model": str(output),
                "options": {**asdict(options), "num_threads": opts.num_threads}}
-    output.with_suffix(".json").write_text(json.dumps({**summary, "dataset": str(dataset)}, indent=2) + "\n")
+    output.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthface.annotate import DETECTORS, AnnotateConfig, Annotator
+from synthface.annotate import DETECTORS, LABELS, AnnotateConfig, Annotator
 from synthface.errors import SynthfaceError
 from synthface.files import folder_lock, write_atomic
 from synthface.journal import (ALL_FORMATS, DEFAULT_VAL_FRACTION, STATE_DIR, FaceRecord, Journal, check_identity, image_name,
@@ -64,6 +64,9 @@ class MakeConfig:
     # (None: 20 x n + 1000, i.e. a pass rate under about 5%).
     max_tries: int | None = None
     formats: tuple = ALL_FORMATS
+    # Dataset-time augmentation (transforms.AugmentConfig; None: none): each kept face
+    # and its labels transformed exactly, with parameters from the face's seed.
+    augment: object = None
     # The share of faces held out as the validation split, chosen per face from its seed
     # (journal.split_of). An export option: changing it on --resume re-splits the labels.
     val_fraction: float = DEFAULT_VAL_FRACTION
@@ -98,11 +101,21 @@ class MakeConfig:
         unknown = sorted(set(self.formats) - set(ALL_FORMATS))
         if unknown:
             raise SynthfaceError(f"unknown --format {', '.join(unknown)} (known: {', '.join(ALL_FORMATS)})")
+        if self.augment is not None:
+            self.augment.validate()
         if not 0.0 <= self.val_fraction < 1.0:  # NaN fails too
             raise SynthfaceError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         a = self.annotate
         if not 0 <= a.upsample <= MAX_UPSAMPLE:
             raise SynthfaceError(f"--upsample must be from 0 to {MAX_UPSAMPLE}, got {a.upsample}")
+        if a.labels not in LABELS:
+            raise SynthfaceError(f"--labels must be one of {', '.join(LABELS)}, got '{a.labels}'")
+        if a.max_disagreement is not None:
+            if a.labels != "flip" or not a.landmarks:
+                raise SynthfaceError("--max-disagreement needs --landmarks --labels flip (the disagreement is "
+                                     "that of the two flip predictions)")
+            if not a.max_disagreement > 0:  # NaN fails too
+                raise SynthfaceError(f"--max-disagreement must be above 0, got {a.max_disagreement}")
         if a.detector not in DETECTORS:
             raise SynthfaceError(f"--detector must be one of {', '.join(DETECTORS)}, got '{a.detector}'")
         if not math.isfinite(a.min_score):
@@ -149,7 +162,7 @@ def _load_worker(acfg: AnnotateConfig, sampler_spec):
     return Annotator(acfg), sampler
 
 
-def _chunk_task(context, chunk, seed: int, image_size: int | None, pad: float, stop=None):
+def _chunk_task(context, chunk, seed: int, image_size: int | None, pad: float, seeds=None, augment=None, stop=None):
     """One chunk: `chunk` is either candidate indices (generated here, whole blocks) or
     images the main thread generated. Returns the per-image results and this thread's
     CPU seconds in dlib, in PNG encoding and in generation."""
@@ -159,19 +172,20 @@ def _chunk_task(context, chunk, seed: int, image_size: int | None, pad: float, s
     t0 = time.thread_time()
     images = chunk if isinstance(chunk, np.ndarray) else images_for(sampler, seed, chunk)
     t_gen = time.thread_time() - t0
-    results, t_dlib, t_enc = _process_chunk(annotator, images, image_size, pad, stop)
+    results, t_dlib, t_enc = _process_chunk(annotator, images, image_size, pad, stop, seeds, augment)
     return results, t_dlib, t_enc, t_gen
 
 
 def _process_chunk(annotator: Annotator, images: np.ndarray, image_size: int | None, pad: float = 0.0,
-                   stop=None):
+                   stop=None, seeds=None, augment=None):
     """Annotate a chunk: per image (status, faces found, face or None, png bytes or None),
-    and the thread's CPU seconds in dlib and in PNG encoding."""
+    and the thread's CPU seconds in dlib and in PNG encoding. With `augment` (an
+    AugmentConfig), each kept face and its labels are transformed by its seed's draw."""
     import cv2
 
     out, t0 = [], time.thread_time()
     t_enc = 0.0
-    for img in images:
+    for k, img in enumerate(images):
         if stop is not None and stop.is_set():
             raise _Stopped
         if image_size and image_size != img.shape[0]:
@@ -183,6 +197,12 @@ def _process_chunk(annotator: Annotator, images: np.ndarray, image_size: int | N
         faces = annotator.annotate(img)
         status = annotator.rejection_reason(faces)
         png = None
+        if not status and augment is not None:
+            from synthface.transforms import augment_face
+
+            face = faces[0]
+            img, face["landmarks"], face["box"] = augment_face(img, face.get("landmarks"), face["box"], seeds[k],
+                                                               augment)
         if not status:
             te = time.thread_time()
             png = cv2.imencode(".png", np.ascontiguousarray(img[:, :, ::-1]))[1].tobytes()
@@ -245,22 +265,27 @@ def _record(out: Path, journal: Journal, meta, results, accepted: int, target: i
         name = image_name(accepted)
         write_atomic(out / name, png)
         records.append(FaceRecord(j, seed_j, "", n_faces, name, tuple(int(v) for v in face["box"]),
-                                  face["score"], face.get("landmarks")))
+                                  face["score"], face.get("landmarks"), face.get("disagreement")))
         accepted += 1
     journal.append(records)
     return records, accepted
 
 
 # -- the run -------------------------------------------------------------------------
+# annotate options left out of a run's identity at their defaults, so that folders made
+# before the option existed still resume
+DEFAULTS_LEFT_OUT = {("detector", "hog"), ("labels", "single"), ("max_disagreement", None)}
+
 def _identity(cfg: MakeConfig, sampler) -> dict:
     """What makes two runs the same dataset (n, workers and batch size do not)."""
     size = cfg.image_size or sampler.resolution
     return {"seed": cfg.seed, "image_size": size + 2 * pad_pixels(size, cfg.pad),
             **({"pad": cfg.pad} if cfg.pad else {}),
+            **({"augment": cfg.augment.to_dict()} if cfg.augment is not None else {}),
             "generator": sampler.identity,
             # the detector only when not the default: folders made before --detector resume
             "annotate": {k: v for k, v in asdict(cfg.annotate).items()
-                         if k != "predictor_path" and not (k == "detector" and v == "hog")},
+                         if k != "predictor_path" and (k, v) not in DEFAULTS_LEFT_OUT},
             "predictor_sha256": _predictor_hash(cfg.annotate),
             **({"shards": {"num": cfg.num_shards, "index": cfg.shard_index, "n": cfg.n}}
                if cfg.num_shards > 1 else {})}
@@ -354,7 +379,7 @@ def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, st
     pending: deque = deque()
     # candidates of this run (a shard's own): tried = annotated, submitted = sent out
     tried = submitted = tried_before = state.tried
-    with Journal(path, cfg.annotate.landmarks) as journal, \
+    with Journal(path, cfg.annotate.landmarks, cfg.annotate.labels == "flip") as journal, \
             tqdm(total=target, initial=accepted, unit="face", desc="make-dataset", disable=not progress,
                  dynamic_ncols=True) as bar, \
             _one_thread_each() if cfg.workers else nullcontext():
@@ -374,7 +399,8 @@ def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, st
                 else:
                     work = np.stack([c[2] for c in chunk])
                     stats["gen_s"] += time.thread_time() - t0
-                pending.append(workers.submit(meta, where, _chunk_task, work, cfg.seed, cfg.image_size, cfg.pad))
+                pending.append(workers.submit(meta, where, _chunk_task, work, cfg.seed, cfg.image_size, cfg.pad,
+                                              [m[1] for m in meta], cfg.augment))
             if not pending:
                 counts = ", ".join(f"{k} {v}" for k, v in rejected.most_common())
                 raise SynthfaceError(

@@ -1,0 +1,101 @@
+"""Flip-checked labels, dataset-time augmentation and mixing training sources."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import FACES
+from synthface.annotate import AnnotateConfig, unflip_points
+from synthface.errors import SynthfaceError
+from synthface.export import FLIP_IDX_68
+from synthface.make import MakeConfig, make_dataset
+from synthface.sampling import ReplaySampler
+from synthface.transforms import AugmentConfig, augment_face, draw_params, invert_points
+
+
+def _symmetric_shape(width=64):
+    """68 points symmetric about the image's vertical centre line ((width - 1) / 2)."""
+    rng = np.random.default_rng(0)
+    c = (width - 1) / 2
+    p = np.zeros((68, 2))
+    for i in range(68):
+        j = FLIP_IDX_68[i]
+        if j < i:
+            continue
+        x, y = rng.uniform(5, width - 5), rng.uniform(5, width - 5)
+        if i == j:
+            x = c  # on the centre line: the nose bridge and tip, the chin, the lips' middles
+        p[i], p[j] = (x, y), (2 * c - x, y)
+    return p
+
+
+def test_the_flip_permutation_is_an_involution_keeping_the_centre_line():
+    assert all(FLIP_IDX_68[FLIP_IDX_68[i]] == i for i in range(68))
+    assert FLIP_IDX_68[36] == 45 and FLIP_IDX_68[45] == 36 and FLIP_IDX_68[30] == 30 and FLIP_IDX_68[8] == 8
+
+
+def test_flip_averaging_a_symmetric_shape_returns_it_unchanged():
+    p = _symmetric_shape()
+    mirrored_prediction = unflip_points(p, 64)  # what the mirror image's prediction maps back to
+    assert np.allclose(mirrored_prediction, p, atol=1e-5)
+    assert np.allclose((p + mirrored_prediction) / 2, p, atol=1e-5)
+    q = p + np.random.default_rng(1).normal(0, 1, p.shape)  # not symmetric: the flip moves it
+    assert not np.allclose(unflip_points(q, 64), q, atol=0.1)
+    assert np.allclose(unflip_points(unflip_points(q, 64), 64), q, atol=1e-5)  # flipping twice: the identity
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5])
+def test_augmentation_round_trips_the_points(seed):
+    img = np.random.default_rng(seed).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    points = np.random.default_rng(seed + 10).uniform(10, 54, (68, 2))
+    out, moved, box = augment_face(img, points, (10, 12, 40, 40), seed, AugmentConfig())
+    p = draw_params(seed, AugmentConfig(), 64)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert np.allclose(invert_points(moved, p, 64), points, atol=1e-3)
+    assert (box[2], box[3]) == (round(40 * p.scale), round(40 * p.scale))
+    # the pixels move with the points: a bright dot lands where its point goes
+    dot = np.zeros((64, 64, 3), np.uint8)
+    dot[30:33, 20:23] = 255
+    cfg = AugmentConfig(colour=0, blur=0, noise=0, jpeg=0)
+    moved_dot, where, _ = augment_face(dot, np.array([[21.0, 31.0]] * 68), (0, 0, 64, 64), seed, cfg)
+    y, x = np.unravel_index(np.argmax(moved_dot[..., 0].astype(float)), (64, 64))
+    assert abs(x - where[0, 0]) <= 1.5 and abs(y - where[0, 1]) <= 1.5
+
+
+def test_mixing_counts_each_source_as_weighted():
+    from synthface.landmarks import mix_face_sets
+
+    a, b = list(range(10)), list(range(100, 104))
+    faces, counts = mix_face_sets([a, b], [1, 2.5])
+    assert counts == [10, 10] and len(faces) == 20
+    assert sorted(faces[10:]).count(100) in (2, 3) and set(faces[10:]) == set(b)
+    assert mix_face_sets([a, b])[1] == [10, 4]
+    assert mix_face_sets([a, b], [1, 2.5])[0] == faces  # seeded: the same draw
+    with pytest.raises(SynthfaceError, match="1 --weight for 2 --dataset"):
+        mix_face_sets([a, b], [2])
+    with pytest.raises(SynthfaceError, match="--weight must be above 0"):
+        mix_face_sets([a, b], [1, 0])
+
+
+def test_flip_labels_and_augmentation_in_a_dataset(tmp_path):
+    replay = ReplaySampler(FACES, 64)
+    out = tmp_path / "d"
+    cfg = MakeConfig(n=12, workers=0, augment=AugmentConfig(),
+                     annotate=AnnotateConfig(labels="flip", max_disagreement=0.03))
+    summary = make_dataset(out, cfg, replay, progress=False)
+    frame = pd.read_csv(out / "labels.csv")
+    assert "disagreement" in frame and (frame["disagreement"] <= 0.03).all() and (frame["disagreement"] > 0).all()
+    assert summary["rejected"].get("disagreement", 0) >= 0 and len(frame) == 12
+    card = json.loads((out / "dataset.json").read_text())
+    assert card["annotation"]["labels"] == "flip" and card["augment"]["rotate"] == 15.0
+    again = tmp_path / "again"  # the same dataset whatever the batching
+    make_dataset(again, MakeConfig(n=12, workers=2, batch_size=5, augment=AugmentConfig(),
+                                   annotate=AnnotateConfig(labels="flip", max_disagreement=0.03)),
+                 replay, progress=False)
+    assert (again / "labels.csv").read_bytes() == (out / "labels.csv").read_bytes()
+    with pytest.raises(SynthfaceError, match="--max-disagreement needs --landmarks --labels flip"):
+        MakeConfig(n=5, annotate=AnnotateConfig(max_disagreement=0.1)).validate()
+    with pytest.raises(SynthfaceError, match="augment: flip is a probability"):
+        MakeConfig(n=5, augment=AugmentConfig(flip=2)).validate()
