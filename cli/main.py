@@ -125,6 +125,15 @@ def _add_make_dataset(sub) -> None:
     p.add_argument("--format", default="all",
                    help="label formats, comma-separated: csv,parquet,hf,xml,pts,coco,yolo (default all; csv always)")
     _add_steering_flags(p)
+    p.add_argument("--scenes", action="store_true",
+                   help="face-detector data: paste the -n faces into scenes (backgrounds with several faces each)")
+    p.add_argument("--backgrounds", metavar="DIR", help="scenes: face-free photos to crop backgrounds from "
+                                                        "(default: procedural backgrounds)")
+    p.add_argument("--faces-per-image", default="1:6", metavar="MIN:MAX", help="scenes: faces a scene (default 1:6)")
+    p.add_argument("--face-size", default="24:256", metavar="MIN:MAX",
+                   help="scenes: face box width in pixels, log-uniform (default 24:256)")
+    p.add_argument("--blend", default="none,gaussian,feather,poisson",
+                   help="scenes: paste blendings to draw from, comma-separated (default all four)")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="share of faces in the validation split, chosen per face from its seed (default 0.1)")
     p.add_argument("--batch-size", type=int, default=256, help="candidates per work chunk (default 256)")
@@ -141,6 +150,28 @@ def _add_make_dataset(sub) -> None:
                    help="testing: replay real faces from DIR instead of a generator")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_make_dataset)
+
+
+def _run_make_scenes(args, cfg) -> int:
+    import shlex
+
+    from synthface.scenes import SceneConfig, make_scenes, parse_pair
+    from synthface.sampling import open_sampler
+
+    if args.num_shards != 1 or args.augment or args.pad:
+        raise SynthfaceError("--scenes does not take --num-shards, --augment or --pad (scenes place and scale "
+                             "each face themselves)")
+    scfg = SceneConfig(faces_per_image=parse_pair(args.faces_per_image, "--faces-per-image"),
+                       face_size=parse_pair(args.face_size, "--face-size"), image_size=args.image_size or 640,
+                       backgrounds=args.backgrounds,
+                       blends=tuple(b.strip() for b in args.blend.split(",") if b.strip()))
+    scfg.validate()
+    sampler = open_sampler(args.checkpoint, args.replay_faces, args.device, targets=_steering_targets(args))
+    command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    s = make_scenes(args.out, args.n, scfg, sampler, cfg.seed, cfg.workers, cfg.val_fraction, cfg.annotate,
+                    args.resume, not args.no_progress, command)
+    print(f"{s['faces']} faces in {s['scenes']} scenes in {args.out} ({s['unplaced']} left out: no room)")
+    return 0
 
 
 def _add_steering_flags(p) -> None:
@@ -184,6 +215,8 @@ def _run_make_dataset(args) -> int:
                                 landmarks=args.landmarks, predictor_path=args.predictor, detector=args.detector,
                                 labels=args.labels, max_disagreement=args.max_disagreement))
     cfg.validate()  # every option before the generator is loaded or a folder made
+    if args.scenes:
+        return _run_make_scenes(args, cfg)
     sampler = open_sampler(args.checkpoint, args.replay_faces, args.device, targets=_steering_targets(args))
     command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = make_dataset(args.out, cfg, sampler, resume=args.resume,
@@ -327,6 +360,86 @@ def _run_directions(args) -> int:
         reach = ", ".join(f"{d:+g}: {v if v is None else round(v, 3)} ({k:.0%} kept)"
                           for d, v, k in zip(cal["distance"], cal["value"], cal["kept"]) if d % 2 == 0)
         print(f"  {name:10s} r = {a['r']:.2f}; distance -> mean value: {reach}")
+    return 0
+
+
+DETECTOR_EXAMPLES = """examples:
+  synthface make-dataset --scenes -n 5000 --out data/scenes
+  synthface detector train --dataset data/scenes -o faces.svm
+  synthface detector eval --model faces.svm --data photos/ --pr pr.png -o report.json
+  synthface detector eval --model dlib --data data/scenes        # dlib's stock detector: a label check
+"""
+
+
+def _add_detector(sub) -> None:
+    p = sub.add_parser("detector", help="train / score face detectors (dlib's HOG detector)",
+                       description="Train dlib's HOG face detector on a dataset, or score one on photos.",
+                       epilog=DETECTOR_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    dsub = p.add_subparsers(dest="detector_command", metavar="COMMAND", required=True)
+    t = dsub.add_parser("train", help="train a HOG face detector (dlib.train_simple_object_detector)",
+                        description="Train dlib's HOG face detector on a synthface dataset (scenes or faces), an "
+                                    "imglab XML, a COCO json or a folder of photos with NAME_K.pts files. Boxes are "
+                                    "made square (one aspect ratio, as the trainer needs); boxes smaller than the "
+                                    "window and truncated ones are ignored, not penalised.",
+                        epilog=DETECTOR_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--dataset", required=True)
+    t.add_argument("-o", "--output", required=True, help="detector file to write (.svm); a .json summary beside it")
+    t.add_argument("--C", type=float, default=5.0, help="SVM C: larger fits the training set harder (default 5)")
+    t.add_argument("--epsilon", type=float, default=0.01, help="stopping tolerance (default 0.01)")
+    t.add_argument("--window", type=int, default=40, help="detection window side, px (default 40)")
+    t.add_argument("--no-flip", action="store_true", help="no left-right flipped copies")
+    t.add_argument("--upsample", type=int, default=0, help="upsample training images (default 0)")
+    t.add_argument("--max-runtime", type=float, default=0.0, help="stop training after this many seconds")
+    t.add_argument("--threads", type=int, default=0, help="threads (default: all cores)")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=_run_detector_train)
+    e = dsub.add_parser("eval", help="AP50, recall and false positives per image of a detector",
+                        description="Score a detector (a .svm, or dlib for dlib's stock frontal detector) on "
+                                    "photos with face boxes: VOC AP at IoU 0.5, recall and false positives per image "
+                                    "at the detector's threshold, and a precision-recall curve.",
+                        epilog=DETECTOR_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("--model", required=True)
+    e.add_argument("--data", required=True, help="synthface dataset, imglab XML, COCO json, or photos + NAME_K.pts")
+    e.add_argument("--upsample", type=int, default=1, help="detector upsampling (default 1)")
+    e.add_argument("--pr", help="write the precision-recall curve as a PNG here")
+    e.add_argument("-o", "--output", help="write the report as JSON here")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(func=_run_detector_eval)
+
+
+def _run_detector_train(args) -> int:
+    from synthface.detector import DetectorOptions, train_detector
+
+    s = train_detector(args.dataset, args.output,
+                       DetectorOptions(C=args.C, epsilon=args.epsilon, window=args.window, flip=not args.no_flip,
+                                       upsample=args.upsample, max_runtime=args.max_runtime,
+                                       num_threads=args.threads), not args.no_progress)
+    print(f"trained on {s['faces']} faces ({s['ignored']} ignored) in {s['images']} images in "
+          f"{s['seconds']:.0f} s: {args.output}")
+    return 0
+
+
+def _run_detector_eval(args) -> int:
+    from synthface.detector import evaluate_detector, plot_pr
+    from synthface.files import check_writable_file, write_atomic
+    from synthface.imaging import check_image_path
+
+    if not 0 <= args.upsample <= 3:
+        raise SynthfaceError(f"--upsample must be from 0 to 3, got {args.upsample}")
+    if args.output:
+        check_writable_file(args.output, "-o")
+    if args.pr:
+        check_image_path(args.pr)
+    r = evaluate_detector(args.model, args.data, args.upsample, progress=not args.no_progress)
+    print(f"{r['model']}: AP50 {r['ap50']:.1%}, max recall {r['max_recall']:.1%}; at score 0: recall "
+          f"{r['recall_at_0']:.1%}, {r['fp_per_image_at_0']:.2f} false positives per image "
+          f"({r['images']} images, {r['faces']} faces)")
+    if args.pr:
+        plot_pr({Path(args.model).stem: r}, args.pr)
+    if args.output:
+        import json
+
+        write_atomic(args.output, json.dumps(r, indent=2) + "\n")
     return 0
 
 
@@ -535,6 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sample(sub)
     _add_evaluate(sub)
     _add_directions(sub)
+    _add_detector(sub)
     _add_landmarks(sub)
     _add_merge(sub)
     _add_align(sub)

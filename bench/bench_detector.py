@@ -1,0 +1,107 @@
+"""Face detectors from synthetic scenes, scored on real photos.
+
+    python bench/bench_detector.py                  # about 20 minutes on 2 cores
+    python bench/bench_detector.py --sizes 1000 --out runs/det-quick
+
+The real photos are ../shared/data/helen-train-photos (783 whole HELEN photos, 870
+annotated faces), split by photo: even positions (sorted by name) train the real
+baseline (the same dlib HOG trainer on those photos' faces), odd positions are the test
+photos every detector is scored on. Rows: dlib's stock frontal detector; the real
+baseline; detectors trained on synthetic scenes (procedural and real backgrounds from
+../shared/data/backgrounds, blending variants, pose steering, sizes). The same trainer
+options throughout (synthface detector train's defaults). Writes results.json,
+results.md and pr.png to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from synthface.detector import (DetectorOptions, evaluate_detector, load_boxes, plot_pr,  # noqa: E402
+                                train_detector)
+from synthface.sampling import open_sampler  # noqa: E402
+from synthface.scenes import BLENDS, SceneConfig, make_scenes  # noqa: E402
+from synthface.steering import pose_mix_targets  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000])
+    p.add_argument("--out", default="runs/detector")
+    args = p.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
+    photos = load_boxes(DATA / "helen-train-photos")
+    train_photos, test_photos = photos[0::2], photos[1::2]
+    options = DetectorOptions()
+
+    def save():
+        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    def score(name, model, trained=None, made=None):
+        if name in results:
+            return
+        r = evaluate_detector(model, None, images=test_photos, progress=False)
+        r.update(train=trained, make_seconds=made)
+        results[name] = r
+        save()
+        print(f"{name}: AP50 {r['ap50']:.1%}, max recall {r['max_recall']:.1%}, FP/image at 0 "
+              f"{r['fp_per_image_at_0']:.2f}", flush=True)
+
+    score("dlib stock frontal detector", "dlib")
+    if "real: helen photos (train half)" not in results:
+        xml = out / "real_train.xml"
+        body = "".join(f"<image file='{img}'>" + "".join(
+            f"<box top='{round(y)}' left='{round(x)}' width='{round(w)}' height='{round(h)}'/>" for x, y, w, h in boxes)
+            + "</image>\n" for img, boxes, _ in train_photos)
+        xml.write_text(f"<?xml version='1.0'?>\n<dataset><images>\n{body}</images></dataset>\n")
+        s = train_detector(xml, out / "real.svm", options, progress=False)
+        score("real: helen photos (train half)", str(out / "real.svm"), s)
+
+    def scenes(name, n, **kw):
+        if name in results:
+            return
+        targets = kw.pop("targets", None)
+        cfg = SceneConfig(**kw)
+        data = out / name.replace(" ", "_").replace("/", "_").replace(",", "")
+        t = time.perf_counter()
+        make_scenes(data, n, cfg, open_sampler(targets=targets), resume=data.exists(), progress=False)
+        made = time.perf_counter() - t
+        s = train_detector(data, out / f"{data.name}.svm", options, progress=False)
+        score(name, str(out / f"{data.name}.svm"), s, round(made, 1))
+        results[name]["faces_per_s"] = n / made
+        save()
+
+    n0 = args.sizes[0]
+    scenes(f"scenes {n0}, procedural, all blends", n0)
+    scenes(f"scenes {n0}, real backgrounds, all blends", n0, backgrounds=str(DATA / "backgrounds"))
+    scenes(f"scenes {n0}, procedural, no blending", n0, blends=("none",))
+    scenes(f"scenes {n0}, procedural, poisson only", n0, blends=("poisson",))
+    scenes(f"scenes {n0}, procedural, --pose-mix", n0, targets=pose_mix_targets())
+    for n in args.sizes[1:]:
+        scenes(f"scenes {n}, real backgrounds, all blends", n, backgrounds=str(DATA / "backgrounds"))
+    lines = ["| detector | AP50 | max recall | recall at 0 | FP / image at 0 | training faces | scenes faces/s |",
+             "|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        faces = r["train"]["faces"] if r.get("train") else "-"
+        rate = f"{r['faces_per_s']:.0f}" if r.get("faces_per_s") else "-"
+        lines.append(f"| {name} | {r['ap50']:.1%} | {r['max_recall']:.1%} | {r['recall_at_0']:.1%} | "
+                     f"{r['fp_per_image_at_0']:.2f} | {faces} | {rate} |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    plot_pr(results, out / "pr.png")
+    print("\n".join(lines))
+    print(f"# test: {len(test_photos)} photos, {sum(len(b) for _, b, _ in test_photos)} faces (odd positions)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,354 @@
+"""Face detectors: train dlib's HOG detector on a dataset, score one on real photos.
+
+Face sets for detection are plain lists of `(image path, boxes, ignored)` with boxes
+x, y, w, h in pixels. They come from a synthface dataset (labels.csv; scenes' truncated
+faces ignored), a dlib imglab XML (its ignore flags), a COCO json (iscrowd ignored), or
+a folder of photos with 300-W points (NAME.jpg with NAME_1.pts, NAME_2.pts ...: a box
+is its 68 points' extent, the convention of ../shared's helen-train-photos/boxes.json).
+
+Scoring is VOC's: detections sorted by score are matched greedily to the unmatched
+truth box of highest IoU (>= 0.5); a detection on an ignored box counts neither way;
+AP is the area under the precision envelope (all-point interpolation).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from synthface.errors import SynthfaceError
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def load_boxes(path) -> list:
+    """[(image path, [(x, y, w, h)], [ignored (x, y, w, h)])] from any of the four forms."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise SynthfaceError(f"not found: {path}")
+    if path.is_file() and path.suffix.lower() == ".json":
+        return _from_coco(path)
+    if path.is_file():
+        return _from_xml(path)
+    if (path / "labels.csv").is_file():
+        return _from_labels(path)
+    if (path / "dlib.xml").is_file():
+        return _from_xml(path / "dlib.xml")
+    return _from_pts_photos(path)
+
+
+def _from_labels(folder: Path) -> list:
+    import pandas as pd
+
+    frame = pd.read_csv(folder / "labels.csv")
+    truncated = frame["truncated"] if "truncated" in frame else pd.Series(0, index=frame.index)
+    out = []
+    for file, rows in frame.groupby("file", sort=False):
+        boxes = [tuple(r) for r, t in zip(rows[["x", "y", "w", "h"]].to_numpy(float), truncated[rows.index]) if not t]
+        ignored = [tuple(r) for r, t in zip(rows[["x", "y", "w", "h"]].to_numpy(float), truncated[rows.index]) if t]
+        out.append((folder / file, boxes, ignored))
+    return out
+
+
+def _from_xml(xml: Path) -> list:
+    import dlib
+
+    try:
+        meta = dlib.image_dataset_metadata.load_image_dataset_metadata(str(xml))
+    except RuntimeError as exc:
+        raise SynthfaceError(f"{xml}: not a dlib imglab XML file ({str(exc).strip().splitlines()[0]})") from None
+    out = []
+    for img in meta.images:
+        boxes = [(b.rect.left(), b.rect.top(), b.rect.width(), b.rect.height()) for b in img.boxes if not b.ignore]
+        ignored = [(b.rect.left(), b.rect.top(), b.rect.width(), b.rect.height()) for b in img.boxes if b.ignore]
+        out.append((xml.parent / img.filename, boxes, ignored))
+    return out
+
+
+def _from_coco(path: Path) -> list:
+    try:
+        data = json.loads(path.read_text())
+        files = {im["id"]: im["file_name"] for im in data["images"]}
+        anns = defaultdict(lambda: ([], []))
+        for a in data["annotations"]:
+            anns[a["image_id"]][1 if a.get("iscrowd") else 0].append(tuple(a["bbox"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SynthfaceError(f"{path}: not a COCO json file ({exc})") from None
+    return [(path.parent / f, *anns[i]) for i, f in files.items()]
+
+
+def _from_pts_photos(folder: Path) -> list:
+    from synthface.landmarks import read_pts
+
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not photos:
+        raise SynthfaceError(f"{folder}: no labels.csv, dlib.xml or photos with NAME_K.pts files")
+    out = []
+    for photo in photos:
+        boxes = []
+        for pts in sorted(folder.glob(f"{photo.stem}_*.pts"), key=lambda p: int(p.stem.rsplit("_", 1)[1])
+                          if p.stem.rsplit("_", 1)[1].isdigit() else 0):
+            if not pts.stem.rsplit("_", 1)[1].isdigit():
+                continue
+            p = read_pts(pts)
+            x0, y0 = p.min(0)
+            x1, y1 = p.max(0)
+            boxes.append((float(x0), float(y0), float(x1 - x0), float(y1 - y0)))
+        out.append((photo, boxes, []))
+    return out
+
+
+# -- training ---------------------------------------------------------------------------
+@dataclass
+class DetectorOptions:
+    """dlib.simple_object_detector_training_options, with synthface's defaults."""
+
+    C: float = 5.0
+    epsilon: float = 0.01
+    window: int = 40  # detection window side in pixels (dlib: 80); smaller boxes are ignored
+    flip: bool = True  # add left-right flipped copies
+    upsample: int = 0  # upsample training images this many times (finds smaller faces)
+    max_runtime: float = 0.0  # seconds, 0: none
+    num_threads: int = 0  # 0: all cores
+
+    def validate(self) -> None:
+        if not self.C > 0:
+            raise SynthfaceError(f"--C must be above 0, got {self.C}")
+        if not 0 < self.epsilon < 1:
+            raise SynthfaceError(f"--epsilon must be in (0, 1), got {self.epsilon}")
+        if not 16 <= self.window <= 256:
+            raise SynthfaceError(f"--window must be from 16 to 256, got {self.window}")
+        if not 0 <= self.upsample <= 2:
+            raise SynthfaceError(f"--upsample must be from 0 to 2, got {self.upsample}")
+
+
+def square(box) -> tuple:
+    """The square of the same centre and a side of the mean of w and h: dlib's trainer
+    needs boxes of one aspect ratio (its window's), HOG's own boxes are square."""
+    x, y, w, h = box
+    side = (w + h) / 2
+    return (x + w / 2 - side / 2, y + h / 2 - side / 2, side, side)
+
+
+def train_detector(dataset, output, options: DetectorOptions | None = None, progress: bool = True) -> dict:
+    import dlib
+
+    from synthface.files import check_writable_file
+
+    options = options or DetectorOptions()
+    options.validate()
+    output = check_writable_file(output, "-o")
+    images = load_boxes(dataset)
+    scale = 2 ** options.upsample
+    import cv2
+
+    entries = []  # (image, [[x, y, w, h, ignored]])
+    for image, boxes, ignore in images:
+        grey = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
+        if grey is None:
+            raise SynthfaceError(f"image listed in {dataset} is missing or unreadable: {image}")
+        height, width = (v * scale for v in grey.shape[:2])
+        rows = []
+        for b, ign in [(b, False) for b in boxes] + [(b, True) for b in ignore]:
+            x, y, w, h = (round(v * scale) for v in square(b))
+            # the window cannot shrink to a box this small, nor reach one this close to the
+            # border (HOG's cells pad it): such boxes are ignored, neither taught nor penalised
+            near = 0.15 * w
+            ign = bool(ign or w < options.window * 0.8 or x < near or y < near
+                       or x + w > width - near or y + h > height - near)
+            rows.append([x, y, w, h, ign])
+        entries.append([image, rows, width])
+    if not any(not r[4] for _, rows, _ in entries for r in rows):
+        raise SynthfaceError(f"{dataset}: no face box of at least {options.window * 0.8:.0f} px away from the "
+                             "border (lower --window or add --upsample)")
+    opts = dlib.simple_object_detector_training_options()
+    opts.C, opts.epsilon = options.C, options.epsilon
+    opts.detection_window_size = options.window * options.window
+    opts.add_left_right_image_flips = options.flip
+    opts.num_threads = options.num_threads or os.cpu_count() or 1
+    opts.be_verbose = progress
+    if options.max_runtime:
+        opts.max_runtime_seconds = options.max_runtime
+    t0 = time.perf_counter()
+    unmatchable = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        xml = Path(tmp) / "train.xml"
+        if scale > 1:
+            from synthface.imaging import read_rgb, write_png
+
+            for k, entry in enumerate(entries):
+                dst = Path(tmp) / f"{k:07d}.png"
+                write_png(dst, cv2.resize(read_rgb(entry[0]), None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR))
+                entry[0] = dst
+        tmp_model = Path(tmp) / "det.svm"
+        for attempt in range(MAX_RETRIES + 1):
+            body = "".join(f"<image file='{Path(image).resolve()}'>" + "".join(
+                f"<box top='{y}' left='{x}' width='{w}' height='{h}'" + (" ignore='1'" if ign else "") + "/>"
+                for x, y, w, h, ign in rows) + "</image>\n" for image, rows, _ in entries)
+            xml.write_text(f"<?xml version='1.0'?>\n<dataset><images>\n{body}</images></dataset>\n")
+            try:
+                dlib.train_simple_object_detector(str(xml), str(tmp_model), opts)
+                break
+            except RuntimeError as exc:
+                listed = {line.strip() for line in str(exc).splitlines() if line.strip().startswith("/")}
+                if "impossible set of object boxes" in str(exc) and listed and attempt < MAX_RETRIES:
+                    # boxes too alike or too close for the window to tell apart: ignore that image's boxes
+                    for image, rows, _ in entries:
+                        if str(Path(image).resolve()) in listed:
+                            for r in rows:
+                                r[4] = True
+                    unmatchable += len(listed)
+                    continue
+                row = _unmatchable_box(str(exc), entries, options.flip)
+                if row is None or attempt == MAX_RETRIES:
+                    raise SynthfaceError(f"dlib's trainer: {' '.join(str(exc).split())[:300]}") from None
+                row[4] = True  # a box no window position reaches (IoU < 0.5): ignore it, retry
+                unmatchable += 1
+        shutil.move(tmp_model, output.with_name(output.name + ".tmp"))
+        os.replace(output.with_name(output.name + ".tmp"), output)
+    faces = sum(not r[4] for _, rows, _ in entries for r in rows)
+    summary = {"images": len(entries), "faces": faces, "ignored": sum(len(rows) for _, rows, _ in entries) - faces,
+               "unmatchable": unmatchable, "seconds": round(time.perf_counter() - t0, 1),
+               "model": str(output), "options": asdict(options), "dataset": str(dataset)}
+    output.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+MAX_RETRIES = 200
+
+
+def _unmatchable_box(message: str, entries, flipped: bool):
+    """The [x, y, w, h, ignored] row that dlib's "impossible set of object labels" names
+    (its image index counts the flipped copies after the originals), or None."""
+    import re
+
+    index = re.search(r"image index\s+(\d+)", message)
+    rect = re.search(r"truth rect:\s+\[\((-?\d+), (-?\d+)\) \((-?\d+), (-?\d+)\)\]", message)
+    if not index or not rect:
+        return None
+    i = int(index.group(1))
+    left, top, right, bottom = (int(v) for v in rect.groups())
+    if i >= len(entries) and flipped:
+        i -= len(entries)
+        width = entries[i][2]
+        left, right = width - 1 - right, width - 1 - left
+    if i >= len(entries):
+        return None
+    rows = [r for r in entries[i][1] if not r[4]]
+    if not rows:
+        return None
+    return min(rows, key=lambda r: abs(r[0] - left) + abs(r[1] - top) + abs(r[0] + r[2] - 1 - right)
+               + abs(r[1] + r[3] - 1 - bottom))
+
+
+# -- scoring -----------------------------------------------------------------------------
+def iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match(detections, truth, ignored=(), threshold: float = 0.5) -> list:
+    """Per detection (score, 1 true positive / 0 false positive / None ignored), VOC's
+    greedy matching in descending score."""
+    used = [False] * len(truth)
+    out = []
+    for score, box in sorted(detections, key=lambda d: -d[0]):
+        best, k = 0.0, -1
+        for i, t in enumerate(truth):
+            o = iou(box, t)
+            if o > best and not used[i]:
+                best, k = o, i
+        if best >= threshold:
+            used[k] = True
+            out.append((score, 1))
+        elif any(iou(box, g) >= threshold for g in ignored):
+            out.append((score, None))
+        else:
+            out.append((score, 0))
+    return out
+
+
+def average_precision(matched: list, n_truth: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """VOC all-point AP of (score, tp) pairs over all images; returns (AP, recall, precision)."""
+    scored = sorted((m for m in matched if m[1] is not None), key=lambda m: -m[0])
+    if n_truth == 0:
+        raise SynthfaceError("no truth boxes to score against")
+    tp = np.cumsum([m[1] for m in scored]) if scored else np.zeros(0)
+    fp = np.cumsum([1 - m[1] for m in scored]) if scored else np.zeros(0)
+    recall = tp / n_truth
+    precision = tp / np.maximum(tp + fp, 1e-12)
+    r = np.concatenate([[0.0], recall, [1.0]])
+    p = np.concatenate([[0.0], precision, [0.0]])
+    for i in range(len(p) - 2, -1, -1):
+        p[i] = max(p[i], p[i + 1])
+    idx = np.nonzero(r[1:] != r[:-1])[0]
+    ap = float(np.sum((r[idx + 1] - r[idx]) * p[idx + 1]))
+    return ap, recall, precision
+
+
+def open_detector(model: str):
+    import dlib
+
+    if model == "dlib":
+        return dlib.get_frontal_face_detector()
+    if not Path(model).is_file():
+        raise SynthfaceError(f"detector not found: {model} (a .svm from `synthface detector train`, or dlib)")
+    try:
+        return dlib.fhog_object_detector(str(model))
+    except RuntimeError as exc:
+        raise SynthfaceError(f"{model}: not a dlib HOG detector ({str(exc).strip().splitlines()[0]})") from None
+
+
+def evaluate_detector(model: str, data, upsample: int = 1, threshold: float = -0.5, progress: bool = True,
+                      images=None) -> dict:
+    """AP at IoU 0.5, recall, and false positives per image at the detector's own
+    threshold (score 0); detections down to `threshold` feed the PR curve."""
+    from tqdm.auto import tqdm
+
+    from synthface.imaging import read_rgb
+
+    detector = open_detector(model)
+    images = images if images is not None else load_boxes(data)
+    matched, n_truth, fp_at_0, tp_at_0 = [], 0, 0, 0
+    t0 = time.perf_counter()
+    for image, truth, ignored in tqdm(images, desc="detector eval", unit="image", disable=not progress, leave=False):
+        rects, scores, _ = detector.run(read_rgb(image), upsample, threshold)
+        dets = [(float(s), (r.left(), r.top(), r.width(), r.height())) for r, s in zip(rects, scores)]
+        m = match(dets, truth, ignored)
+        matched += m
+        n_truth += len(truth)
+        tp_at_0 += sum(1 for s, t in m if t == 1 and s >= 0)
+        fp_at_0 += sum(1 for s, t in m if t == 0 and s >= 0)
+    ap, recall, precision = average_precision(matched, n_truth)
+    return {"model": model, "images": len(images), "faces": n_truth, "ap50": ap,
+            "max_recall": float(recall[-1]) if len(recall) else 0.0,
+            "recall_at_0": tp_at_0 / n_truth, "fp_per_image_at_0": fp_at_0 / max(len(images), 1),
+            "seconds": round(time.perf_counter() - t0, 1), "upsample": upsample,
+            "pr": {"recall": [round(float(v), 4) for v in recall[::max(1, len(recall) // 200)]],
+                   "precision": [round(float(v), 4) for v in precision[::max(1, len(precision) // 200)]]}}
+
+
+def plot_pr(results: dict, path) -> None:
+    """Precision against recall for named reports, as a PNG."""
+    from synthface.imaging import plot_curves
+
+    grid = np.linspace(0, 1, 101)
+    series = {}
+    for name, r in results.items():
+        rec, prec = np.array(r["pr"]["recall"]), np.array(r["pr"]["precision"])
+        series[f"{name} (AP {r['ap50']:.2f})"] = [float(prec[rec >= g].max()) if (rec >= g).any() else 0.0
+                                                  for g in grid]
+    plot_curves(grid, series, path, x_label="recall")

@@ -1,0 +1,484 @@
+"""Scenes for face-detector training: generated faces pasted on backgrounds.
+
+Copy-paste synthesis (Dwibedi et al. 2017, "Cut, Paste and Learn"): local realism matters
+more than global; blending each paste a different way keeps a detector from keying on
+paste edges; variety of scale, position, occlusion and truncation matters.
+
+`make_scenes` first makes the faces as a plain dataset in DATASET/.synthface/faces (with
+landmarks; resumable, as every make-dataset run), then composes the scenes from them in
+order: scene i takes the next faces, as many as its own draw says (`--faces-per-image`),
+and everything about it (background, sizes, places, angles, blending, occluders) comes
+from its own seed, candidate_seed(seed, i) in a stream of its own. So the same command
+gives the same scenes, and a resumed run recomposes only the scenes it lacks.
+
+Per face: the generated square image is scaled so that its face box has the drawn width
+(`--face-size`, log-uniform), turned by a small angle, colour-matched to the background
+beneath it (channel means moved a quarter of the way), and blended one of four ways, chosen per
+face: none (a hard square), gaussian (the square's edge blurred), feather (an ellipse
+around the face, blurred) and poisson (cv2.seamlessClone, which matches colour itself).
+A place is accepted when the
+new face's box overlaps no earlier face box (IoU < 0.1) and the new square covers at most
+a quarter of any earlier box. Some faces get an occluder (a background patch over 20-45%
+of the box, its points flagged occluded); some are cut by the border (up to 30% of the
+box outside; such a box is marked truncated: clipped in COCO / YOLO, ignored in dlib.xml).
+The box and the 68 points go through the same map as the pixels (pixel centres at
+integers).
+
+The procedural background (no --backgrounds): a smooth colour field plus many random
+rectangles, ellipses, lines and noise texture at several scales. It gives the detector
+edges, blobs and textures to learn "not a face" from (HOG keys on gradients; flat colour
+teaches nothing), works offline, and costs no data. `--backgrounds DIR` takes face-free
+photos instead (random crops of 40-100% of the shorter side, flips).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from synthface.errors import SynthfaceError
+
+_STREAM = 0x5CE7E
+BLENDS = ("none", "gaussian", "feather", "poisson")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+@dataclass
+class SceneConfig:
+    faces_per_image: tuple = (1, 6)
+    face_size: tuple = (24, 256)  # face box width in scene pixels
+    image_size: int = 640
+    backgrounds: str | None = None  # folder of face-free photos; None: procedural
+    blends: tuple = BLENDS
+    max_angle: float = 10.0  # degrees, in-plane
+    occlude: float = 0.15  # share of faces with an occluder
+    truncate: float = 0.1  # share of faces that may be cut by the border
+
+    def validate(self) -> None:
+        lo, hi = self.faces_per_image
+        if not 1 <= lo <= hi <= 50:
+            raise SynthfaceError(f"--faces-per-image must be MIN:MAX with 1 <= MIN <= MAX <= 50, got {lo}:{hi}")
+        if not 64 <= self.image_size <= 4096:
+            raise SynthfaceError(f"--image-size must be from 64 to 4096 for scenes, got {self.image_size}")
+        a, b = self.face_size
+        if not 16 <= a <= b <= self.image_size // 2:
+            raise SynthfaceError(f"--face-size must be MIN:MAX with 16 <= MIN <= MAX <= image size / 2 "
+                                 f"({self.image_size // 2}), got {a}:{b}")
+        unknown = set(self.blends) - set(BLENDS)
+        if unknown or not self.blends:
+            raise SynthfaceError(f"--blend must be some of {', '.join(BLENDS)}, got {', '.join(self.blends)}")
+        if self.backgrounds is not None and not background_files(self.backgrounds):
+            raise SynthfaceError(f"--backgrounds {self.backgrounds}: no images there")
+
+    def identity(self) -> dict:
+        d = asdict(self)
+        d["faces_per_image"], d["face_size"], d["blends"] = list(self.faces_per_image), list(self.face_size), list(self.blends)
+        if self.backgrounds is not None:
+            from synthface.imagefiles import ImageSource
+
+            d["backgrounds"] = {"folder": str(Path(self.backgrounds).resolve()),
+                                "fingerprint": ImageSource(self.backgrounds).fingerprint()}
+        return d
+
+
+def parse_pair(text: str, flag: str, kind=int) -> tuple:
+    parts = str(text).split(":")
+    try:
+        lo, hi = (kind(parts[0]), kind(parts[-1])) if len(parts) <= 2 else (None, None)
+    except ValueError:
+        lo = hi = None
+    if lo is None:
+        raise SynthfaceError(f"{flag} must be MIN:MAX, got '{text}'")
+    return lo, hi
+
+
+def background_files(folder) -> list:
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise SynthfaceError(f"--backgrounds {folder}: not a folder")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+
+
+# -- backgrounds --------------------------------------------------------------------------
+def procedural_background(rng, size: int) -> np.ndarray:
+    import cv2
+
+    small = rng.uniform(0, 255, (4, 4, 3)).astype(np.float32)
+    img = cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
+    for _ in range(int(rng.integers(20, 60))):
+        colour = tuple(float(c) for c in rng.uniform(0, 255, 3))
+        kind = rng.integers(3)
+        x, y = (int(v) for v in rng.integers(0, size, 2))
+        s = int(size * math.exp(rng.uniform(math.log(0.02), math.log(0.4))))
+        if kind == 0:
+            cv2.rectangle(img, (x, y), (x + s, y + int(s * rng.uniform(0.3, 3))), colour, -1 if rng.random() < 0.7 else 2)
+        elif kind == 1:
+            cv2.ellipse(img, (x, y), (s // 2 + 1, int(s * rng.uniform(0.2, 1)) // 2 + 1), float(rng.uniform(0, 180)),
+                        0, 360, colour, -1 if rng.random() < 0.7 else 2)
+        else:
+            x2, y2 = (int(v) for v in rng.integers(0, size, 2))
+            cv2.line(img, (x, y), (x2, y2), colour, int(rng.integers(1, 6)))
+    for scale in (2, 8, 32):  # texture at several scales
+        noise = rng.normal(0, 12, (size // scale + 1, size // scale + 1, 3)).astype(np.float32)
+        img += cv2.resize(noise, (size, size), interpolation=cv2.INTER_LINEAR)
+    img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 1.5)))
+    grey = img.mean(axis=2, keepdims=True)
+    img = grey + (img - grey) * float(rng.uniform(0.2, 0.6))  # photos are far less saturated than random colours
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def photo_background(rng, files: list, size: int) -> np.ndarray:
+    import cv2
+
+    from synthface.imaging import read_rgb
+
+    img = read_rgb(files[int(rng.integers(len(files)))])
+    h, w = img.shape[:2]
+    side = int(min(h, w) * rng.uniform(0.4, 1.0))
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    crop = img[y:y + side, x:x + side]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+# -- pasting -------------------------------------------------------------------------------
+def _iou(a, b) -> float:
+    ax0, ay0, aw, ah = a
+    bx0, by0, bw, bh = b
+    iw = max(0.0, min(ax0 + aw, bx0 + bw) - max(ax0, bx0))
+    ih = max(0.0, min(ay0 + ah, by0 + bh) - max(ay0, by0))
+    inter = iw * ih
+    return inter / (aw * ah + bw * bh - inter) if inter else 0.0
+
+
+def _covered(box, square) -> float:
+    """Share of `box` under the axis-aligned `square`."""
+    bx, by, bw, bh = box
+    sx, sy, ss, _ = square
+    iw = max(0.0, min(bx + bw, sx + ss) - max(bx, sx))
+    ih = max(0.0, min(by + bh, sy + ss) - max(by, sy))
+    return iw * ih / (bw * bh)
+
+
+def paste_map(face_box, face_image_size: int, width: float, angle: float, centre) -> np.ndarray:
+    """2x3 map from the face image's pixels to the scene's: scale so that the face box is
+    `width` wide, turn by `angle` about the box centre, put that centre at `centre`."""
+    import cv2
+
+    x, y, w, h = face_box
+    k = width / w
+    cx, cy = x + (w - 1) / 2, y + (h - 1) / 2
+    m = cv2.getRotationMatrix2D((cx, cy), angle, k)
+    m[:, 2] += (centre[0] - cx, centre[1] - cy)
+    return m
+
+
+def compose_scene(scene_seed: int, faces: list, cfg: SceneConfig, files: list | None):
+    """One scene from (rgb face image, box, landmarks (68, 2)) tuples: (image, placed) with
+    placed = [(k, box, points, truncated, occluded point flags, blend, angle)] for the faces that
+    found a place (k: index into `faces`)."""
+    import cv2
+
+    rng = np.random.default_rng([int(scene_seed), _STREAM])
+    size = cfg.image_size
+    scene = procedural_background(rng, size) if files is None else photo_background(rng, files, size)
+    base = scene.copy()  # the background alone: occluders are cut from it
+    placed, boxes, squares = [], [], []
+    for k, (img, box, points) in enumerate(faces):
+        lo, hi = cfg.face_size
+        width = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        angle = float(rng.uniform(-cfg.max_angle, cfg.max_angle))
+        blend = cfg.blends[int(rng.integers(len(cfg.blends)))]
+        truncate = rng.random() < cfg.truncate
+        occlude = rng.random() < cfg.occlude
+        bw = width * box[3] / box[2]
+        margin = -0.3 * width if truncate else 0.0
+        for _ in range(30):
+            cx = rng.uniform(margin + width / 2, size - margin - width / 2)
+            cy = rng.uniform(margin + bw / 2, size - margin - bw / 2)
+            new_box = (cx - width / 2, cy - bw / 2, width, bw)
+            m = paste_map(box, img.shape[0], width, angle, (cx, cy))
+            corners = np.array([[0, 0], [img.shape[1], 0], [0, img.shape[0]], [img.shape[1], img.shape[0]]], float)
+            cs = corners @ m[:, :2].T + m[:, 2]
+            sq = (cs[:, 0].min(), cs[:, 1].min(), cs[:, 0].max() - cs[:, 0].min(), cs[:, 1].max() - cs[:, 1].min())
+            if all(_iou(new_box, b) < 0.1 for b in boxes) and all(_covered(b, sq) <= 0.25 for b in boxes):
+                break
+        else:
+            continue
+        _paste(scene, img, m, blend, rng)
+        pts = np.asarray(points, np.float64) @ m[:, :2].T + m[:, 2]
+        occluded = np.zeros(68, bool)
+        if occlude:
+            occluded = _occlude(scene, base, new_box, pts, rng)
+        x0, y0 = new_box[0], new_box[1]
+        truncated = x0 < 0 or y0 < 0 or x0 + width > size or y0 + bw > size
+        boxes.append(new_box)
+        squares.append(sq)
+        placed.append((k, tuple(int(round(v)) for v in new_box), pts, truncated, occluded, blend, angle))
+    return scene, placed
+
+
+def _paste(scene: np.ndarray, img: np.ndarray, m: np.ndarray, blend: str, rng) -> None:
+    import cv2
+
+    size = scene.shape[0]
+    h, w = img.shape[:2]
+    warped = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    square = np.full((h, w), 255, np.uint8)
+    if blend == "feather" or blend == "poisson":
+        square = np.zeros((h, w), np.uint8)
+        cv2.ellipse(square, (w // 2, h // 2), (int(w * 0.46), int(h * 0.5)), 0, 0, 360, 255, -1)
+    mask = cv2.warpAffine(square, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return
+    if blend != "poisson":  # colour match: the face's channel means moved a quarter of the way to the ground's
+        region = mask > 127
+        fm = warped[region].astype(np.float32).mean(0)
+        gm = scene[region].astype(np.float32).mean(0)
+        warped = np.clip(warped.astype(np.float32) + 0.25 * (gm - fm), 0, 255).astype(np.uint8)
+    if blend == "poisson":
+        x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+        if x0 > 1 and y0 > 1 and x1 < size - 2 and y1 < size - 2:
+            centre = (int((x0 + x1 + 1) // 2), int((y0 + y1 + 1) // 2))
+            sub = (slice(y0, y1 + 1), slice(x0, x1 + 1))
+            out = cv2.seamlessClone(np.ascontiguousarray(warped[sub]), scene, np.ascontiguousarray(mask[sub]),
+                                    centre, cv2.NORMAL_CLONE)
+            scene[...] = out
+            return
+        blend = "feather"
+    if blend in ("gaussian", "feather"):
+        sigma = max(1.0, 0.04 * math.sqrt(len(xs)))
+        mask = cv2.GaussianBlur(mask, (0, 0), sigma)
+    alpha = (mask.astype(np.float32) / 255.0)[..., None]
+    scene[...] = (alpha * warped + (1 - alpha) * scene).astype(np.uint8)
+
+
+def _occlude(scene, base, box, pts, rng) -> np.ndarray:
+    """A background patch over 20-45% of the face box from one side; the points under
+    it, flagged."""
+    x, y, w, h = box
+    share = rng.uniform(0.2, 0.45)
+    side = int(rng.integers(4))
+    if side == 0:
+        rect = (x, y, w * share, h)
+    elif side == 1:
+        rect = (x + w * (1 - share), y, w * share, h)
+    elif side == 2:
+        rect = (x, y + h * (1 - share), w, h * share)
+    else:
+        rect = (x, y, w, h * share)
+    size = scene.shape[0]
+    x0, y0 = max(int(rect[0]), 0), max(int(rect[1]), 0)
+    x1, y1 = min(int(rect[0] + rect[2]), size), min(int(rect[1] + rect[3]), size)
+    if x1 > x0 and y1 > y0:
+        dx, dy = int(rng.integers(-size // 4, size // 4)), int(rng.integers(-size // 4, size // 4))
+        sx0, sy0 = min(max(x0 + dx, 0), size - (x1 - x0)), min(max(y0 + dy, 0), size - (y1 - y0))
+        scene[y0:y1, x0:x1] = base[sy0:sy0 + y1 - y0, sx0:sx0 + x1 - x0]
+    return (pts[:, 0] >= rect[0]) & (pts[:, 0] < rect[0] + rect[2]) & (pts[:, 1] >= rect[1]) & (pts[:, 1] < rect[1] + rect[3])
+
+
+# -- the run ------------------------------------------------------------------------------
+def scene_name(i: int) -> str:
+    return f"images/{i // 1000:05d}/{i:08d}.jpg"
+
+
+def faces_per_scene(seed: int, i: int, cfg: SceneConfig) -> int:
+    from synthface.sampling import candidate_seed
+
+    lo, hi = cfg.faces_per_image
+    return int(np.random.default_rng([candidate_seed(seed, i), _STREAM, 1]).integers(lo, hi + 1))
+
+
+def _scene_init(out: str, faces_dir: str, cfg: SceneConfig):
+    files = background_files(cfg.backgrounds) if cfg.backgrounds is not None else None
+    return Path(out), Path(faces_dir), cfg, files
+
+
+def _scene_task(context, item):
+    """Compose scene i (unless its image is already there) and return its placements."""
+    import cv2
+
+    from synthface.files import write_atomic
+    from synthface.imaging import read_rgb
+
+    out, faces_dir, cfg, files = context
+    i, scene_seed, faces = item
+    loaded = [(read_rgb(faces_dir / f), box, pts) for f, box, pts in faces]
+    img, placed = compose_scene(scene_seed, loaded, cfg, files)
+    path = out / scene_name(i)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        write_atomic(path, buf.tobytes())
+    return i, placed
+
+
+def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: int | None = None,
+                val_fraction: float = 0.1, annotate=None, resume: bool = False, progress: bool = True,
+                command: str = "") -> dict:
+    """`-n` generated faces pasted into scenes in `out` (see the module docstring)."""
+    from tqdm.auto import tqdm
+
+    from synthface.annotate import AnnotateConfig
+    from synthface.files import folder_lock
+    from synthface.journal import STATE_DIR, check_identity, iter_records, prepare_folder
+    from synthface.make import MakeConfig, make_dataset
+    from synthface.sampling import candidate_seed
+    from synthface.workers import Pool
+
+    cfg.validate()
+    out = Path(out)
+    workers = os.cpu_count() or 1 if workers is None else workers
+    annotate = annotate or AnnotateConfig()
+    annotate.landmarks = True
+    faces_cfg = MakeConfig(n=n, seed=seed, workers=workers, formats=("csv",), val_fraction=0.0, annotate=annotate)
+    faces_cfg.validate()
+    if not 0.0 <= val_fraction < 1.0:
+        raise SynthfaceError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    prepare_folder(out, resume)
+    identity = {"kind": "scenes", "seed": seed, "n": n, "scenes": cfg.identity(), "generator": sampler.identity}
+    with folder_lock(out / STATE_DIR, out, "make-dataset --scenes"):
+        check_identity(out, identity)
+        faces_dir = out / STATE_DIR / "faces"
+        faces = make_dataset(faces_dir, faces_cfg, sampler, resume=faces_dir.exists(), progress=progress)
+        records = [r for r in iter_records(faces_dir / STATE_DIR / "journal.csv") if r.kept][:n]
+        items, k, i = [], 0, 0
+        while k < len(records):
+            m = faces_per_scene(seed, i, cfg)
+            chunk = records[k:k + m]
+            items.append((i, candidate_seed(seed, i), [(r.file, r.box, r.landmarks) for r in chunk]))
+            k, i = k + m, i + 1
+        placements = {}
+        with tqdm(total=len(items), desc="scenes", unit="scene", disable=not progress, leave=False) as bar, \
+                Pool(workers, _scene_init, (str(out), str(faces_dir), cfg)) as pool:
+            for i, placed in pool.imap(_scene_task, items, chunksize=4):
+                placements[i] = placed
+                bar.update()
+        summary = write_scene_exports(out, cfg, identity, items, placements, records, val_fraction, command)
+        summary["faces_made"] = faces
+    return summary
+
+
+def write_scene_exports(out: Path, cfg: SceneConfig, identity: dict, items, placements, records,
+                        val_fraction: float, command: str) -> dict:
+    """labels.csv (one row per face), dlib.xml (many boxes an image; truncated boxes
+    ignored), coco.json, Ultralytics labels/ + data.yaml + trainset/valset.txt, and the
+    card (dataset.json, README.md)."""
+    import csv
+    from collections import Counter
+
+    from synthface.export import (FACE_SIGMAS_68, FLIP_IDX_68, IBUG68_NAMES, SKELETON_68, clipped_box,
+                                  _FolderWriter)
+    from synthface.files import atomic_open, write_atomic
+    from synthface.journal import POINT_COLS, split_of
+    from synthface.pose import POSE_COLS, face_attributes
+
+    size = cfg.image_size
+    cols = (["file", "split", "scene", "face", "seed", "x", "y", "w", "h", "score", "truncated", "occluded", "blend"]
+            + POSE_COLS + POINT_COLS)
+    images, annotations, xml, lists = [], [], [], {"train": [], "val": []}
+    blends, placed_count = Counter(), 0
+    offsets = np.cumsum([0] + [len(faces) for _, _, faces in items])
+
+    class SceneLabels(_FolderWriter):
+        folder = "labels"
+
+    labels = SceneLabels(out, size, True)
+    with atomic_open(out / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for i, scene_seed, faces in items:
+            name = scene_name(i)
+            split = split_of(scene_seed, val_fraction)
+            lists[split].append(f"./{name}\n")
+            images.append({"id": i + 1, "file_name": name, "width": size, "height": size, "split": split})
+            boxes_xml, yolo_lines = [], []
+            for k, box, pts, truncated, occluded, blend, angle in placements[i]:
+                rec = records[offsets[i] + k]
+                attrs = face_attributes(rec.landmarks, 64)
+                attrs["roll"] = round(attrs["roll"] - angle, 4)
+                w.writerow([name, split, i, rec.index, rec.seed, *box, f"{rec.score:.6f}", int(truncated),
+                            int(occluded.sum()), blend] + [attrs[c] for c in POSE_COLS]
+                           + [f"{v:.3f}" for v in pts.reshape(-1)])
+                vis = [0 if not (0 <= x < size and 0 <= y < size) else (1 if o else 2)
+                       for (x, y), o in zip(pts, occluded)]
+                kps = [v for (x, y), s in zip(pts, vis) for v in ((round(float(x), 3), round(float(y), 3), s)
+                                                                 if s else (0, 0, 0))]
+                cb = clipped_box(box, size)
+                annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": 1, "bbox": cb,
+                                    "area": cb[2] * cb[3], "iscrowd": 0, "keypoints": kps,
+                                    "num_keypoints": sum(s > 0 for s in vis), "truncated": bool(truncated),
+                                    "attributes": {**attrs, "blend": blend}})
+                x, y, bw, bh = box
+                parts = "".join(f"      <part name='{j:02d}' x='{round(px)}' y='{round(py)}'/>\n"
+                                for j, (px, py) in enumerate(pts))
+                ignore = " ignore='1'" if truncated else ""
+                boxes_xml.append(f"    <box top='{y}' left='{x}' width='{bw}' height='{bh}'{ignore}>\n{parts}    </box>\n")
+                vals = [(cb[0] + cb[2] / 2) / size, (cb[1] + cb[3] / 2) / size, cb[2] / size, cb[3] / size]
+                for (px, py), s in zip(pts, vis):
+                    vals += [px / size, py / size, s] if s else [0.0, 0.0, 0]
+                yolo_lines.append("0 " + " ".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in vals))
+                blends[blend] += 1
+                placed_count += 1
+            xml.append(f"  <image file='{name}' width='{size}' height='{size}'>\n" + "".join(boxes_xml) + "  </image>\n")
+            labels.file(Path(*Path(name).parts[1:]).with_suffix(".txt")).write_text("\n".join(yolo_lines) + "\n")
+    labels.close()
+    write_atomic(out / "dlib.xml", "<?xml version='1.0' encoding='ISO-8859-1'?>\n<dataset>\n<name>synthface scenes"
+                 "</name>\n<images>\n" + "".join(xml) + "</images>\n</dataset>\n")
+    category = {"id": 1, "name": "face", "supercategory": "face", "keypoints": IBUG68_NAMES,
+                "skeleton": [[a + 1, b + 1] for a, b in SKELETON_68], "sigmas": list(FACE_SIGMAS_68)}
+    write_atomic(out / "coco.json", json.dumps({"info": {"description": "synthface scenes"}, "images": images,
+                                                "annotations": annotations, "categories": [category]}) + "\n")
+    for split, lines in lists.items():
+        write_atomic(out / f"{split}set.txt", "".join(lines))
+    write_atomic(out / "data.yaml", "\n".join([
+        "# Ultralytics YOLO pose labels of synthface scenes: yolo pose train data=THIS_FILE (or detect)",
+        "# Moved this folder? Delete the path line (Ultralytics then uses this file's folder).",
+        f"path: {json.dumps(str(out.resolve()))}", "train: trainset.txt",
+        "val: valset.txt" if lists["val"] else "val: trainset.txt", "names:", "  0: face",
+        "kpt_shape: [68, 3]", f"flip_idx: {json.dumps(FLIP_IDX_68)}"]) + "\n")
+    summary = {"faces": placed_count, "scenes": len(items), "unplaced": len(records) - placed_count,
+               "train_scenes": len(lists["train"]), "val_scenes": len(lists["val"]), "blends": dict(blends)}
+    card = {"format": "synthface-scenes/1", "command": command, **identity, "counts": summary,
+            "conventions": {"box": "x, y, w, h in scene pixels (dlib's HOG convention, scaled with the face); "
+                                   "truncated boxes reach past the border (clipped in COCO / YOLO, ignore='1' "
+                                   "in dlib.xml)",
+                            "landmarks": "68 iBUG points, 0-based, scene pixels; COCO / YOLO visibility 2 "
+                                         "visible, 1 under an occluder, 0 outside the image"}}
+    write_atomic(out / "dataset.json", json.dumps(card, indent=2) + "\n")
+    write_atomic(out / "README.md", f"""# Synthetic face scenes (synthface)
+
+{summary['faces']} generated faces pasted into {summary['scenes']} scenes of {size}x{size} pixels
+({summary['train_scenes']} train, {summary['val_scenes']} val scenes; split by scene seed).
+
+- Command: `{command}`
+- Background: {'photos from ' + str(cfg.backgrounds) if cfg.backgrounds else 'procedural (colour field, shapes, lines, multi-scale texture)'}
+- Faces per scene {cfg.faces_per_image[0]}-{cfg.faces_per_image[1]}, face box width {cfg.face_size[0]}-{cfg.face_size[1]} px,
+  angle +-{cfg.max_angle:g} degrees; blends: {', '.join(f'{k} {v}' for k, v in sorted(blends.items()))}
+- {summary['unplaced']} faces found no place without overlap and were left out.
+
+## Files
+- `images/SSSSS/NNNNNNNN.jpg`: the scenes
+- `labels.csv`: one row per face: file (its scene), split, scene, face, seed, x, y, w, h, score, truncated,
+  occluded (points under an occluder), blend, yaw, pitch, roll, mouth_open, eye_open, x0, y0 .. x67, y67
+- `dlib.xml`: imglab, many boxes an image (`synthface detector train`, `dlib.train_simple_object_detector`);
+  truncated boxes have ignore='1'
+- `coco.json`: COCO keypoints (68 iBUG points: visibility 2 visible, 1 occluded, 0 outside), boxes clipped
+- `data.yaml`, `labels/`, `trainset.txt`, `valset.txt`: Ultralytics YOLO (pose; `yolo detect` reads it too)
+- `.synthface/faces/`: the single faces they were cut from (a plain synthface dataset)
+
+## Loading it
+    synthface detector train --dataset DATASET -o faces.svm
+    synthface detector eval --model faces.svm --data PHOTOS --pr pr.png
+    yolo detect train data=DATASET/data.yaml model=yolov8n.yaml imgsz={size}
+
+Coordinates: pixels of the scene, pixel centres at integers.
+""")
+    return summary

@@ -1,0 +1,145 @@
+"""Scenes for face-detector training, and the detector loop's scoring."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import FACES, FACES_300W
+from synthface.errors import SynthfaceError
+
+
+def test_pasted_points_land_on_the_face():
+    """A real face with human 68-point labels, pasted into a scene: dlib's predictor, run
+    on the scene in the placed box, finds the face where the labels say it is."""
+    import dlib
+
+    from synthface.annotate import load_shape_predictor, shape_to_array
+    from synthface.imaging import read_rgb
+    from synthface.landmarks import nme, points_box, read_pts
+    from synthface.scenes import SceneConfig, compose_scene
+
+    errors = []
+    cfg = SceneConfig(faces_per_image=(1, 1), face_size=(110, 150), image_size=400, blends=("none",), occlude=0,
+                      truncate=0, max_angle=8)
+    predictor = load_shape_predictor()
+    for k, jpg in enumerate(sorted(FACES_300W.glob("*.jpg"))[:4]):
+        pts = read_pts(jpg.with_suffix(".pts"))
+        x, y, w, h = points_box(pts)
+        side = max(w, h)
+        box = (x + w / 2 - side / 2, y + h / 2 - side / 2, side, side)
+        scene, placed = compose_scene(1000 + k, [(read_rgb(jpg), box, pts)], cfg, None)
+        (_, (bx, by, bw, bh), moved, truncated, occluded, blend, angle) = placed[0]
+        assert not truncated and not occluded.any() and blend == "none"
+        rect = dlib.rectangle(bx, by, bx + bw - 1, by + bh - 1)
+        found = shape_to_array(predictor(scene, rect))
+        errors.append(nme(found, moved))
+        # the box is the face's: the labelled points' extent lies inside it, filling it
+        px, py, pw, ph = points_box(moved)
+        assert bx - 0.2 * bw <= px and px + pw <= bx + 1.2 * bw and pw > 0.6 * bw
+    assert np.mean(errors) < 0.08, errors
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    from synthface.sampling import ReplaySampler
+    from synthface.scenes import SceneConfig, make_scenes
+
+    out = tmp_path_factory.mktemp("scenes") / "s"
+    cfg = SceneConfig(faces_per_image=(2, 4), face_size=(40, 90), image_size=256)
+    summary = make_scenes(out, 20, cfg, ReplaySampler(FACES, 64), workers=0, val_fraction=0.3, progress=False)
+    return out, cfg, summary
+
+
+def test_scenes_labels_in_every_format(scenes):
+    import dlib
+    from pycocotools.coco import COCO
+
+    out, cfg, summary = scenes
+    frame = pd.read_csv(out / "labels.csv")
+    assert len(frame) == summary["faces"] == 20 - summary["unplaced"] and summary["scenes"] == frame["file"].nunique()
+    assert frame.groupby("file").size().between(1, 4).all()
+    meta = dlib.image_dataset_metadata.load_image_dataset_metadata(str(out / "dlib.xml"))
+    assert sum(len(i.boxes) for i in meta.images) == len(frame) and len(meta.images) == summary["scenes"]
+    assert sum(b.ignore for i in meta.images for b in i.boxes) == frame["truncated"].sum()
+    coco = COCO(str(out / "coco.json"))
+    assert len(coco.getAnnIds()) == len(frame) and len(coco.getImgIds()) == summary["scenes"]
+    lines = sum(len((out / "labels" / f.split("/", 1)[1]).with_suffix(".txt").read_text().splitlines())
+                for f in frame["file"].unique())
+    assert lines == len(frame)
+    split = {f: s for f, s in zip(frame["file"], frame["split"])}
+    listed = {line[2:] for line in (out / "valset.txt").read_text().split()}
+    assert listed == {f for f, s in split.items() if s == "val"}
+
+
+def test_scenes_are_the_same_whatever_the_workers_and_after_a_resume(scenes, tmp_path):
+    from synthface.sampling import ReplaySampler
+    from synthface.scenes import make_scenes
+
+    out, cfg, _ = scenes
+    other = tmp_path / "s"
+    make_scenes(other, 20, cfg, ReplaySampler(FACES, 64), workers=2, val_fraction=0.3, progress=False)
+    assert (other / "labels.csv").read_bytes() == (out / "labels.csv").read_bytes()
+    files = pd.read_csv(out / "labels.csv")["file"].unique()
+    assert all((other / f).read_bytes() == (out / f).read_bytes() for f in files)
+    (other / files[1]).unlink()  # a scene lost: a resumed run makes it again, the same
+    shutil.rmtree(other / "labels")
+    make_scenes(other, 20, cfg, ReplaySampler(FACES, 64), workers=0, val_fraction=0.3, resume=True, progress=False)
+    assert (other / files[1]).read_bytes() == (out / files[1]).read_bytes()
+    assert (other / "labels.csv").read_bytes() == (out / "labels.csv").read_bytes()
+
+
+def test_average_precision_known_cases():
+    from synthface.detector import average_precision, match
+
+    truth = [(0, 0, 10, 10), (20, 20, 10, 10)]
+    perfect = match([(0.9, (0, 0, 10, 10)), (0.8, (20, 20, 10, 10))], truth)
+    assert average_precision(perfect, 2)[0] == pytest.approx(1.0)
+    assert average_precision(match([], truth), 2)[0] == 0.0
+    # ranked: TP (0.9), FP (0.8), TP (0.7) over 2 truths: precision 1, 1/2, 2/3 at recall
+    # 1/2, 1/2, 1 -> envelope: 1 up to recall 1/2, 2/3 up to 1 -> AP = 0.5 * 1 + 0.5 * 2/3
+    ranked = match([(0.9, (0, 0, 10, 10)), (0.8, (50, 50, 10, 10)), (0.7, (21, 21, 10, 10))], truth)
+    assert [t for _, t in ranked] == [1, 0, 1]
+    assert average_precision(ranked, 2)[0] == pytest.approx(0.5 + 0.5 * 2 / 3)
+    # a detection on an ignored box counts neither way; a second one on a matched truth is a FP
+    m = match([(0.9, (0, 0, 10, 10)), (0.8, (0, 0, 10, 10)), (0.7, (90, 90, 10, 10))], truth[:1],
+              ignored=[(90, 90, 10, 10)])
+    assert [t for _, t in m] == [1, 0, None]
+
+
+def test_the_300w_photo_reader_groups_name_k_files(tmp_path):
+    from synthface.detector import load_boxes
+    from synthface.landmarks import read_pts
+
+    src = sorted(FACES_300W.glob("*.pts"))[:3]
+    for name, pts in (("photo_1.pts", src[0]), ("photo_2.pts", src[1]), ("other_1.pts", src[2])):
+        shutil.copy(pts, tmp_path / name)
+    for name in ("photo.jpg", "other.jpg"):
+        shutil.copy(src[0].with_suffix(".jpg"), tmp_path / name)
+    got = {p.name: boxes for p, boxes, _ in load_boxes(tmp_path)}
+    assert len(got["photo.jpg"]) == 2 and len(got["other.jpg"]) == 1
+    p = read_pts(src[1])
+    assert got["photo.jpg"][1] == pytest.approx((p[:, 0].min(), p[:, 1].min(), np.ptp(p[:, 0]), np.ptp(p[:, 1])))
+
+
+def test_detector_train_and_eval_from_the_cli(scenes, tmp_path):
+    from conftest import run_cli
+
+    out, _, _ = scenes
+    r = run_cli("detector", "eval", "--model", "dlib", "--data", out, "-o", tmp_path / "r.json", "--pr",
+                tmp_path / "pr.png", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["ap50"] > 0.3 and report["images"] == pd.read_csv(out / "labels.csv")["file"].nunique()
+    assert (tmp_path / "pr.png").is_file()
+    r = run_cli("detector", "train", "--dataset", out, "-o", tmp_path / "det.svm", "--window", "32", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "det.json").read_text())["faces"] > 0
+    r = run_cli("detector", "eval", "--model", tmp_path / "det.svm", "--data", out, "--no-progress")
+    assert r.returncode == 0 and "AP50" in r.stdout
+    r = run_cli("detector", "eval", "--model", tmp_path / "none.svm", "--data", out)
+    assert r.returncode == 1 and r.stderr.strip().startswith("synthface: error: detector not found")
+    r = run_cli("make-dataset", "--scenes", "-n", "5", "--out", tmp_path / "x", "--faces-per-image", "3:1")
+    assert r.returncode == 1 and "--faces-per-image must be MIN:MAX with 1 <= MIN <= MAX" in r.stderr
