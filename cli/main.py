@@ -116,7 +116,9 @@ def _add_make_dataset(sub) -> None:
     p.add_argument("--augment", action="store_true",
                    help="augment each kept face at dataset time, labels transformed exactly: roll +-15 degrees, "
                         "scale +-10%%, shift +-5%%, flip 50%%, colour +-20%%, blur / noise / JPEG 20%% each "
-                        "(parameters from the face's seed)")
+                        "(parameters from the face's seed); the default with --landmarks, where it trained the "
+                        "best landmark models (bench/bench_landmarks.py)")
+    p.add_argument("--no-augment", action="store_true", help="no dataset-time augmentation")
     p.add_argument("--labels", default="single", choices=("single", "flip"),
                    help="flip: predict the landmarks on the image and its mirror and average the two; each row "
                         "gets their disagreement (in eye distances) as a label confidence (default single)")
@@ -130,8 +132,8 @@ def _add_make_dataset(sub) -> None:
     p.add_argument("--backgrounds", metavar="DIR", help="scenes: face-free photos to crop backgrounds from "
                                                         "(default: procedural backgrounds)")
     p.add_argument("--faces-per-image", default="1:6", metavar="MIN:MAX", help="scenes: faces a scene (default 1:6)")
-    p.add_argument("--face-size", default="24:256", metavar="MIN:MAX",
-                   help="scenes: face box width in pixels, log-uniform (default 24:256)")
+    p.add_argument("--face-size", default="48:256", metavar="MIN:MAX",
+                   help="scenes: face box width in pixels, log-uniform (default 48:256)")
     p.add_argument("--blend", default="none,gaussian,feather,poisson",
                    help="scenes: paste blendings to draw from, comma-separated (default all four)")
     p.add_argument("--val-fraction", type=float, default=0.1,
@@ -158,7 +160,7 @@ def _run_make_scenes(args, cfg) -> int:
     from synthface.scenes import SceneConfig, make_scenes, parse_pair
     from synthface.sampling import open_sampler
 
-    if args.num_shards != 1 or args.augment or args.pad:
+    if args.num_shards != 1 or args.augment or args.pad:  # (--landmarks' default augmentation is not applied)
         raise SynthfaceError("--scenes does not take --num-shards, --augment or --pad (scenes place and scale "
                              "each face themselves)")
     scfg = SceneConfig(faces_per_image=parse_pair(args.faces_per_image, "--faces-per-image"),
@@ -204,12 +206,15 @@ def _run_make_dataset(args) -> int:
     from synthface.transforms import AugmentConfig
     from synthface.sampling import open_sampler
 
+    if args.augment and args.no_augment:
+        raise SynthfaceError("give --augment or --no-augment, not both")
     formats = ALL_FORMATS if args.format == "all" else tuple(f.strip() for f in args.format.split(",") if f.strip())
     cfg = MakeConfig(
         n=args.n, seed=args.seed, image_size=args.image_size, pad=args.pad, batch_size=args.batch_size,
         workers=os.cpu_count() or 1 if args.workers is None else args.workers,
         max_tries=args.max_tries, formats=tuple(sorted(set(formats) | {"csv"})), val_fraction=args.val_fraction,
-        augment=AugmentConfig() if args.augment else None,
+        augment=AugmentConfig() if args.augment or (args.landmarks and not args.no_augment and not args.scenes)
+        else None,
         num_shards=args.num_shards, shard_index=args.shard_index,
         annotate=AnnotateConfig(upsample=args.upsample, min_score=args.min_score,
                                 landmarks=args.landmarks, predictor_path=args.predictor, detector=args.detector,
@@ -386,7 +391,7 @@ def _add_detector(sub) -> None:
     t.add_argument("-o", "--output", required=True, help="detector file to write (.svm); a .json summary beside it")
     t.add_argument("--C", type=float, default=5.0, help="SVM C: larger fits the training set harder (default 5)")
     t.add_argument("--epsilon", type=float, default=0.01, help="stopping tolerance (default 0.01)")
-    t.add_argument("--window", type=int, default=40, help="detection window side, px (default 40)")
+    t.add_argument("--window", type=int, default=80, help="detection window side, px (default 80, dlib's)")
     t.add_argument("--no-flip", action="store_true", help="no left-right flipped copies")
     t.add_argument("--upsample", type=int, default=0, help="upsample training images (default 0)")
     t.add_argument("--max-runtime", type=float, default=0.0, help="stop training after this many seconds")

@@ -51,7 +51,7 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 @dataclass
 class SceneConfig:
     faces_per_image: tuple = (1, 6)
-    face_size: tuple = (24, 256)  # face box width in scene pixels
+    face_size: tuple = (48, 256)  # face box width in scene pixels
     image_size: int = 640
     backgrounds: str | None = None  # folder of face-free photos; None: procedural
     blends: tuple = BLENDS

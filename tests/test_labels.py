@@ -99,3 +99,15 @@ def test_flip_labels_and_augmentation_in_a_dataset(tmp_path):
         MakeConfig(n=5, annotate=AnnotateConfig(max_disagreement=0.1)).validate()
     with pytest.raises(SynthfaceError, match="augment: flip is a probability"):
         MakeConfig(n=5, augment=AugmentConfig(flip=2)).validate()
+
+
+def test_landmark_datasets_are_augmented_by_default_from_the_cli(tmp_path):
+    from conftest import run_cli
+
+    base = ["make-dataset", "-n", "3", "--landmarks", "--replay-faces", FACES, "--workers", "0", "--no-progress"]
+    assert run_cli(*base, "--out", tmp_path / "a").returncode == 0
+    assert json.loads((tmp_path / "a" / "dataset.json").read_text())["augment"]["rotate"] == 15.0
+    assert run_cli(*base, "--no-augment", "--out", tmp_path / "b").returncode == 0
+    assert json.loads((tmp_path / "b" / "dataset.json").read_text())["augment"] is None
+    r = run_cli(*base, "--augment", "--no-augment", "--out", tmp_path / "c")
+    assert r.returncode == 1 and r.stderr.strip() == "synthface: error: give --augment or --no-augment, not both"
