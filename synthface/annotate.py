@@ -80,6 +80,16 @@ LABELS = ("single", "flip")
 MMOD_TO_HOG = (0.93, 0.070, 0.078)
 
 
+def load_imglab(xml: Path):
+    """dlib's reading of an imglab XML file, or a one-line error."""
+    import dlib
+
+    try:
+        return dlib.image_dataset_metadata.load_image_dataset_metadata(str(xml))
+    except RuntimeError as exc:
+        raise SynthfaceError(f"{xml}: not a dlib imglab XML file ({str(exc).strip().splitlines()[0]})") from None
+
+
 def unflip_points(points: np.ndarray, width: int) -> np.ndarray:
     """68 points predicted on a mirrored image -> the same face's points in the original:
     x -> width - 1 - x (pixel centres at integers), and each point takes its mirror

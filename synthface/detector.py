@@ -59,12 +59,9 @@ def _from_labels(folder: Path) -> list:
 
 
 def _from_xml(xml: Path) -> list:
-    import dlib
+    from synthface.annotate import load_imglab
 
-    try:
-        meta = dlib.image_dataset_metadata.load_image_dataset_metadata(str(xml))
-    except RuntimeError as exc:
-        raise SynthfaceError(f"{xml}: not a dlib imglab XML file ({str(exc).strip().splitlines()[0]})") from None
+    meta = load_imglab(xml)
     out = []
     for img in meta.images:
         boxes = [(b.rect.left(), b.rect.top(), b.rect.width(), b.rect.height()) for b in img.boxes if not b.ignore]

@@ -59,12 +59,9 @@ def read_pts(path: Path, origin: int = 1) -> np.ndarray:
 
 
 def _read_xml(xml: Path) -> list[Face]:
-    import dlib
+    from synthface.annotate import load_imglab
 
-    try:
-        meta = dlib.image_dataset_metadata.load_image_dataset_metadata(str(xml))
-    except RuntimeError as exc:
-        raise SynthfaceError(f"{xml}: not a dlib imglab XML file ({str(exc).strip().splitlines()[0]})") from None
+    meta = load_imglab(xml)
     faces = []
     for img in meta.images:
         for box in img.boxes:

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from synthface.detector import iou
 from synthface.errors import SynthfaceError
 
 _STREAM = 0x5CE7E
@@ -148,15 +149,6 @@ def photo_background(rng, files: list, size: int) -> np.ndarray:
 
 
 # -- pasting -------------------------------------------------------------------------------
-def _iou(a, b) -> float:
-    ax0, ay0, aw, ah = a
-    bx0, by0, bw, bh = b
-    iw = max(0.0, min(ax0 + aw, bx0 + bw) - max(ax0, bx0))
-    ih = max(0.0, min(ay0 + ah, by0 + bh) - max(ay0, by0))
-    inter = iw * ih
-    return inter / (aw * ah + bw * bh - inter) if inter else 0.0
-
-
 def _covered(box, square) -> float:
     """Share of `box` under the axis-aligned `square`."""
     bx, by, bw, bh = box
@@ -207,7 +199,7 @@ def compose_scene(scene_seed: int, faces: list, cfg: SceneConfig, files: list | 
             corners = np.array([[0, 0], [img.shape[1], 0], [0, img.shape[0]], [img.shape[1], img.shape[0]]], float)
             cs = corners @ m[:, :2].T + m[:, 2]
             sq = (cs[:, 0].min(), cs[:, 1].min(), cs[:, 0].max() - cs[:, 0].min(), cs[:, 1].max() - cs[:, 1].min())
-            if all(_iou(new_box, b) < 0.1 for b in boxes) and all(_covered(b, sq) <= 0.25 for b in boxes):
+            if all(iou(new_box, b) < 0.1 for b in boxes) and all(_covered(b, sq) <= 0.25 for b in boxes):
                 break
         else:
             continue
