@@ -3,8 +3,9 @@
 Face sets for detection are plain lists of `(image path, boxes, ignored)` with boxes
 x, y, w, h in pixels. They come from a synthface dataset (labels.csv; scenes' truncated
 faces ignored), a dlib imglab XML (its ignore flags), a COCO json (iscrowd ignored), or
-a folder of photos with 300-W points (NAME.jpg with NAME_1.pts, NAME_2.pts ...: a box
-is its 68 points' extent, the convention of ../shared's helen-train-photos/boxes.json).
+a folder of photos with 300-W points (NAME.jpg with NAME_1.pts, NAME_2.pts ..., or a
+300-W crop folder, NAME.jpg with NAME.pts: a box is its 68 points' extent, the convention
+of ../shared's helen-train-photos/boxes.json).
 
 Scoring is VOC's: detections sorted by score are matched greedily to the unmatched
 truth box of highest IoU (>= 0.5); a detection on an ignored box counts neither way;
@@ -91,9 +92,10 @@ def _from_pts_photos(folder: Path) -> list:
     out = []
     for photo in photos:
         boxes = []
-        for pts in sorted(folder.glob(f"{photo.stem}_*.pts"), key=lambda p: int(p.stem.rsplit("_", 1)[1])
+        own = photo.with_suffix(".pts")  # a 300-W face crop: NAME.jpg with NAME.pts
+        for pts in [own] if own.is_file() else sorted(folder.glob(f"{photo.stem}_*.pts"), key=lambda p: int(p.stem.rsplit("_", 1)[1])
                           if p.stem.rsplit("_", 1)[1].isdigit() else 0):
-            if not pts.stem.rsplit("_", 1)[1].isdigit():
+            if pts != own and not pts.stem.rsplit("_", 1)[1].isdigit():
                 continue
             p = read_pts(pts)
             x0, y0 = p.min(0)

@@ -122,6 +122,8 @@ def test_the_300w_photo_reader_groups_name_k_files(tmp_path):
     assert len(got["photo.jpg"]) == 2 and len(got["other.jpg"]) == 1
     p = read_pts(src[1])
     assert got["photo.jpg"][1] == pytest.approx((p[:, 0].min(), p[:, 1].min(), np.ptp(p[:, 0]), np.ptp(p[:, 1])))
+    crops = {p.name: boxes for p, boxes, _ in load_boxes(FACES_300W)}  # 300-W crops: NAME.jpg + NAME.pts
+    assert len(crops) == len(list(FACES_300W.glob("*.jpg"))) and all(len(b) == 1 for b in crops.values())
 
 
 def test_detector_train_and_eval_from_the_cli(scenes, tmp_path):
