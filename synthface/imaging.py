@@ -81,7 +81,8 @@ def read_rgb(path) -> np.ndarray:
 def plot_curves(xs, series: dict, path, x_label: str = "epoch", width: int = 720, height: int = 400) -> None:
     """A line plot (series: name -> a value per x) as a PNG: loss curves, CED curves."""
     epochs = xs
-    colors = [(200, 60, 40), (40, 90, 200), (40, 150, 60), (150, 60, 180), (230, 140, 20), (20, 160, 170)]
+    colors = [(200, 60, 40), (40, 90, 200), (40, 150, 60), (150, 60, 180), (230, 140, 20), (20, 160, 170),
+              (120, 120, 120), (0, 0, 0), (200, 40, 140), (120, 90, 30)]
     img = np.full((height, width, 3), 255, np.uint8)
     left, right, top, bottom = 60, 20, 30, 40
     x0, x1, y0, y1 = left, width - right, height - bottom, top
@@ -115,5 +116,7 @@ def plot_curves(xs, series: dict, path, x_label: str = "epoch", width: int = 720
             cv2.polylines(img, [pts], False, color, 2, cv2.LINE_AA)
         elif len(pts) == 1:
             cv2.circle(img, tuple(int(c) for c in pts[0]), 3, color, -1)
-        cv2.putText(img, name, (x0 + 10 + 150 * i, y1 - 10), font, 0.5, color, 1, cv2.LINE_AA)
+        # a legend: in one row above the plot for a few series, else one line each inside it
+        where = (x0 + 10 + 150 * i, y1 - 10) if len(series) <= 4 else (x0 + 10, y1 + 16 + 15 * i)
+        cv2.putText(img, name, where, font, 0.45 if len(series) > 4 else 0.5, color, 1, cv2.LINE_AA)
     write_png(path, img)
