@@ -141,6 +141,7 @@ def square(box) -> tuple:
 
 
 def train_detector(dataset, output, options: DetectorOptions | None = None, progress: bool = True) -> dict:
+    import cv2
     import dlib
 
     from synthface.files import check_writable_file
@@ -150,8 +151,6 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
     output = check_writable_file(output, "-o")
     images = load_boxes(dataset)
     scale = 2 ** options.upsample
-    import cv2
-
     entries = []  # (image, [[x, y, w, h, ignored]])
     for image, boxes, ignore in images:
         grey = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)

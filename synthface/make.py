@@ -183,6 +183,8 @@ def _process_chunk(annotator: Annotator, images: np.ndarray, image_size: int | N
     AugmentConfig), each kept face and its labels are transformed by its seed's draw."""
     import cv2
 
+    if augment is not None:
+        from synthface.transforms import augment_face
     out, t0 = [], time.thread_time()
     t_enc = 0.0
     for k, img in enumerate(images):
@@ -198,8 +200,6 @@ def _process_chunk(annotator: Annotator, images: np.ndarray, image_size: int | N
         status = annotator.rejection_reason(faces)
         png = None
         if not status and augment is not None:
-            from synthface.transforms import augment_face
-
             face = faces[0]
             img, face["landmarks"], face["box"] = augment_face(img, face.get("landmarks"), face["box"], seeds[k],
                                                                augment)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -328,8 +328,8 @@ def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: 
     cfg.validate()
     out = Path(out)
     workers = os.cpu_count() or 1 if workers is None else workers
-    annotate = annotate or AnnotateConfig()
-    annotate.landmarks = True
+    # scenes always carry landmarks; the caller's config is left as it was
+    annotate = replace(annotate or AnnotateConfig(), landmarks=True)
     faces_cfg = MakeConfig(n=n, seed=seed, workers=workers, formats=("csv",), val_fraction=0.0, annotate=annotate)
     faces_cfg.validate()
     if not 0.0 <= val_fraction < 1.0:
