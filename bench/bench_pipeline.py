@@ -126,7 +126,7 @@ def pipeline(sampler, n: int, workers: int, out: Path) -> dict:
 def peak_rss(n: int, checkpoint: str | None) -> float:
     """Peak RSS (MiB) of a whole `synthface make-dataset` run: main process and workers."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "cli.main", "make-dataset", "-n", str(n), "--landmarks",
+        cmd = [sys.executable, "-m", "synthface", "make-dataset", "-n", str(n), "--landmarks",
                "--out", f"{tmp}/d", "--no-progress"] + (["--checkpoint", checkpoint] if checkpoint else [])
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from synthface.annotate import AnnotateConfig  # noqa: E402
-from synthface.journal import POINT_COLS  # noqa: E402
+from synthface.scheme68 import POINT_COLS  # noqa: E402
 from synthface.make import MakeConfig, make_dataset  # noqa: E402
 from synthface.pose import face_attributes, yaw_proxy  # noqa: E402
 from synthface.sampling import candidate_seed, noise, open_sampler  # noqa: E402
@@ -52,7 +52,7 @@ def spread(points: np.ndarray, sizes) -> dict:
 def real_rows() -> dict:
     import cv2
 
-    from synthface.landmarks import read_pts
+    from synthface.readers import read_pts
 
     out = {}
     for name in ("afw", "helen-train"):

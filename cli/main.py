@@ -102,7 +102,8 @@ def _add_make_dataset(sub) -> None:
     p.add_argument("--out", required=True, help="dataset folder (must be new or empty, unless --resume)")
     p.add_argument("--checkpoint", help="generator weights (.safetensors with its .json beside it; "
                                         "default: the bundled generator)")
-    p.add_argument("--landmarks", action="store_true", help="also the 68 iBUG 300-W landmarks (else boxes only)")
+    p.add_argument("--landmarks", action="store_true",
+                   help="also the 68 iBUG 300-W landmarks (else boxes only); turns on --augment unless --no-augment")
     p.add_argument("--seed", type=int, default=0, help="base seed; image j is made from (seed, j) (default 0)")
     p.add_argument("--image-size", type=int, help="side of the saved images (default: the generator's)")
     p.add_argument("--pad", type=float, default=0.0,
@@ -125,7 +126,8 @@ def _add_make_dataset(sub) -> None:
     p.add_argument("--max-disagreement", type=float,
                    help="with --labels flip: reject faces whose two predictions disagree by more than this")
     p.add_argument("--format", default="all",
-                   help="label formats, comma-separated: csv,parquet,hf,xml,pts,coco,yolo (default all; csv always)")
+                   help="label formats, comma-separated: csv,parquet,hf,xml,pts,coco,yolo (default all; csv always), "
+                        "for faces and scenes alike")
     _add_steering_flags(p)
     p.add_argument("--scenes", action="store_true",
                    help="face-detector data: paste the -n faces into scenes (backgrounds with several faces each)")
@@ -160,7 +162,7 @@ def _run_make_scenes(args, cfg) -> int:
     from synthface.scenes import SceneConfig, make_scenes, parse_pair
     from synthface.sampling import open_sampler
 
-    if args.num_shards != 1 or args.augment or args.pad:  # (--landmarks' default augmentation is not applied)
+    if args.num_shards != 1 or args.augment or args.pad:
         raise SynthfaceError("--scenes does not take --num-shards, --augment or --pad (scenes place and scale "
                              "each face themselves)")
     scfg = SceneConfig(faces_per_image=parse_pair(args.faces_per_image, "--faces-per-image"),
@@ -171,7 +173,7 @@ def _run_make_scenes(args, cfg) -> int:
     sampler = open_sampler(args.checkpoint, args.replay_faces, args.device, targets=_steering_targets(args))
     command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     s = make_scenes(args.out, args.n, scfg, sampler, cfg.seed, cfg.workers, cfg.val_fraction, cfg.annotate,
-                    args.resume, not args.no_progress, command)
+                    args.resume, not args.no_progress, command, cfg.formats, cfg.max_tries)
     print(f"{s['faces']} faces in {s['scenes']} scenes in {args.out} ({s['unplaced']} left out: no room)")
     return 0
 
@@ -202,19 +204,19 @@ def _run_make_dataset(args) -> int:
     import shlex
 
     from synthface.annotate import AnnotateConfig
-    from synthface.make import ALL_FORMATS, MakeConfig, make_dataset
+    from synthface.formats import parse_formats
+    from synthface.make import MakeConfig, make_dataset
     from synthface.transforms import AugmentConfig
     from synthface.sampling import open_sampler
 
     if args.augment and args.no_augment:
         raise SynthfaceError("give --augment or --no-augment, not both")
-    formats = ALL_FORMATS if args.format == "all" else tuple(f.strip() for f in args.format.split(",") if f.strip())
     cfg = MakeConfig(
-        n=args.n, seed=args.seed, image_size=args.image_size, pad=args.pad, batch_size=args.batch_size,
-        workers=os.cpu_count() or 1 if args.workers is None else args.workers,
-        max_tries=args.max_tries, formats=tuple(sorted(set(formats) | {"csv"})), val_fraction=args.val_fraction,
-        augment=AugmentConfig() if args.augment or (args.landmarks and not args.no_augment and not args.scenes)
-        else None,
+        n=args.n, seed=args.seed, image_size=None if args.scenes else args.image_size, pad=args.pad,
+        batch_size=args.batch_size, workers=os.cpu_count() or 1 if args.workers is None else args.workers,
+        max_tries=args.max_tries, formats=parse_formats(args.format), val_fraction=args.val_fraction,
+        # the library's default ("auto": on with --landmarks) unless a flag says otherwise
+        augment=AugmentConfig() if args.augment else None if args.no_augment or args.scenes else "auto",
         num_shards=args.num_shards, shard_index=args.shard_index,
         annotate=AnnotateConfig(upsample=args.upsample, min_score=args.min_score,
                                 landmarks=args.landmarks, predictor_path=args.predictor, detector=args.detector,
@@ -231,6 +233,9 @@ def _run_make_dataset(args) -> int:
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(summary["rejected"].items())) or "none"
     print(f"{summary['faces']} faces in {args.out} ({summary['candidates']} samples drawn; rejected: "
           f"{rejected}; {summary['rejection_rate']:.1%})")
+    if cfg.augment is not None:
+        print("augmented at dataset time (rotation, scale, shift, flip, colour, blur, noise, JPEG; labels moved "
+              "with the pixels)" + ("; --no-augment turns it off" if not args.augment else ""))
     print(f"this run: {run['faces']} faces in {run['seconds']:.1f} s ({rate:.1f} faces/s); "
           f"generation {run['gen_s']:.1f} s, dlib {run['dlib_s']:.1f} s (summed over workers), "
           f"PNG encoding {run['encode_s']:.1f} s, writing {run['write_s']:.1f} s")
@@ -282,15 +287,13 @@ def _run_sample(args) -> int:
     import numpy as np
 
     from synthface.imaging import check_image_path, make_grid, write_image
-    from synthface.make import MAX_SEED
-    from synthface.sampling import candidates, open_sampler
+    from synthface.sampling import candidates, check_seed, open_sampler
 
     if not 1 <= args.n <= 4096:
         raise SynthfaceError(f"-n must be from 1 to 4096, got {args.n}")
     if not 1 <= args.scale <= 16:
         raise SynthfaceError(f"--scale must be from 1 to 16, got {args.scale}")
-    if not 0 <= args.seed <= MAX_SEED:
-        raise SynthfaceError(f"--seed must be from 0 to 2**63 - 1, got {args.seed}")
+    check_seed(args.seed)
     check_image_path(args.output)
     targets = _steering_targets(args)
     if args.steps is not None:
@@ -349,13 +352,7 @@ def _add_directions(sub) -> None:
 
 def _run_directions(args) -> int:
     from synthface.directions import directions_path, fit_directions
-    from synthface.make import MAX_SEED, MAX_UPSAMPLE
     from synthface.sampling import default_checkpoint
-
-    if not 0 <= args.seed <= MAX_SEED:
-        raise SynthfaceError(f"--seed must be from 0 to 2**63 - 1, got {args.seed}")
-    if not 0 <= args.upsample <= MAX_UPSAMPLE:
-        raise SynthfaceError(f"--upsample must be from 0 to {MAX_UPSAMPLE}, got {args.upsample}")
     checkpoint = args.checkpoint or default_checkpoint()
     s = fit_directions(checkpoint, args.n, args.seed, args.calibration_faces, args.workers, args.upsample,
                        args.device, not args.no_progress)
@@ -429,8 +426,6 @@ def _run_detector_eval(args) -> int:
     from synthface.files import check_writable_file, write_atomic
     from synthface.imaging import check_image_path
 
-    if not 0 <= args.upsample <= 3:
-        raise SynthfaceError(f"--upsample must be from 0 to 3, got {args.upsample}")
     if args.output:
         check_writable_file(args.output, "-o")
     if args.pr:
@@ -549,8 +544,6 @@ def _run_landmarks_train(args) -> int:
     from synthface.landmarks import TrainOptions, train_landmarks
 
     options = TrainOptions(**{f.name: getattr(args, f.name) for f in fields(TrainOptions)})
-    if not 0 <= args.upsample <= 3:
-        raise SynthfaceError(f"--upsample must be from 0 to 3, got {args.upsample}")
     s = train_landmarks(args.dataset, args.output, options, args.upsample, not args.no_progress, args.pts_origin,
                         args.split, args.weight)
     sources = ", ".join(f"{n} from {d}" for d, n in s["sources"].items())
@@ -569,8 +562,6 @@ def _run_landmarks_eval(args) -> int:
         check_writable_file(args.output, "-o")
     if args.ced:
         check_image_path(args.ced)
-    if not 0 <= args.upsample <= 3:
-        raise SynthfaceError(f"--upsample must be from 0 to 3, got {args.upsample}")
     r = evaluate_landmarks(args.model, args.data, args.boxes, args.upsample, not args.no_progress, args.pts_origin,
                            args.split)
     print(format_nme(r))

@@ -150,16 +150,39 @@ def _photos(src: Path, dst: Path) -> tuple[list[Path], str]:
     return [src / name for name in source.names], source.fingerprint()
 
 
-def _read_align_journal(journal: Path) -> tuple[int, int, list[dict]]:
-    """(photos done, faces so far, per-photo records), a torn last line dropped."""
-    from synthface.journal import recover_lines
+def _align_records(journal: Path):
+    """The journal's per-photo records, a torn last line dropped (read a line at a time:
+    a 46k-photo journal with every face's 68 points is 100 MB of JSON)."""
+    from synthface.journal import cut_torn_tail
 
-    done, n_faces, recs = 0, 0, []
-    for line in recover_lines(journal):
-        rec = json.loads(line)
+    cut_torn_tail(journal)
+    if journal.is_file():
+        with open(journal) as f:
+            for line in f:
+                yield json.loads(line)
+
+
+def _read_align_journal(journal: Path) -> tuple[int, int]:
+    """(photos done, faces so far)."""
+    done = n_faces = 0
+    for rec in _align_records(journal):
         done, n_faces = rec["photo"] + 1, n_faces + len(rec["faces"])
-        recs.append(rec)
-    return done, n_faces, recs
+    return done, n_faces
+
+
+def _write_alignment(path: Path, journal: Path, head: dict) -> None:
+    """alignment.json: `head`, then "faces": every face's record, streamed from the
+    journal (memory flat in the number of photos), published by rename."""
+    from synthface.files import atomic_open
+
+    with atomic_open(path, "w") as f:
+        f.write(json.dumps(head)[:-1] + ', "faces": [')
+        first = True
+        for rec in _align_records(journal):
+            for face in rec["faces"]:
+                f.write(("" if first else ", ") + json.dumps(face))
+                first = False
+        f.write("]}\n")
 
 
 def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | None = None,
@@ -167,17 +190,15 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
     """Align every face of every photo under `src` into `dst` (FFHQ layout)."""
     from tqdm.auto import tqdm
 
-    from synthface.annotate import load_shape_predictor
+    from synthface.annotate import check_upsample, load_shape_predictor
     from synthface.files import folder_lock, write_atomic
     from synthface.journal import STATE_DIR
-    from synthface.make import MAX_UPSAMPLE
     from synthface.workers import Pool, check_workers
 
     src, dst = Path(src).expanduser(), Path(dst).expanduser()
     if not 16 <= size <= MAX_ALIGN_SIZE:
         raise SynthfaceError(f"--size must be from 16 to {MAX_ALIGN_SIZE}, got {size}")
-    if not 0 <= upsample <= MAX_UPSAMPLE:
-        raise SynthfaceError(f"--upsample must be from 0 to {MAX_UPSAMPLE}, got {upsample}")
+    check_upsample(upsample)
     workers = check_workers(workers)
     if dst.exists() and not dst.is_dir():
         raise SynthfaceError(f"{dst} is a file, not a folder")
@@ -202,7 +223,7 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
     with folder_lock(dst / STATE_DIR, dst, "align"):
         if not (dst / STATE_DIR / "align.json").is_file():
             write_atomic(dst / STATE_DIR / "align.json", json.dumps({**settings, "fingerprint": fingerprint}))
-        done, n_faces, _ = _read_align_journal(journal)
+        done, n_faces = _read_align_journal(journal)
         todo = [(str(p), size) for p in photos[done:]]
         with tqdm(total=len(photos), initial=done, desc="align", unit="photo", disable=not progress) as bar, \
                 Pool(workers, _load_models, (upsample, predictor_path)) as pool, open(journal, "a") as jf:
@@ -219,15 +240,12 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
                 bar.update(1)
 
         counts = {"photos": len(photos), "faces": 0, "unreadable": 0, "no_face": 0}
-        faces_meta = []
-        for rec in _read_align_journal(journal)[2]:
+        for rec in _align_records(journal):
             if rec["status"]:
                 counts[rec["status"]] += 1
-            faces_meta.extend(rec["faces"])
-        counts["faces"] = len(faces_meta)
-        write_atomic(dst / "alignment.json", (json.dumps(
-            {"format": "synthface-alignment/1", "method": "FFHQ (dlib 68 landmarks, oriented quad)",
-             **settings, "counts": counts, "faces": faces_meta}) + "\n").encode())
+            counts["faces"] += len(rec["faces"])
+        _write_alignment(dst / "alignment.json", journal, {"format": "synthface-alignment/1",
+                         "method": "FFHQ (dlib 68 landmarks, oriented quad)", **settings, "counts": counts})
     if counts["unreadable"]:
         log.warning("%d unreadable photo(s) skipped", counts["unreadable"])
     return counts

@@ -80,6 +80,16 @@ LABELS = ("single", "flip")
 MMOD_TO_HOG = (0.93, 0.070, 0.078)
 
 
+MAX_UPSAMPLE = 3  # a 2048 px image upsampled three times is 16k px a side
+
+
+def check_upsample(value, flag: str = "--upsample") -> int:
+    """Detector upsampling steps: 0 to MAX_UPSAMPLE, or a one-line error."""
+    if not 0 <= value <= MAX_UPSAMPLE:
+        raise SynthfaceError(f"{flag} must be from 0 to {MAX_UPSAMPLE}, got {value}")
+    return value
+
+
 def load_imglab(xml: Path):
     """dlib's reading of an imglab XML file, or a one-line error."""
     import dlib
@@ -94,7 +104,7 @@ def unflip_points(points: np.ndarray, width: int) -> np.ndarray:
     """68 points predicted on a mirrored image -> the same face's points in the original:
     x -> width - 1 - x (pixel centres at integers), and each point takes its mirror
     partner's place (the subject's left eye corner becomes its right one, ...)."""
-    from synthface.export import FLIP_IDX_68
+    from synthface.scheme68 import FLIP_IDX_68
 
     p = np.asarray(points, np.float32).copy()
     p[:, 0] = width - 1 - p[:, 0]

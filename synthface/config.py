@@ -15,7 +15,23 @@ import yaml
 
 from synthface.errors import SynthfaceError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+def _config_dir() -> Path:
+    """The presets: installed as the package data `synthface.configs` (the repository's
+    configs/ folder, mapped there by pyproject.toml), or configs/ beside the package
+    when it runs from a checkout without being installed."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "configs", here.parent / "configs"):
+        if candidate.is_dir():
+            return candidate
+    try:
+        import importlib.resources
+
+        return Path(str(importlib.resources.files("synthface.configs")))
+    except (ImportError, TypeError):  # not installed either: the error names the missing folder
+        return here.parent / "configs"
+
+
+CONFIG_DIR = _config_dir()
 
 
 @dataclass

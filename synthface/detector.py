@@ -19,89 +19,26 @@ import os
 import shutil
 import tempfile
 import time
-from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from synthface.errors import SynthfaceError
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
-
+from synthface.geometry import iou, points_extent, square  # noqa: F401 (iou, square: public here too)
 
 def load_boxes(path) -> list:
-    """[(image path, [(x, y, w, h)], [ignored (x, y, w, h)])] from any of the four forms."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise SynthfaceError(f"not found: {path}")
-    if path.is_file() and path.suffix.lower() == ".json":
-        return _from_coco(path)
-    if path.is_file():
-        return _from_xml(path)
-    if (path / "labels.csv").is_file():
-        return _from_labels(path)
-    if (path / "dlib.xml").is_file():
-        return _from_xml(path / "dlib.xml")
-    return _from_pts_photos(path)
+    """[(image path, [(x, y, w, h)], [ignored (x, y, w, h)])] from any labelled input
+    readers.read_labelled takes; a face labelled by points alone gets their extent."""
+    from synthface.readers import read_labelled
 
-
-def _from_labels(folder: Path) -> list:
-    import pandas as pd
-
-    frame = pd.read_csv(folder / "labels.csv")
-    truncated = frame["truncated"] if "truncated" in frame else pd.Series(0, index=frame.index)
     out = []
-    for file, rows in frame.groupby("file", sort=False):
-        boxes = [tuple(r) for r, t in zip(rows[["x", "y", "w", "h"]].to_numpy(float), truncated[rows.index]) if not t]
-        ignored = [tuple(r) for r, t in zip(rows[["x", "y", "w", "h"]].to_numpy(float), truncated[rows.index]) if t]
-        out.append((folder / file, boxes, ignored))
-    return out
-
-
-def _from_xml(xml: Path) -> list:
-    from synthface.annotate import load_imglab
-
-    meta = load_imglab(xml)
-    out = []
-    for img in meta.images:
-        boxes = [(b.rect.left(), b.rect.top(), b.rect.width(), b.rect.height()) for b in img.boxes if not b.ignore]
-        ignored = [(b.rect.left(), b.rect.top(), b.rect.width(), b.rect.height()) for b in img.boxes if b.ignore]
-        out.append((xml.parent / img.filename, boxes, ignored))
-    return out
-
-
-def _from_coco(path: Path) -> list:
-    try:
-        data = json.loads(path.read_text())
-        files = {im["id"]: im["file_name"] for im in data["images"]}
-        anns = defaultdict(lambda: ([], []))
-        for a in data["annotations"]:
-            anns[a["image_id"]][1 if a.get("iscrowd") else 0].append(tuple(a["bbox"]))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SynthfaceError(f"{path}: not a COCO json file ({exc})") from None
-    return [(path.parent / f, *anns[i]) for i, f in files.items()]
-
-
-def _from_pts_photos(folder: Path) -> list:
-    from synthface.landmarks import read_pts
-
-    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-    if not photos:
-        raise SynthfaceError(f"{folder}: no labels.csv, dlib.xml or photos with NAME_K.pts files")
-    out = []
-    for photo in photos:
-        boxes = []
-        own = photo.with_suffix(".pts")  # a 300-W face crop: NAME.jpg with NAME.pts
-        for pts in [own] if own.is_file() else sorted(folder.glob(f"{photo.stem}_*.pts"), key=lambda p: int(p.stem.rsplit("_", 1)[1])
-                          if p.stem.rsplit("_", 1)[1].isdigit() else 0):
-            if pts != own and not pts.stem.rsplit("_", 1)[1].isdigit():
-                continue
-            p = read_pts(pts)
-            x0, y0 = p.min(0)
-            x1, y1 = p.max(0)
-            boxes.append((float(x0), float(y0), float(x1 - x0), float(y1 - y0)))
-        out.append((photo, boxes, []))
+    for image in read_labelled(path):
+        boxes, ignored = [], []
+        for face in image.faces:
+            box = tuple(float(v) for v in face.box) if face.box is not None else points_extent(face.landmarks)
+            (ignored if face.ignore else boxes).append(box)
+        out.append((Path(image.file), boxes, ignored))
     return out
 
 
@@ -130,14 +67,6 @@ class DetectorOptions:
             raise SynthfaceError(f"--window must be from 16 to 256, got {self.window}")
         if not 0 <= self.upsample <= 2:
             raise SynthfaceError(f"--upsample must be from 0 to 2, got {self.upsample}")
-
-
-def square(box) -> tuple:
-    """The square of the same centre and a side of the mean of w and h: dlib's trainer
-    needs boxes of one aspect ratio (its window's), HOG's own boxes are square."""
-    x, y, w, h = box
-    side = (w + h) / 2
-    return (x + w / 2 - side / 2, y + h / 2 - side / 2, side, side)
 
 
 def train_detector(dataset, output, options: DetectorOptions | None = None, progress: bool = True) -> dict:
@@ -189,12 +118,14 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
                 dst = Path(tmp) / f"{k:07d}.png"
                 write_png(dst, cv2.resize(read_rgb(entry[0]), None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR))
                 entry[0] = dst
+        from synthface.formats.imglab import dlib_path
+
+        (Path(tmp) / "links").mkdir()
+        for k, entry in enumerate(entries):  # absolute paths dlib's XML reader can open
+            entry[0] = dlib_path(Path(entry[0]).resolve(), Path(tmp) / "links", k)
         tmp_model = Path(tmp) / "det.svm"
         for attempt in range(MAX_RETRIES + 1):
-            body = "".join(f"<image file='{Path(image).resolve()}'>" + "".join(
-                f"<box top='{y}' left='{x}' width='{w}' height='{h}'" + (" ignore='1'" if ign else "") + "/>"
-                for x, y, w, h, ign in rows) + "</image>\n" for image, rows, _ in entries)
-            xml.write_text(f"<?xml version='1.0'?>\n<dataset><images>\n{body}</images></dataset>\n")
+            _write_training_xml(entries, xml)
             try:
                 dlib.train_simple_object_detector(str(xml), str(tmp_model), opts)
                 break
@@ -203,7 +134,7 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
                 if "impossible set of object boxes" in str(exc) and listed and attempt < MAX_RETRIES:
                     # boxes too alike or too close for the window to tell apart: ignore that image's boxes
                     for image, rows, _ in entries:
-                        if str(Path(image).resolve()) in listed:
+                        if str(image) in listed:
                             for r in rows:
                                 r[4] = True
                     unmatchable += len(listed)
@@ -224,6 +155,23 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
 
 
 MAX_RETRIES = 200
+
+
+def _write_training_xml(entries, xml: Path) -> None:
+    """The trainer's boxes as imglab XML, through the dataset's own imglab writer."""
+    from synthface.formats import ImglabWriter
+    from synthface.labels import Face, LabelledImage, LabelSchema
+
+    writer = ImglabWriter(xml.parent, LabelSchema(landmarks=False), path=xml)
+    try:
+        for image, rows, _ in entries:
+            writer.add(LabelledImage(str(image),
+                                     faces=[Face((x, y, w, h), ignore=ign) for x, y, w, h, ign in rows]))
+        writer.finish()
+    except BaseException:
+        writer.discard()
+        raise
+    writer.publish()
 
 
 def _unmatchable_box(message: str, entries, flipped: bool):
@@ -251,16 +199,6 @@ def _unmatchable_box(message: str, entries, flipped: bool):
 
 
 # -- scoring -----------------------------------------------------------------------------
-def iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
-
-
 def match(detections, truth, ignored=(), threshold: float = 0.5) -> list:
     """Per detection (score, 1 true positive / 0 false positive / None ignored), VOC's
     greedy matching in descending score."""
@@ -319,8 +257,10 @@ def evaluate_detector(model: str, data, upsample: int = 1, threshold: float = -0
     threshold (score 0); detections down to `threshold` feed the PR curve."""
     from tqdm.auto import tqdm
 
+    from synthface.annotate import check_upsample
     from synthface.imaging import read_rgb
 
+    check_upsample(upsample)
     detector = open_detector(model)
     images = images if images is not None else load_boxes(data)
     matched, n_truth, fp_at_0, tp_at_0 = [], 0, 0, 0

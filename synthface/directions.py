@@ -28,17 +28,12 @@ import numpy as np
 
 from synthface.errors import SynthfaceError
 from synthface.pose import POSE_COLS
+from synthface.steering import directions_path, load_directions  # noqa: F401 (re-exported)
 
 log = logging.getLogger("synthface")
 
 CAL_DISTANCES = tuple(float(d) for d in range(-6, 7))
 RIDGE_ALPHA = 10.0  # mild: n >> z_dim; keeps the fit stable for small n
-
-
-def directions_path(checkpoint) -> Path:
-    """NAME.directions.json beside NAME.safetensors."""
-    checkpoint = Path(checkpoint)
-    return checkpoint.with_name(checkpoint.stem + ".directions.json")
 
 
 # -- labelling generated faces (worker side) ------------------------------------------
@@ -89,10 +84,13 @@ def fit_directions(checkpoint, n: int = 5000, seed: int = 0, calibration_faces: 
     beside the generator; returns the summary (what the JSON file holds)."""
     from tqdm.auto import tqdm
 
+    from synthface.annotate import check_upsample
     from synthface.files import check_writable_file, write_atomic
-    from synthface.sampling import GeneratorSampler, candidate_seed, noise
+    from synthface.sampling import GeneratorSampler, candidate_seed, check_seed, noise
     from synthface.workers import Pool, check_workers
 
+    check_seed(seed)
+    check_upsample(upsample)
     if not 200 <= n <= 1_000_000:
         raise SynthfaceError(f"-n must be from 200 to 1000000, got {n}")
     if not 10 <= calibration_faces <= 100_000:
@@ -144,22 +142,3 @@ def _save(json_path: Path, vectors: np.ndarray, summary: dict) -> None:
 
     write_atomic(json_path.with_suffix(".safetensors"), save({"directions": vectors}))
     write_atomic(json_path, json.dumps(summary, indent=2) + "\n")
-
-
-def load_directions(checkpoint) -> tuple[np.ndarray, dict]:
-    """(vectors (k, z_dim), summary) saved beside a generator, or a one-line error that
-    says how to make them."""
-    from safetensors.numpy import load_file
-
-    path = directions_path(checkpoint)
-    if not path.is_file() or not path.with_suffix(".safetensors").is_file():
-        raise SynthfaceError(f"{checkpoint} has no latent directions ({path.name}); make them with: "
-                             f"synthface directions --checkpoint {checkpoint}")
-    try:
-        summary = json.loads(path.read_text())
-        vectors = load_file(str(path.with_suffix(".safetensors")))["directions"]
-    except Exception as exc:  # bad JSON, a damaged safetensors file
-        raise SynthfaceError(f"{path}: not a readable directions file ({exc})".splitlines()[0]) from None
-    if vectors.shape[0] != len(summary.get("names", ())):
-        raise SynthfaceError(f"{path}: {vectors.shape[0]} directions for {len(summary.get('names', ()))} names")
-    return vectors, summary

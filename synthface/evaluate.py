@@ -196,15 +196,14 @@ MAX_EVALUATE = 200_000  # generated faces held in memory at once (64 px: 2.5 GB)
 
 
 def check_evaluate_options(n: int, seed: int, workers, upsample: int) -> None:
-    from synthface.make import MAX_SEED, MAX_UPSAMPLE
+    from synthface.annotate import check_upsample
+    from synthface.sampling import check_seed
     from synthface.workers import check_workers
 
     if not 2 <= n <= MAX_EVALUATE:
         raise SynthfaceError(f"-n must be from 2 to {MAX_EVALUATE}, got {n}")
-    if not 0 <= seed <= MAX_SEED:
-        raise SynthfaceError(f"--seed must be from 0 to 2**63 - 1, got {seed}")
-    if not 0 <= upsample <= MAX_UPSAMPLE:
-        raise SynthfaceError(f"--upsample must be from 0 to {MAX_UPSAMPLE}, got {upsample}")
+    check_seed(seed)
+    check_upsample(upsample)
     check_workers(workers)
 
 

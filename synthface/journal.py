@@ -29,14 +29,12 @@ import numpy as np
 
 from synthface.errors import SynthfaceError
 from synthface.files import atomic_open, check_output_folder, fsync_dir, write_atomic
+from synthface.scheme68 import POINT_COLS
 
 STATE_DIR = ".synthface"
 REJECT_REASONS = ("no_face", "several_faces", "low_score", "disagreement")
 BOX_COLS = ["x", "y", "w", "h", "score"]
-POINT_COLS = [c for i in range(68) for c in (f"x{i}", f"y{i}")]
 BASE_COLS = ["index", "seed", "status", "faces", "file"]
-# The label formats a dataset can have (one writer each, export.py); csv is always written.
-ALL_FORMATS = ("csv", "parquet", "hf", "xml", "pts", "coco", "yolo")
 
 
 def journal_columns(landmarks: bool, confidence: bool = False) -> list[str]:
@@ -118,10 +116,26 @@ def _recover(path: Path) -> bytes:
     return data
 
 
-def recover_lines(path) -> list[str]:
-    """The complete lines of a line-per-record file (a torn last line dropped)."""
+def cut_torn_tail(path) -> None:
+    """Cut a line-per-record file after its last newline (a kill can tear only the last
+    line), reading only its end."""
     path = Path(path)
-    return _recover(path).decode().splitlines() if path.is_file() else []
+    if not path.is_file():
+        return
+    with open(path, "r+b") as f:
+        size = pos = f.seek(0, 2)
+        cut = 0
+        while pos > 0:
+            step = min(1 << 16, pos)
+            f.seek(pos - step)
+            i = f.read(step).rfind(b"\n")
+            if i >= 0:
+                cut = pos - step + i + 1
+                break
+            pos -= step
+        if cut < size:
+            f.truncate(cut)
+            os.fsync(f.fileno())
 
 
 def iter_records(path) -> "iter[FaceRecord]":

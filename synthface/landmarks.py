@@ -26,112 +26,54 @@ from pathlib import Path
 import numpy as np
 
 from synthface.errors import SynthfaceError
+from synthface.geometry import iou, points_box
+from synthface.readers import read_pts  # noqa: F401 (public here too: landmarks' users read .pts files)
 
 log = logging.getLogger("synthface")
 
 FAIL_NME = 0.08
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 @dataclass
 class Face:
+    """A face to train or score a landmark model on: its image, box and 68 points."""
+
     image: Path
     box: tuple | None  # x, y, w, h; None: to be found by the detector
     points: np.ndarray  # (68, 2) float
 
 
-def read_pts(path: Path, origin: int = 1) -> np.ndarray:
-    """A 300-W .pts file -> (n, 2) points, 0-based (`origin`: the file's first pixel)."""
-    text = path.read_text()
-    try:
-        n = int(text.split("n_points:")[1].split()[0])
-        body = text.split("{", 1)[1].split("}", 1)[0].split()
-        pts = np.array(body, float).reshape(-1, 2)
-    except (IndexError, ValueError):
-        raise SynthfaceError(f"{path}: not a 300-W .pts file (version / n_points / {{ x y ... }})") from None
-    if len(pts) != n:
-        raise SynthfaceError(f"{path}: n_points says {n} but {len(pts)} points follow")
-    if n != 68:
-        raise SynthfaceError(f"{path}: {n} points; the 68-point iBUG scheme is needed")
-    if not np.isfinite(pts).all():
-        raise SynthfaceError(f"{path}: a point that is not a number (nan or inf)")
-    return pts - float(origin)
-
-
-def _read_xml(xml: Path) -> list[Face]:
-    from synthface.annotate import load_imglab
-
-    meta = load_imglab(xml)
-    faces = []
-    for img in meta.images:
-        for box in img.boxes:
-            parts = box.parts
-            if len(parts) != 68:
-                raise SynthfaceError(f"{xml}: {img.filename} has a box with {len(parts)} parts, not 68")
-            pts = np.array([(parts[f"{i:02d}"].x, parts[f"{i:02d}"].y) for i in range(68)], float)
-            r = box.rect
-            faces.append(Face(xml.parent / img.filename, (r.left(), r.top(), r.width(), r.height()), pts))
-    return faces
-
-
-def _read_labels_csv(folder: Path, split: str) -> list[Face]:
-    from synthface.journal import POINT_COLS
-    from synthface.export import read_labels
-
-    frame = read_labels(folder, split)
-    if not set(POINT_COLS) <= set(frame.columns):
-        raise SynthfaceError(f"{folder} has no landmarks (made without --landmarks)")
-    points = frame[POINT_COLS].to_numpy(float).reshape(-1, 68, 2)
-    boxes = frame[["x", "y", "w", "h"]].to_numpy(int)
-    return [Face(folder / f, tuple(int(v) for v in b), p) for f, b, p in zip(frame["file"], boxes, points)]
-
-
 def load_face_set(path, pts_origin: int = 1, split: str = "all") -> list[Face]:
-    """Faces with 68 points from a synthface dataset folder (its labels.csv, or dlib.xml
-    in older ones; `split`: "train", "val" or "all"), an imglab XML, or a folder of
-    300-W faces (images with NAME.pts beside them, searched recursively: the images/
-    folder of a synthface dataset is one)."""
+    """Faces with 68 points from any labelled input readers.read_labelled takes: a
+    synthface dataset folder (`split`: "train", "val" or "all"; a scene's faces each),
+    an imglab XML, a COCO json with keypoints, or a folder of 300-W faces (NAME.pts or
+    NAME_K.pts beside the images, searched recursively; the images/ folder of a
+    synthface dataset is one). Faces a detector should ignore are left out."""
+    from synthface.readers import read_labelled
+
     path = Path(path).expanduser()
-    if not path.exists():
-        raise SynthfaceError(f"not found: {path}")
-    if split != "all" and not (path / "labels.csv").is_file():
-        raise SynthfaceError(f"--split {split} needs a synthface dataset folder (with labels.csv): {path}")
-    if path.is_file():
-        return _read_xml(path)
-    if (path / "labels.csv").is_file():
-        return _read_labels_csv(path, split)
-    if (path / "dlib.xml").is_file():
-        return _read_xml(path / "dlib.xml")
-    images = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
-    if not images:
-        raise SynthfaceError(f"{path}: no labels.csv or dlib.xml, and no images with .pts files")
+    images = read_labelled(path, split, pts_origin)
+    pts_folder = path.is_dir() and not any((path / f).is_file() for f in ("labels.csv", "dlib.xml"))
     faces = []
-    for img in images:
-        pts = img.with_suffix(".pts")
-        if not pts.is_file():
-            raise SynthfaceError(f"{img} has no {pts.name} beside it")
-        faces.append(Face(img, None, read_pts(pts, pts_origin)))
+    for image in images:
+        if pts_folder and not image.faces:
+            raise SynthfaceError(f"{image.file} has no {Path(image.file).with_suffix('.pts').name} beside it")
+        for face in image.faces:
+            if face.ignore:
+                continue
+            if face.landmarks is None:
+                raise SynthfaceError(f"{path}: {image.file} has a face without 68 points "
+                                     f"({face.attributes.get('parts', 0)} parts); a landmark set needs them")
+            box = None if face.box is None else tuple(int(round(v)) for v in face.box)
+            faces.append(Face(Path(image.file), box, np.asarray(face.landmarks, float)))
     return faces
-
-
-def points_box(points: np.ndarray) -> tuple:
-    x0, y0 = points.min(0)
-    x1, y1 = points.max(0)
-    return (float(x0), float(y0), float(x1 - x0 + 1), float(y1 - y0 + 1))
-
-
-def _iou(a, b) -> float:
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw, ih = max(0.0, min(ax1, bx1) - max(a[0], b[0])), max(0.0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
 def match_detection(detections: list, points: np.ndarray, min_iou: float = 0.3):
     """The detected box that belongs to this face (best overlap with its points' box)."""
     truth = points_box(points)
-    best = max(detections, key=lambda d: _iou(d, truth), default=None)
-    return best if best is not None and _iou(best, truth) >= min_iou else None
+    best = max(detections, key=lambda d: iou(d, truth), default=None)
+    return best if best is not None and iou(best, truth) >= min_iou else None
 
 
 def nme(pred: np.ndarray, truth: np.ndarray, name="") -> float:
@@ -186,19 +128,24 @@ class TrainOptions:
 
 
 def _write_imglab(faces: list[Face], xml: Path) -> None:
-    """The faces as imglab XML for dlib's trainer: the dataset's own imglab writer."""
-    from synthface.export import ImglabWriter
-    from synthface.journal import FaceRecord
+    """The faces as imglab XML for dlib's trainer, through the dataset's own imglab writer
+    (absolute image paths, every attribute escaped)."""
+    from synthface.formats.imglab import ImglabWriter, dlib_path
+    from synthface.labels import Face as Labelled, LabelledImage, LabelSchema
 
-    writer = ImglabWriter(None, 0, True, path=xml)
+    writer = ImglabWriter(xml.parent, LabelSchema(landmarks=True), path=xml)
+    links = {}
     try:
-        for k, face in enumerate(faces):
-            writer.add(k, FaceRecord(k, 0, file=str(face.image.resolve()), box=face.box,
-                                     score=0.0, landmarks=np.asarray(face.points)))
+        for face in faces:
+            image = face.image.resolve()
+            if image not in links:
+                links[image] = dlib_path(image, xml.parent, len(links))
+            writer.add(LabelledImage(links[image], faces=[Labelled(face.box, None, np.asarray(face.points))]))
+        writer.finish()
     except BaseException:
         writer.discard()
         raise
-    writer.close()
+    writer.publish()
 
 
 def boxes_for_training(faces: list[Face], upsample: int = 1, progress: bool = True) -> list[Face]:
@@ -249,8 +196,11 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
 
     from synthface.files import check_writable_file
 
+    from synthface.annotate import check_upsample
+
     options = options or TrainOptions()
     options.validate()
+    check_upsample(upsample)
     # checked before training, not after: a model that cannot be saved is lost work
     output = check_writable_file(output, "-o")
     datasets = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]
@@ -303,8 +253,11 @@ def evaluate_landmarks(model: str, data, boxes: str = "detector", upsample: int 
     from synthface.annotate import shape_to_array
     from synthface.imaging import read_rgb
 
+    from synthface.annotate import check_upsample
+
     if boxes not in ("detector", "truth"):
         raise SynthfaceError(f"--boxes must be 'detector' or 'truth', got '{boxes}'")
+    check_upsample(upsample)
     predictor = load_predictor(model)
     detector = dlib.get_frontal_face_detector()
     faces = load_face_set(data, pts_origin, split)

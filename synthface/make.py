@@ -28,19 +28,18 @@ from pathlib import Path
 
 import numpy as np
 
-from synthface.annotate import DETECTORS, LABELS, AnnotateConfig, Annotator
+from synthface.annotate import DETECTORS, LABELS, MAX_UPSAMPLE, AnnotateConfig, Annotator, check_upsample  # noqa: F401
 from synthface.errors import SynthfaceError
 from synthface.files import folder_lock, write_atomic
-from synthface.journal import (ALL_FORMATS, DEFAULT_VAL_FRACTION, STATE_DIR, FaceRecord, Journal, check_identity, image_name,
+from synthface.formats import ALL_FORMATS, parse_formats
+from synthface.journal import (DEFAULT_VAL_FRACTION, STATE_DIR, FaceRecord, Journal, check_identity, image_name,
                                prepare_folder, read_progress, truncate_after, write_options)
-from synthface.sampling import BLOCK, candidate_seeds, candidates
+from synthface.sampling import BLOCK, MAX_SEED, candidate_seeds, candidates, check_seed  # noqa: F401
 from synthface.workers import ChunkWorkers, check_workers
 
 log = logging.getLogger("synthface")
 
-MAX_SEED = 2 ** 63 - 1
 MAX_IMAGE_SIZE = 2048  # a 2048 px face, upsampled twice for the detector, is 200 MB of pixels
-MAX_UPSAMPLE = 3
 
 
 @dataclass
@@ -65,8 +64,10 @@ class MakeConfig:
     max_tries: int | None = None
     formats: tuple = ALL_FORMATS
     # Dataset-time augmentation (transforms.AugmentConfig; None: none): each kept face
-    # and its labels transformed exactly, with parameters from the face's seed.
-    augment: object = None
+    # and its labels transformed exactly, with parameters from the face's seed. "auto":
+    # on with landmarks, off without: it was the one change that trained better landmark
+    # models (docs/landmarks.md); the card and the run's summary say it is on.
+    augment: object = "auto"
     # The share of faces held out as the validation split, chosen per face from its seed
     # (journal.split_of). An export option: changing it on --resume re-splits the labels.
     val_fraction: float = DEFAULT_VAL_FRACTION
@@ -74,6 +75,12 @@ class MakeConfig:
     # Part K of N of the same dataset (see shard_quota and merge.py).
     num_shards: int = 1
     shard_index: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.augment, str) and self.augment == "auto":
+            from synthface.transforms import AugmentConfig
+
+            self.augment = AugmentConfig() if self.annotate.landmarks else None
 
     @property
     def target(self) -> int:
@@ -84,8 +91,7 @@ class MakeConfig:
         """Every option, before any work and before any folder is made."""
         if self.n < 1:
             raise SynthfaceError(f"-n must be at least 1, got {self.n}")
-        if not 0 <= self.seed <= MAX_SEED:
-            raise SynthfaceError(f"--seed must be from 0 to 2**63 - 1, got {self.seed}")
+        check_seed(self.seed)
         if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
             raise SynthfaceError(f"--shard-index must be in [0, {self.num_shards - 1}] and --num-shards at least 1, "
                                  f"got {self.shard_index} of {self.num_shards}")
@@ -98,16 +104,13 @@ class MakeConfig:
         check_workers(self.workers)
         if self.max_tries is not None and self.max_tries < 1:
             raise SynthfaceError(f"--max-tries must be at least 1, got {self.max_tries}")
-        unknown = sorted(set(self.formats) - set(ALL_FORMATS))
-        if unknown:
-            raise SynthfaceError(f"unknown --format {', '.join(unknown)} (known: {', '.join(ALL_FORMATS)})")
+        parse_formats(self.formats)
         if self.augment is not None:
             self.augment.validate()
         if not 0.0 <= self.val_fraction < 1.0:  # NaN fails too
             raise SynthfaceError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         a = self.annotate
-        if not 0 <= a.upsample <= MAX_UPSAMPLE:
-            raise SynthfaceError(f"--upsample must be from 0 to {MAX_UPSAMPLE}, got {a.upsample}")
+        check_upsample(a.upsample)
         if a.labels not in LABELS:
             raise SynthfaceError(f"--labels must be one of {', '.join(LABELS)}, got '{a.labels}'")
         if a.max_disagreement is not None:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from synthface.errors import SynthfaceError
 from synthface.files import folder_lock
-from synthface.journal import (ALL_FORMATS, DEFAULT_VAL_FRACTION, STATE_DIR, Journal, check_identity, image_name, iter_records, read_identity,
+from synthface.formats import ALL_FORMATS
+from synthface.journal import (DEFAULT_VAL_FRACTION, STATE_DIR, Journal, check_identity, image_name, iter_records, read_identity,
                                read_options, write_options)
 from synthface.sampling import BLOCK
 
@@ -128,6 +129,5 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
         os.replace(tmp, journal)
         annotate = AnnotateConfig(**common["annotate"])
         cfg = MakeConfig(n=n, seed=common["seed"], image_size=common["image_size"], formats=formats,
-                         val_fraction=val_fraction,
-                         annotate=annotate)
+                         val_fraction=val_fraction, annotate=annotate, augment=None)
         return write_exports(out, cfg, common, "synthface merge " + " ".join(map(str, parts)) + f" -o {out}")

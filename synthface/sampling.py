@@ -16,6 +16,14 @@ import numpy as np
 
 from synthface.errors import SynthfaceError
 
+MAX_SEED = 2 ** 63 - 1  # seeds are int64 (NumPy's SeedSequence takes any; the journal stores int64)
+
+
+def check_seed(seed, flag: str = "--seed") -> int:
+    if not 0 <= seed <= MAX_SEED:
+        raise SynthfaceError(f"{flag} must be from 0 to 2**63 - 1, got {seed}")
+    return seed
+
 BLOCK = 64
 
 

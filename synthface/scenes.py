@@ -33,20 +33,20 @@ photos instead (random crops of 40-100% of the shorter side, flips).
 
 from __future__ import annotations
 
-import json
 import math
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from synthface.detector import iou
 from synthface.errors import SynthfaceError
+from synthface.geometry import iou
+from synthface.imagefiles import IMAGE_EXTS
 
 _STREAM = 0x5CE7E
 BLENDS = ("none", "gaussian", "feather", "poisson")
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 @dataclass
@@ -312,25 +312,40 @@ def _scene_task(context, item):
     return i, placed
 
 
+def scene_schema():
+    """A scene dataset's columns: the scene per image; per face its index and seed in the
+    faces it was cut from, then truncated, occluded (points under an occluder), blend,
+    pose and expression."""
+    from synthface.labels import LabelSchema
+    from synthface.pose import POSE_COLS
+
+    return LabelSchema(landmarks=True, image_cols=["scene"], face_cols=["face", "seed"],
+                       attr_cols=["truncated", "occluded", "blend", *POSE_COLS], multi=True, kind="scenes")
+
+
 def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: int | None = None,
                 val_fraction: float = 0.1, annotate=None, resume: bool = False, progress: bool = True,
-                command: str = "") -> dict:
+                command: str = "", formats="all", max_tries: int | None = None) -> dict:
     """`-n` generated faces pasted into scenes in `out` (see the module docstring)."""
     from tqdm.auto import tqdm
 
     from synthface.annotate import AnnotateConfig
     from synthface.files import folder_lock
-    from synthface.journal import STATE_DIR, check_identity, iter_records, prepare_folder
+    from synthface.formats import parse_formats, write_labels
+    from synthface.journal import STATE_DIR, check_identity, iter_records, prepare_folder, read_identity
     from synthface.make import MakeConfig, make_dataset
     from synthface.sampling import candidate_seed
     from synthface.workers import Pool
 
     cfg.validate()
     out = Path(out)
+    formats = parse_formats(formats)
     workers = os.cpu_count() or 1 if workers is None else workers
-    # scenes always carry landmarks; the caller's config is left as it was
+    # scenes always carry landmarks and place and scale each face themselves (no
+    # augmentation); the caller's config is left as it was
     annotate = replace(annotate or AnnotateConfig(), landmarks=True)
-    faces_cfg = MakeConfig(n=n, seed=seed, workers=workers, formats=("csv",), val_fraction=0.0, annotate=annotate)
+    faces_cfg = MakeConfig(n=n, seed=seed, workers=workers, formats=("csv",), val_fraction=0.0, annotate=annotate,
+                           augment=None, max_tries=max_tries)
     faces_cfg.validate()
     if not 0.0 <= val_fraction < 1.0:
         raise SynthfaceError(f"--val-fraction must be in [0, 1), got {val_fraction}")
@@ -340,6 +355,7 @@ def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: 
         check_identity(out, identity)
         faces_dir = out / STATE_DIR / "faces"
         faces = make_dataset(faces_dir, faces_cfg, sampler, resume=faces_dir.exists(), progress=progress)
+        face_size = read_identity(faces_dir)["image_size"]
         records = [r for r in iter_records(faces_dir / STATE_DIR / "journal.csv") if r.kept][:n]
         items, k, i = [], 0, 0
         while k < len(records):
@@ -347,130 +363,89 @@ def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: 
             chunk = records[k:k + m]
             items.append((i, candidate_seed(seed, i), [(r.file, r.box, r.landmarks) for r in chunk]))
             k, i = k + m, i + 1
-        placements = {}
+        counts = {"faces": 0, "blends": Counter(), "splits": Counter()}
         with tqdm(total=len(items), desc="scenes", unit="scene", disable=not progress, leave=False) as bar, \
                 Pool(workers, _scene_init, (str(out), str(faces_dir), cfg)) as pool:
-            for i, placed in pool.imap(_scene_task, items, chunksize=4):
-                placements[i] = placed
-                bar.update()
-        summary = write_scene_exports(out, cfg, identity, items, placements, records, val_fraction, command)
+            scenes = _labelled_scenes(pool.imap(_scene_task, items, chunksize=4), items, records, cfg, face_size,
+                                      val_fraction, counts, bar)
+            written = write_labels(out, scene_schema(), scenes, formats)
+        summary = {"faces": counts["faces"], "scenes": len(items), "unplaced": len(records) - counts["faces"],
+                   "train_scenes": counts["splits"]["train"], "val_scenes": counts["splits"]["val"],
+                   "blends": dict(counts["blends"])}
+        _write_scene_card(out, cfg, identity, summary, command, written)
         summary["faces_made"] = faces
     return summary
 
 
-def write_scene_exports(out: Path, cfg: SceneConfig, identity: dict, items, placements, records,
-                        val_fraction: float, command: str) -> dict:
-    """labels.csv (one row per face), dlib.xml (many boxes an image; truncated boxes
-    ignored), coco.json, Ultralytics labels/ + data.yaml + trainset/valset.txt, and the
-    card (dataset.json, README.md)."""
-    import csv
-    from collections import Counter
+def _labelled_scenes(placements, items, records, cfg: SceneConfig, face_size: int, val_fraction: float,
+                     counts: dict, bar):
+    """Each composed scene as a LabelledImage (in scene order, as the pool returns them)."""
+    from synthface.journal import split_of
+    from synthface.labels import Face, LabelledImage
+    from synthface.pose import face_attributes
 
-    from synthface.export import (FACE_SIGMAS_68, FLIP_IDX_68, IBUG68_NAMES, SKELETON_68, clipped_box,
-                                  _FolderWriter)
-    from synthface.files import atomic_open, write_atomic
-    from synthface.journal import POINT_COLS, split_of
-    from synthface.pose import POSE_COLS, face_attributes
-
-    size = cfg.image_size
-    cols = (["file", "split", "scene", "face", "seed", "x", "y", "w", "h", "score", "truncated", "occluded", "blend"]
-            + POSE_COLS + POINT_COLS)
-    images, annotations, xml, lists = [], [], [], {"train": [], "val": []}
-    blends, placed_count = Counter(), 0
     offsets = np.cumsum([0] + [len(faces) for _, _, faces in items])
+    for i, placed in placements:
+        _, scene_seed, _ = items[i]
+        split = split_of(scene_seed, val_fraction)
+        faces = []
+        for k, box, pts, truncated, occluded, blend, angle in placed:
+            rec = records[offsets[i] + k]
+            pose = face_attributes(rec.landmarks, face_size)
+            pose["roll"] = round(pose["roll"] - angle, 4)  # the paste turned the face by `angle`
+            faces.append(Face(box, rec.score, np.round(pts, 3), np.where(occluded, 1, 2), ignore=bool(truncated),
+                              attributes={"face": rec.index, "seed": rec.seed, "truncated": int(truncated),
+                                          "occluded": int(occluded.sum()), "blend": blend, **pose}))
+            counts["blends"][blend] += 1
+        counts["faces"] += len(faces)
+        counts["splits"][split] += 1
+        bar.update()
+        yield LabelledImage(scene_name(i), cfg.image_size, cfg.image_size, split, {"scene": i}, faces)
 
-    class SceneLabels(_FolderWriter):
-        folder = "labels"
 
-    labels = SceneLabels(out, size, True)
-    with atomic_open(out / "labels.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(cols)
-        for i, scene_seed, faces in items:
-            name = scene_name(i)
-            split = split_of(scene_seed, val_fraction)
-            lists[split].append(f"./{name}\n")
-            images.append({"id": i + 1, "file_name": name, "width": size, "height": size, "split": split})
-            boxes_xml, yolo_lines = [], []
-            for k, box, pts, truncated, occluded, blend, angle in placements[i]:
-                rec = records[offsets[i] + k]
-                attrs = face_attributes(rec.landmarks, 64)
-                attrs["roll"] = round(attrs["roll"] - angle, 4)
-                w.writerow([name, split, i, rec.index, rec.seed, *box, f"{rec.score:.6f}", int(truncated),
-                            int(occluded.sum()), blend] + [attrs[c] for c in POSE_COLS]
-                           + [f"{v:.3f}" for v in pts.reshape(-1)])
-                vis = [0 if not (0 <= x < size and 0 <= y < size) else (1 if o else 2)
-                       for (x, y), o in zip(pts, occluded)]
-                kps = [v for (x, y), s in zip(pts, vis) for v in ((round(float(x), 3), round(float(y), 3), s)
-                                                                 if s else (0, 0, 0))]
-                cb = clipped_box(box, size)
-                annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": 1, "bbox": cb,
-                                    "area": cb[2] * cb[3], "iscrowd": 0, "keypoints": kps,
-                                    "num_keypoints": sum(s > 0 for s in vis), "truncated": bool(truncated),
-                                    "attributes": {**attrs, "blend": blend}})
-                x, y, bw, bh = box
-                parts = "".join(f"      <part name='{j:02d}' x='{round(px)}' y='{round(py)}'/>\n"
-                                for j, (px, py) in enumerate(pts))
-                ignore = " ignore='1'" if truncated else ""
-                boxes_xml.append(f"    <box top='{y}' left='{x}' width='{bw}' height='{bh}'{ignore}>\n{parts}    </box>\n")
-                vals = [(cb[0] + cb[2] / 2) / size, (cb[1] + cb[3] / 2) / size, cb[2] / size, cb[3] / size]
-                for (px, py), s in zip(pts, vis):
-                    vals += [px / size, py / size, s] if s else [0.0, 0.0, 0]
-                yolo_lines.append("0 " + " ".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in vals))
-                blends[blend] += 1
-                placed_count += 1
-            xml.append(f"  <image file='{name}' width='{size}' height='{size}'>\n" + "".join(boxes_xml) + "  </image>\n")
-            labels.file(Path(*Path(name).parts[1:]).with_suffix(".txt")).write_text("\n".join(yolo_lines) + "\n")
-    labels.close()
-    write_atomic(out / "dlib.xml", "<?xml version='1.0' encoding='ISO-8859-1'?>\n<dataset>\n<name>synthface scenes"
-                 "</name>\n<images>\n" + "".join(xml) + "</images>\n</dataset>\n")
-    category = {"id": 1, "name": "face", "supercategory": "face", "keypoints": IBUG68_NAMES,
-                "skeleton": [[a + 1, b + 1] for a, b in SKELETON_68], "sigmas": list(FACE_SIGMAS_68)}
-    write_atomic(out / "coco.json", json.dumps({"info": {"description": "synthface scenes"}, "images": images,
-                                                "annotations": annotations, "categories": [category]}) + "\n")
-    for split, lines in lists.items():
-        write_atomic(out / f"{split}set.txt", "".join(lines))
-    write_atomic(out / "data.yaml", "\n".join([
-        "# Ultralytics YOLO pose labels of synthface scenes: yolo pose train data=THIS_FILE (or detect)",
-        "# Moved this folder? Delete the path line (Ultralytics then uses this file's folder).",
-        f"path: {json.dumps(str(out.resolve()))}", "train: trainset.txt",
-        "val: valset.txt" if lists["val"] else "val: trainset.txt", "names:", "  0: face",
-        "kpt_shape: [68, 3]", f"flip_idx: {json.dumps(FLIP_IDX_68)}"]) + "\n")
-    summary = {"faces": placed_count, "scenes": len(items), "unplaced": len(records) - placed_count,
-               "train_scenes": len(lists["train"]), "val_scenes": len(lists["val"]), "blends": dict(blends)}
+def _write_scene_card(out: Path, cfg: SceneConfig, identity: dict, summary: dict, command: str, formats) -> None:
+    from synthface.card import CONVENTIONS, LICENCE_NOTE, files_section, keypoints_card, loading_section, write_card
+
+    schema, size = scene_schema(), cfg.image_size
     card = {"format": "synthface-scenes/1", "command": command, **identity, "counts": summary,
+            "files": {"images": "images/SSSSS/NNNNNNNN.jpg, 1,000 a folder", "formats": sorted(formats)},
             "conventions": {"box": "x, y, w, h in scene pixels (dlib's HOG convention, scaled with the face); "
                                    "truncated boxes reach past the border (clipped in COCO / YOLO, ignore='1' "
-                                   "in dlib.xml)",
+                                   "in dlib.xml, iscrowd 1 in COCO)",
                             "landmarks": "68 iBUG points, 0-based, scene pixels; COCO / YOLO visibility 2 "
-                                         "visible, 1 under an occluder, 0 outside the image"}}
-    write_atomic(out / "dataset.json", json.dumps(card, indent=2) + "\n")
-    write_atomic(out / "README.md", f"""# Synthetic face scenes (synthface)
+                                         "visible, 1 under an occluder, 0 outside the image"},
+            "keypoints": keypoints_card()}
+    blends = ", ".join(f"{k} {v}" for k, v in sorted(summary["blends"].items()))
+    background = f"photos from {cfg.backgrounds}" if cfg.backgrounds else \
+        "procedural (colour field, shapes, lines, multi-scale texture)"
+    write_card(out, card, f"""# Synthetic face scenes (synthface)
 
 {summary['faces']} generated faces pasted into {summary['scenes']} scenes of {size}x{size} pixels
 ({summary['train_scenes']} train, {summary['val_scenes']} val scenes; split by scene seed).
 
 - Command: `{command}`
-- Background: {'photos from ' + str(cfg.backgrounds) if cfg.backgrounds else 'procedural (colour field, shapes, lines, multi-scale texture)'}
+- Background: {background}
 - Faces per scene {cfg.faces_per_image[0]}-{cfg.faces_per_image[1]}, face box width {cfg.face_size[0]}-{cfg.face_size[1]} px,
-  angle +-{cfg.max_angle:g} degrees; blends: {', '.join(f'{k} {v}' for k, v in sorted(blends.items()))}
+  angle +-{cfg.max_angle:g} degrees; blends: {blends}
 - {summary['unplaced']} faces found no place without overlap and were left out.
 
 ## Files
 - `images/SSSSS/NNNNNNNN.jpg`: the scenes
-- `labels.csv`: one row per face: file (its scene), split, scene, face, seed, x, y, w, h, score, truncated,
-  occluded (points under an occluder), blend, yaw, pitch, roll, mouth_open, eye_open, x0, y0 .. x67, y67
-- `dlib.xml`: imglab, many boxes an image (`synthface detector train`, `dlib.train_simple_object_detector`);
-  truncated boxes have ignore='1'
-- `coco.json`: COCO keypoints (68 iBUG points: visibility 2 visible, 1 occluded, 0 outside), boxes clipped
-- `data.yaml`, `labels/`, `trainset.txt`, `valset.txt`: Ultralytics YOLO (pose; `yolo detect` reads it too)
+{files_section(schema, formats)}
+- `dataset.json`: this card as data (counts, conventions, keypoint names, skeleton, sigmas, flip_idx)
 - `.synthface/faces/`: the single faces they were cut from (a plain synthface dataset)
 
 ## Loading it
-    synthface detector train --dataset DATASET -o faces.svm
-    synthface detector eval --model faces.svm --data PHOTOS --pr pr.png
-    yolo detect train data=DATASET/data.yaml model=yolov8n.yaml imgsz={size}
+DATASET is this folder.
 
-Coordinates: pixels of the scene, pixel centres at integers.
+```
+synthface detector train --dataset DATASET -o faces.svm
+synthface detector eval --model faces.svm --data PHOTOS --pr pr.png
+```
+
+{loading_section(schema, size, formats)}
+
+{CONVENTIONS}
+## Licence
+{LICENCE_NOTE}
 """)
-    return summary

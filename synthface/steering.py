@@ -15,8 +15,10 @@ generator cannot go there, and sampling for it would never end.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -124,7 +126,6 @@ class Steering:
 
     @classmethod
     def open(cls, checkpoint, targets: list[Target]) -> "Steering":
-        from synthface.directions import directions_path, load_directions
         from synthface.weights import file_sha256
 
         vectors, summary = load_directions(checkpoint)
@@ -158,3 +159,28 @@ def pose_mix_targets() -> list[Target]:
 
 def spec_dict(targets: list[Target]) -> list[dict]:
     return [asdict(t) for t in targets]
+
+
+def directions_path(checkpoint) -> Path:
+    """NAME.directions.json beside NAME.safetensors."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + ".directions.json")
+
+
+def load_directions(checkpoint) -> tuple[np.ndarray, dict]:
+    """(vectors (k, z_dim), summary) saved beside a generator, or a one-line error that
+    says how to make them."""
+    from safetensors.numpy import load_file
+
+    path = directions_path(checkpoint)
+    if not path.is_file() or not path.with_suffix(".safetensors").is_file():
+        raise SynthfaceError(f"{checkpoint} has no latent directions ({path.name}); make them with: "
+                             f"synthface directions --checkpoint {checkpoint}")
+    try:
+        summary = json.loads(path.read_text())
+        vectors = load_file(str(path.with_suffix(".safetensors")))["directions"]
+    except Exception as exc:  # bad JSON, a damaged safetensors file
+        raise SynthfaceError(f"{path}: not a readable directions file ({exc})".splitlines()[0]) from None
+    if vectors.shape[0] != len(summary.get("names", ())):
+        raise SynthfaceError(f"{path}: {vectors.shape[0]} directions for {len(summary.get('names', ()))} names")
+    return vectors, summary

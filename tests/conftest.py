@@ -54,5 +54,5 @@ def run_cli(*args, timeout=600):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "synthface", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout)

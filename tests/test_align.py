@@ -9,7 +9,7 @@ from conftest import FACES_300W
 from synthface.align import align_face, align_folder, ffhq_quad, quad_transform
 from synthface.errors import SynthfaceError
 from synthface.imaging import read_rgb
-from synthface.landmarks import read_pts
+from synthface.readers import read_pts
 
 SIZE = 128
 
@@ -90,3 +90,23 @@ def test_resume_and_refusals(photos, tmp_path):
     assert json.loads((dst / "alignment.json").read_text())["faces"] == whole
     with pytest.raises(SynthfaceError, match="source not found"):
         align_folder(tmp_path / "nope", tmp_path / "x", progress=False)
+
+
+def test_align_then_train_from_the_cli(tmp_path):
+    """The CelebA recipe end to end on fixture photos: `align` writes the training set
+    (FFHQ layout + alignment.json, streamed), `train` fits a generator on it, and the
+    generator's JSON names the data it was trained on."""
+    from conftest import run_cli
+
+    r = run_cli("align", FACES_300W, tmp_path / "aligned", "--size", "64", "--workers", "0", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    n = len(list(FACES_300W.glob("*.jpg")))
+    meta = json.loads((tmp_path / "aligned" / "alignment.json").read_text())
+    assert meta["counts"]["faces"] == len(meta["faces"]) == n and len(list((tmp_path / "aligned").rglob("*.png"))) == n
+    r = run_cli("train", "--data", tmp_path / "aligned", "--out", tmp_path / "run", "--config", "tiny", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    gen = json.loads((tmp_path / "run" / "generator.json").read_text())
+    assert gen["data_path"] == str((tmp_path / "aligned").resolve())
+    from synthface.export import trained_on
+
+    assert trained_on(tmp_path / "run" / "generator.safetensors") == "`aligned`"

@@ -29,7 +29,7 @@ def test_commands_use_the_bundled_generator_without_checkpoint(tmp_path):
     sampler = open_sampler()
     assert sampler.identity["checkpoint"] == str(DEFAULT_CHECKPOINT)
     grid = tmp_path / "grid.png"
-    res = subprocess.run([sys.executable, "-m", "cli.main", "sample", "-n", "6", "-o", str(grid)],
+    res = subprocess.run([sys.executable, "-m", "synthface", "sample", "-n", "6", "-o", str(grid)],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     faces = np.stack([img for _, _, img in candidates(sampler, 0, 0, 6)])
@@ -37,10 +37,13 @@ def test_commands_use_the_bundled_generator_without_checkpoint(tmp_path):
     assert expected.shape == (2 + 2 * 66, 2 + 3 * 66, 3)
     assert np.array_equal(expected[2:66, 2:66], faces[0])  # face 0 is candidate 0 of seed 0
     out = tmp_path / "d"
-    res = subprocess.run([sys.executable, "-m", "cli.main", "make-dataset", "-n", "5", "--landmarks",
+    res = subprocess.run([sys.executable, "-m", "synthface", "make-dataset", "-n", "5", "--landmarks",
                           "--out", str(out), "--workers", "1", "--no-progress", "--format", "csv"],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     card = json.loads((out / "dataset.json").read_text())
     assert card["generator"]["checkpoint"] == str(DEFAULT_CHECKPOINT)
     assert card["counts"]["faces"] == 5
+    # the dataset card and the model card name the generator's training data
+    assert "trained on utkface-crop: UTKFace crop_part1" in (out / "README.md").read_text()
+    assert "utkface-crop" in (DEFAULT_CHECKPOINT.parent / "MODEL_CARD.md").read_text()

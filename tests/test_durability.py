@@ -32,7 +32,7 @@ def _make(out, replay, n=20, resume=False, **kw):
 
 
 def _cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "synthface", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -72,7 +72,7 @@ def test_kill_at_any_moment_any_number_of_times_then_resume(tmp_path):
         (lambda: _rows(journal) >= 80, signal.SIGTERM),
     ]
     for i, (moment, sig) in enumerate(stages):
-        proc = subprocess.Popen([sys.executable, "-m", "cli.main", "make-dataset", "--out", str(out), *map(str, MAKE),
+        proc = subprocess.Popen([sys.executable, "-m", "synthface", "make-dataset", "--out", str(out), *map(str, MAKE),
                                  *(["--resume"] if i else [])], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True, start_new_session=True)
         _poll(moment, proc, f"stage {i}")
@@ -111,21 +111,30 @@ def test_an_empty_or_torn_journal_is_recovered(tmp_path, replay):
         _make(out, replay, n=20, resume=True)
 
 
-def test_a_failed_export_publishes_nothing(tmp_path, replay, monkeypatch):
-    from synthface import export
+@pytest.mark.parametrize("where", ["add", "finish"])
+def test_a_failed_export_publishes_nothing(tmp_path, replay, monkeypatch, where):
+    """Ctrl-C in the middle of the export (COCO's 5th image), or while the last writer
+    finishes, when every other writer has finished: no label file changes."""
+    from synthface.formats import CocoWriter, YoloWriter
 
     out = tmp_path / "d"
     _make(out, replay, n=10)
     before = {p: (out / p).read_bytes() for p in ("labels.csv", "labels.parquet", "dlib.xml", "coco.json",
                                                    "metadata.jsonl", "data.yaml", "labels/00000/00000000.txt")}
-    real_add = export.CocoWriter.add
+    real_add = CocoWriter.add
 
-    def failing_add(self, k, rec):
-        if k == 4:
-            raise KeyboardInterrupt  # Ctrl-C in the middle of the export
-        real_add(self, k, rec)
+    def failing_add(self, image):
+        if self.images == 4:
+            raise KeyboardInterrupt
+        real_add(self, image)
 
-    monkeypatch.setattr(export.CocoWriter, "add", failing_add)
+    def failing_finish(self):
+        raise KeyboardInterrupt
+
+    if where == "add":
+        monkeypatch.setattr(CocoWriter, "add", failing_add)
+    else:
+        monkeypatch.setattr(YoloWriter, "finish", failing_finish)
     with pytest.raises(KeyboardInterrupt):
         _make(out, replay, n=10, resume=True)
     assert {p: (out / p).read_bytes() for p in before} == before  # the earlier files, as they were
@@ -143,7 +152,7 @@ def test_a_second_writer_is_refused(tmp_path):
     out = tmp_path / "d"
     args = ["make-dataset", "--out", out, "-n", "3000", "--replay-faces", FACES, "--workers", "1",
             "--format", "csv", "--no-progress"]
-    first = subprocess.Popen([sys.executable, "-m", "cli.main", *map(str, args)], stdout=subprocess.DEVNULL,
+    first = subprocess.Popen([sys.executable, "-m", "synthface", *map(str, args)], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
     _poll(lambda: _rows(out / ".synthface" / "journal.csv") >= 1, first, "the first run's journal")
     second = _cli(*args, "--resume")
@@ -347,7 +356,8 @@ def test_an_output_on_a_read_only_place_is_one_line(tmp_path):
 
 
 def test_silently_wrong_inputs_are_errors_now(tmp_path):
-    from synthface.landmarks import nme, read_pts
+    from synthface.landmarks import nme
+    from synthface.readers import read_pts
 
     text = (FACES_300W / "100032540_1.pts").read_text()
     lines = text.splitlines()
@@ -365,7 +375,7 @@ def test_silently_wrong_inputs_are_errors_now(tmp_path):
 
 
 def test_ctrl_c_during_evaluate_is_one_line(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "evaluate", "--real", str(FACES), "-n", "4000",
+    proc = subprocess.Popen([sys.executable, "-m", "synthface", "evaluate", "--real", str(FACES), "-n", "4000",
                              "--workers", "2", "--cache-dir", "", "--no-progress"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -385,7 +395,7 @@ def _children(pid: int) -> list:
 def test_a_second_training_run_on_one_folder_is_refused(tmp_path, faces_dir):
     args = ["train", "--data", faces_dir, "--out", tmp_path / "run", "--config", "tiny", "--max-epochs", "100000",
             "--no-progress", "data.cache_dir="]
-    first = subprocess.Popen([sys.executable, "-m", "cli.main", *map(str, args)], stdout=subprocess.DEVNULL,
+    first = subprocess.Popen([sys.executable, "-m", "synthface", *map(str, args)], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     try:
         _poll(lambda: (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file(), first, "the first epoch")

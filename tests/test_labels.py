@@ -9,7 +9,7 @@ import pytest
 from conftest import FACES
 from synthface.annotate import AnnotateConfig, unflip_points
 from synthface.errors import SynthfaceError
-from synthface.export import FLIP_IDX_68
+from synthface.scheme68 import FLIP_IDX_68
 from synthface.make import MakeConfig, make_dataset
 from synthface.sampling import ReplaySampler
 from synthface.transforms import AugmentConfig, augment_face, draw_params, invert_points
@@ -111,3 +111,20 @@ def test_landmark_datasets_are_augmented_by_default_from_the_cli(tmp_path):
     assert json.loads((tmp_path / "b" / "dataset.json").read_text())["augment"] is None
     r = run_cli(*base, "--augment", "--no-augment", "--out", tmp_path / "c")
     assert r.returncode == 1 and r.stderr.strip() == "synthface: error: give --augment or --no-augment, not both"
+
+
+def test_a_script_gets_the_dataset_the_cli_makes(tmp_path):
+    """The augmentation rule lives in MakeConfig ("auto": on with landmarks), so a script
+    that calls the library gets the same dataset as `make-dataset --landmarks`."""
+    from conftest import run_cli
+    from synthface.annotate import AnnotateConfig
+    from synthface.make import MakeConfig, make_dataset
+    from synthface.sampling import ReplaySampler
+
+    assert MakeConfig(n=1, annotate=AnnotateConfig(landmarks=True)).augment is not None
+    assert MakeConfig(n=1, annotate=AnnotateConfig(landmarks=False)).augment is None
+    r = run_cli("make-dataset", "-n", "4", "--landmarks", "--replay-faces", FACES, "--workers", "0", "--no-progress",
+                "--out", tmp_path / "cli")
+    assert r.returncode == 0 and "--no-augment turns it off" in r.stdout
+    make_dataset(tmp_path / "lib", MakeConfig(n=4, workers=0), ReplaySampler(FACES, 64), progress=False)
+    assert (tmp_path / "lib" / "labels.csv").read_bytes() == (tmp_path / "cli" / "labels.csv").read_bytes()

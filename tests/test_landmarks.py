@@ -87,7 +87,7 @@ def test_bad_point_files(tmp_path):
     (["train", "--dataset", "{tmp}", "-o", "{tmp}/m.dat"], "no labels.csv or dlib.xml, and no images"),
 ])
 def test_cli_errors_are_one_line(tmp_path, args, message):
-    res = subprocess.run([sys.executable, "-m", "cli.main", "landmarks", *[a.format(tmp=tmp_path) for a in args]],
+    res = subprocess.run([sys.executable, "-m", "synthface", "landmarks", *[a.format(tmp=tmp_path) for a in args]],
                          capture_output=True, text=True)
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 1 and len(lines) == 1 and message in lines[0], res.stderr

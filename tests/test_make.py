@@ -24,9 +24,11 @@ def replay():
 
 
 def _make(out, replay, n=20, **kw):
+    """The plain pipeline (no augmentation unless asked: these tests check pixels and
+    points against dlib and the generator exactly)."""
     annotate = kw.pop("annotate", AnnotateConfig())
     cfg = MakeConfig(n=n, workers=kw.pop("workers", 0), batch_size=kw.pop("batch_size", 8),
-                     annotate=annotate, **kw)
+                     annotate=annotate, augment=kw.pop("augment", None), **kw)
     return make_dataset(out, cfg, replay, progress=False)
 
 
@@ -126,7 +128,7 @@ def test_coco_pts_yolo_parquet_match_labels_csv(dataset):
         inside = ((pts[k] >= 0) & (pts[k] < 64)).all(1)
         assert np.array_equal(kp[inside, :2], pts[k][inside]) and set(kp[inside, 2]) == {2}
         assert (kp[~inside] == 0).all() and ann["num_keypoints"] == inside.sum()
-    from synthface.landmarks import read_pts
+    from synthface.readers import read_pts
 
     for k in (0, 19):
         path = out / "images" / "00000" / f"{k:08d}.pts"  # beside the image, where 300-W tools look
@@ -142,7 +144,7 @@ def test_coco_pts_yolo_parquet_match_labels_csv(dataset):
 
 
 def test_flip_idx_is_an_involution():
-    from synthface.export import FLIP_IDX_68
+    from synthface.scheme68 import FLIP_IDX_68
 
     assert sorted(FLIP_IDX_68) == list(range(68))
     assert all(FLIP_IDX_68[FLIP_IDX_68[i]] == i for i in range(68))
@@ -192,11 +194,11 @@ def test_bad_inputs(tmp_path, replay):
     done = tmp_path / "done"
     _make(done, replay, n=2)
     with pytest.raises(SynthfaceError, match=r"made with other settings \(seed differ"):
-        make_dataset(done, MakeConfig(n=2, seed=1, workers=0), replay, resume=True, progress=False)
+        make_dataset(done, MakeConfig(n=2, seed=1, workers=0, augment=None), replay, resume=True, progress=False)
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "synthface", *args], capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -232,7 +234,7 @@ def test_kill_9_and_resume_gives_the_same_dataset(tmp_path):
     whole = _cli("make-dataset", "--out", str(tmp_path / "whole"), *args)
     assert whole.returncode == 0, whole.stderr
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "make-dataset", "--out", str(out), *args],
+    proc = subprocess.Popen([sys.executable, "-m", "synthface", "make-dataset", "--out", str(out), *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     journal = out / ".synthface" / "journal.csv"
     deadline = time.time() + 60
@@ -262,7 +264,7 @@ def test_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
     out = tmp_path / "d"
     args = ["make-dataset", "-n", "5000", "--replay-faces", str(FACES), "--workers", "2", "--batch-size", "64",
             "--out", str(out), "--no-progress"]
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", *args], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "synthface", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     journal = out / ".synthface" / "journal.csv"
@@ -426,7 +428,7 @@ def test_cocoeval_runs_on_the_coco_file_with_its_own_sigmas(dataset):
 def test_points_outside_the_image_are_not_visible(tmp_path, replay):
     """A border crop pushes jaw points off the image: COCO and YOLO mark them 0 0 0 and
     clip the box, by one rule."""
-    from synthface.export import clipped_box, keypoint_triplets
+    from synthface.geometry import clipped_box, keypoint_triplets
 
     assert clipped_box((-3, 5, 20, 70), 64) == [0, 5, 17, 59]
     assert keypoint_triplets([(1.0, 2.0), (-1.0, 3.0), (10.0, 64.0)], 64) == [1.0, 2.0, 2, 0, 0, 0, 0, 0, 0]

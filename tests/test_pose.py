@@ -105,7 +105,7 @@ def steered(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("steer") / "d"
     sampler = open_sampler(device="cpu", targets=[parse_range("-10:10", "yaw"), parse_range("0.02:0.12", "mouth_open")])
-    make_dataset(out, MakeConfig(n=40, workers=2, batch_size=16, annotate=AnnotateConfig(landmarks=True)),
+    make_dataset(out, MakeConfig(n=40, workers=2, batch_size=16, annotate=AnnotateConfig(landmarks=True), augment=None),
                  sampler, progress=False)
     return out
 
@@ -141,12 +141,12 @@ def test_a_steered_dataset_is_the_same_whatever_the_workers(steered, tmp_path):
     from synthface.steering import parse_range
 
     sampler = open_sampler(device="cpu", targets=[parse_range("-10:10", "yaw"), parse_range("0.02:0.12", "mouth_open")])
-    make_dataset(tmp_path / "d", MakeConfig(n=40, workers=0, batch_size=5, annotate=AnnotateConfig(landmarks=True)),
+    make_dataset(tmp_path / "d", MakeConfig(n=40, workers=0, batch_size=5, annotate=AnnotateConfig(landmarks=True), augment=None),
                  sampler, progress=False)
     assert (tmp_path / "d" / "labels.csv").read_bytes() == (steered / "labels.csv").read_bytes()
     other = open_sampler(device="cpu", targets=[parse_range("-5:10", "yaw")])
     with pytest.raises(SynthfaceError, match="made with other settings \\(generator differ"):
-        make_dataset(tmp_path / "d", MakeConfig(n=40, workers=0), other, resume=True, progress=False)
+        make_dataset(tmp_path / "d", MakeConfig(n=40, workers=0, augment=None), other, resume=True, progress=False)
 
 
 def test_directions_cli_fits_calibrates_and_saves_beside_the_generator(tmp_path):
@@ -199,3 +199,36 @@ def test_mmod_boxes_keep_the_hog_convention():
     assert len(ious) >= 4 and np.median(ious) > 0.6
     with pytest.raises(SynthfaceError, match="--detector must be one of hog, mmod, got 'cnn'"):
         MakeConfig(n=5, annotate=AnnotateConfig(detector="cnn")).validate()
+
+
+@pytest.mark.slow
+def test_new_directions_steer_as_their_calibration_says(tmp_path):
+    """`synthface directions` on a copy of a generator writes directions beside it; faces
+    steered to a yaw near each end of the calibrated reach measure that yaw on average:
+    the right sign and about the right size (the test of a newly trained generator)."""
+    import json
+    import shutil
+
+    import pandas as pd
+
+    from conftest import run_cli
+    from synthface.sampling import DEFAULT_CHECKPOINT
+    from synthface.steering import reach
+
+    g = tmp_path / "g.safetensors"
+    shutil.copy(DEFAULT_CHECKPOINT, g)
+    shutil.copy(DEFAULT_CHECKPOINT.with_suffix(".json"), g.with_suffix(".json"))
+    r = run_cli("directions", "--checkpoint", g, "-n", "600", "--calibration-faces", "30", "--workers", "1",
+                "--no-progress")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "g.directions.json").read_text())
+    lo, hi = reach(summary, "yaw")
+    assert lo < -4 and hi > 4
+    measured = {}
+    for name, v in (("low", 0.7 * lo), ("high", 0.7 * hi)):
+        r = run_cli("make-dataset", "-n", "40", "--landmarks", "--no-augment", f"--yaw={v:.3f}:{v:.3f}",
+                    "--checkpoint", g, "--format", "csv", "--workers", "1", "--no-progress", "--out", tmp_path / name)
+        assert r.returncode == 0, r.stderr
+        measured[name] = pd.read_csv(tmp_path / name / "labels.csv")["yaw"].mean()
+        assert abs(measured[name] - v) < 4.0, (name, v, measured[name])
+    assert measured["high"] - measured["low"] > 0.6 * 0.7 * (hi - lo)

@@ -18,7 +18,9 @@ def test_pasted_points_land_on_the_face():
 
     from synthface.annotate import load_shape_predictor, shape_to_array
     from synthface.imaging import read_rgb
-    from synthface.landmarks import nme, points_box, read_pts
+    from synthface.geometry import points_box
+    from synthface.landmarks import nme
+    from synthface.readers import read_pts
     from synthface.scenes import SceneConfig, compose_scene
 
     errors = []
@@ -74,6 +76,62 @@ def test_scenes_labels_in_every_format(scenes):
     assert listed == {f for f, s in split.items() if s == "val"}
 
 
+def test_scenes_are_read_by_each_ecosystem_s_reader(scenes, tmp_path):
+    """Scenes get every format plain datasets get, through the same writers: parquet,
+    Hugging Face imagefolder (an `objects` column), 300-W NAME_K.pts, COCO visibility 1
+    under occluders, the torch Dataset with all faces of a scene, and one preview tile
+    a scene."""
+    from datasets import load_dataset
+
+    from synthface import FaceLandmarks
+    from synthface.preview import preview
+    from synthface.readers import read_labelled
+    from synthface.scheme68 import POINT_COLS
+
+    out, cfg, summary = scenes
+    frame = pd.read_csv(out / "labels.csv")
+    assert pd.read_parquet(out / "labels.parquet").equals(frame)
+    ds = load_dataset("imagefolder", data_dir=str(out), split="train")
+    assert len(ds) == summary["scenes"] and sum(len(r["objects"]["box"]) for r in ds) == len(frame)
+    first = frame[frame["file"] == frame["file"].iloc[0]]
+    row = next(r for r in ds if r["scene"] == first["scene"].iloc[0])
+    assert row["objects"]["box"] == first[["x", "y", "w", "h"]].to_numpy().tolist()
+    by_pts = read_labelled(out / "images")  # images/SSSSS/NNNNNNNN_K.pts beside each scene
+    assert sum(len(i.faces) for i in by_pts) == len(frame)
+    pts = {(str(i.path.relative_to(out)), k): f.landmarks for i in by_pts for k, f in enumerate(i.faces)}
+    for (file, k), p in list(pts.items())[:5]:
+        rows = frame[frame["file"] == file]
+        assert np.allclose(p, rows[POINT_COLS].to_numpy(float)[k].reshape(68, 2), atol=1e-3)
+    coco = json.loads((out / "coco.json").read_text())
+    vis = np.array([a["keypoints"] for a in coco["annotations"]]).reshape(-1, 68, 3)[:, :, 2]
+    occluded = frame["occluded"].to_numpy()  # points under an occluder; those inside the scene: visibility 1
+    assert ((vis == 1).sum(1) <= occluded).all() and ((vis == 1).sum() > 0) == (occluded.sum() > 0)
+    assert [a["iscrowd"] for a in coco["annotations"]] == frame["truncated"].tolist()
+    scenes_ds = FaceLandmarks(out, split="all")
+    assert len(scenes_ds) == summary["scenes"]
+    sample = scenes_ds[0]
+    n0 = len(first)
+    assert sample["box"].shape == (n0, 4) and sample["landmarks"].shape == (n0, 68, 2)
+    assert np.allclose(sample["landmarks"].numpy(), first[POINT_COLS].to_numpy(float).reshape(n0, 68, 2), atol=1e-3)
+    assert sample["ignore"].tolist() == [bool(t) for t in first["truncated"]]
+    grid = preview(out, tmp_path / "p.png", n=4)
+    from synthface.imaging import read_rgb
+
+    assert read_rgb(grid).shape[1] < 4 * cfg.image_size + 64  # one tile a scene, not a tile a face
+
+
+def test_scenes_write_only_the_formats_asked(tmp_path):
+    from synthface.sampling import ReplaySampler
+    from synthface.scenes import SceneConfig, make_scenes
+
+    cfg = SceneConfig(faces_per_image=(2, 2), face_size=(40, 60), image_size=160)
+    make_scenes(tmp_path / "s", 4, cfg, ReplaySampler(FACES, 64), workers=0, progress=False, formats="coco")
+    written = sorted(p.name for p in (tmp_path / "s").iterdir() if not p.name.startswith("."))
+    assert written == ["README.md", "coco.json", "dataset.json", "images", "labels.csv"]
+    card = json.loads((tmp_path / "s" / "dataset.json").read_text())
+    assert card["files"]["formats"] == ["coco", "csv"]
+
+
 def test_scenes_are_the_same_whatever_the_workers_and_after_a_resume(scenes, tmp_path):
     from synthface.sampling import ReplaySampler
     from synthface.scenes import make_scenes
@@ -111,7 +169,7 @@ def test_average_precision_known_cases():
 
 def test_the_300w_photo_reader_groups_name_k_files(tmp_path):
     from synthface.detector import load_boxes
-    from synthface.landmarks import read_pts
+    from synthface.readers import read_pts
 
     src = sorted(FACES_300W.glob("*.pts"))[:3]
     for name, pts in (("photo_1.pts", src[0]), ("photo_2.pts", src[1]), ("other_1.pts", src[2])):
@@ -145,3 +203,23 @@ def test_detector_train_and_eval_from_the_cli(scenes, tmp_path):
     assert r.returncode == 1 and r.stderr.strip().startswith("synthface: error: detector not found")
     r = run_cli("make-dataset", "--scenes", "-n", "5", "--out", tmp_path / "x", "--faces-per-image", "3:1")
     assert r.returncode == 1 and "--faces-per-image must be MIN:MAX with 1 <= MIN <= MAX" in r.stderr
+
+
+def test_both_dlib_trainers_take_any_dataset_path(scenes, tmp_path):
+    """A dataset under a folder named with ' & < " and spaces trains dlib's detector and
+    shape predictor: every imglab attribute is escaped (dlib's XML reader sees the path)."""
+    from synthface.detector import DetectorOptions, train_detector
+    from synthface.landmarks import TrainOptions, train_landmarks
+
+    out, _, summary = scenes
+    odd = tmp_path / "we're & <faces> \"here\"" / "scenes 1"
+    shutil.copytree(out, odd)
+    s = train_detector(odd, tmp_path / "det.svm", DetectorOptions(window=32, num_threads=1), progress=False)
+    assert s["images"] == summary["scenes"] and s["faces"] > 0
+    s = train_landmarks(odd, tmp_path / "lm.dat", TrainOptions(cascade_depth=2, num_trees_per_cascade_level=10,
+                                                                 oversampling_amount=1, num_threads=1), progress=False)
+    assert s["faces"] == summary["faces"] - int(pd.read_csv(out / "labels.csv")["truncated"].sum())
+    s = train_landmarks(odd / "dlib.xml", tmp_path / "lm2.dat",
+                        TrainOptions(cascade_depth=2, num_trees_per_cascade_level=10, oversampling_amount=1,
+                                     num_threads=1), progress=False)
+    assert s["faces"] > 0

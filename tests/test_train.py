@@ -91,7 +91,7 @@ def test_kill_9_then_the_same_command_resumes(tmp_path, faces_dir):
     import time
 
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "cli.main", "train", "--data", str(faces_dir), "--out", str(run),
+    args = [sys.executable, "-m", "synthface", "train", "--data", str(faces_dir), "--out", str(run),
             "--config", "tiny", "--max-epochs", "6", "--no-progress", "data.cache_dir=",
             "train.batches_per_epoch=40"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -138,7 +138,7 @@ def test_run_folder_errors(tmp_path, faces_dir, tiny_cfg):
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "synthface", *args], capture_output=True, text=True, cwd=cwd)
 
 
 def test_cli_help_has_examples():

@@ -25,13 +25,13 @@ python3 -c "from synthface.data import load_faces as f; import sys; [f(sys.argv[
 common=(--no-progress --max-epochs 100000 train.channels_last=true "train.max_minutes=$MIN"
         train.sample_every=20 train.save_every=20 data.cache_dir=/tmp/sfcache)
 aug=(train.diffaugment=color,translation train.ema_halflife_kimg=10)
-python3 -m cli.main train --data "$DATA" --out runs/gpu/plain64 --batch-size 128 "${common[@]}" > runs/gpu/plain64.log 2>&1 &
-python3 -m cli.main train --data "$DATA" --out runs/gpu/aug64 --batch-size 128 "${common[@]}" "${aug[@]}" > runs/gpu/aug64.log 2>&1 &
-python3 -m cli.main train --data "$DATA" --out runs/gpu/cut64 --batch-size 128 "${common[@]}" \
+python3 -m synthface train --data "$DATA" --out runs/gpu/plain64 --batch-size 128 "${common[@]}" > runs/gpu/plain64.log 2>&1 &
+python3 -m synthface train --data "$DATA" --out runs/gpu/aug64 --batch-size 128 "${common[@]}" "${aug[@]}" > runs/gpu/aug64.log 2>&1 &
+python3 -m synthface train --data "$DATA" --out runs/gpu/cut64 --batch-size 128 "${common[@]}" \
     train.diffaugment=color,translation,cutout train.ema_halflife_kimg=10 > runs/gpu/cut64.log 2>&1 &
-python3 -m cli.main train --data "$DATA" --out runs/gpu/hinge64 --batch-size 128 "${common[@]}" "${aug[@]}" \
+python3 -m synthface train --data "$DATA" --out runs/gpu/hinge64 --batch-size 128 "${common[@]}" "${aug[@]}" \
     train.loss=hinge model.spectral_norm=true train.lr_d=0.0004 train.lr_g=0.0001 > runs/gpu/hinge64.log 2>&1 &
-python3 -m cli.main train --data "$DATA" --out runs/gpu/aug128 --config dcgan128 "${common[@]}" > runs/gpu/aug128.log 2>&1 &
+python3 -m synthface train --data "$DATA" --out runs/gpu/aug128 --config dcgan128 "${common[@]}" > runs/gpu/aug128.log 2>&1 &
 wait
 tail -n 3 runs/gpu/*.log
 python3 - "$OUT" <<'PY'

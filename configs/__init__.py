@@ -1,0 +1,1 @@
+"""The YAML presets of `synthface train --config NAME` (package data; see config.py)."""

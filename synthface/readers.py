@@ -1,0 +1,207 @@
+"""One reader for every kind of labelled input, yielding the label model (labels.py):
+`read_labelled(path)` -> [LabelledImage], each with its faces.
+
+The forms, told apart by what `path` is:
+- a synthface dataset folder (faces or scenes): its labels.csv, a row per face, rows of
+  one image grouped (`split`: "train", "val" or "all");
+- an imglab XML file (dlib.xml of a dataset, or any), or a folder holding dlib.xml;
+- a COCO json file (boxes, `iscrowd` faces ignored; 68 keypoints when present);
+- a folder of images with 300-W points beside them, searched recursively: NAME.pts for
+  a face crop (300-W's own layout, and a synthface dataset's images/), NAME_1.pts,
+  NAME_2.pts ... for the faces of a whole photo (HELEN's). These faces have no box
+  (`Face.box` None): a landmark trainer gives them the detector's, a detector trainer
+  their points' extent. Images with no point file are images without faces.
+
+Image paths come back joined to the folder they are relative to. Every malformed value
+(a box that is not four finite numbers, a point that is not a number) is one line that
+names the file and where in it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from pathlib import Path
+from xml.sax.saxutils import unescape
+
+import numpy as np
+
+from synthface.errors import SynthfaceError
+from synthface.imagefiles import IMAGE_EXTS
+from synthface.labels import BOX_COLS, Face, LabelledImage
+from synthface.scheme68 import N_POINTS, POINT_COLS, parse_pts
+
+SPLITS = ("train", "val", "all")
+
+
+def read_pts(path, origin: int = 1) -> np.ndarray:
+    """A 300-W .pts file -> (68, 2) points, 0-based (`origin`: the file's first pixel)."""
+    path = Path(path)
+    try:
+        return parse_pts(path.read_text(errors="replace"), origin)
+    except ValueError as exc:
+        raise SynthfaceError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise SynthfaceError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def read_labelled(path, split: str = "all", pts_origin: int = 1) -> list[LabelledImage]:
+    """Every labelled image of `path` (see the module docstring for the forms)."""
+    path = Path(path).expanduser()
+    if split not in SPLITS:
+        raise SynthfaceError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if not path.exists():
+        raise SynthfaceError(f"not found: {path}")
+    if split != "all" and not (path / "labels.csv").is_file():
+        raise SynthfaceError(f"--split {split} needs a synthface dataset folder (with labels.csv): {path}")
+    if path.is_file():
+        return read_coco(path) if path.suffix.lower() == ".json" else read_imglab(path)
+    if (path / "labels.csv").is_file():
+        return read_dataset(path, split)
+    if (path / "dlib.xml").is_file():
+        return read_imglab(path / "dlib.xml")
+    return read_pts_folder(path, pts_origin)
+
+
+def read_labels(root, split: str = "all"):
+    """labels.csv of a synthface dataset as a pandas DataFrame, rows of one split
+    ("train", "val") or all of them."""
+    import pandas as pd
+
+    root = Path(root).expanduser()
+    if split not in SPLITS:
+        raise SynthfaceError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    path = root / "labels.csv"
+    if not path.is_file():
+        raise SynthfaceError(f"{root} is not a synthface dataset (no labels.csv)")
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SynthfaceError(f"{path}: not a readable labels.csv ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in ["file", *BOX_COLS] if c not in frame]
+    if missing:
+        raise SynthfaceError(f"{path} lacks the column(s) {', '.join(missing)}: not a synthface labels file")
+    if split != "all":
+        if "split" not in frame:
+            raise SynthfaceError(f"{path} has no split column (made by an older synthface); "
+                                 "run the same make-dataset command with --resume to write it again")
+        frame = frame[frame["split"] == split].reset_index(drop=True)
+    return frame
+
+
+def _finite_rows(frame, cols, path: Path, what: str) -> np.ndarray:
+    import pandas as pd
+
+    values = frame[cols].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(values).all(1)
+    if bad.any():
+        line = int(frame.index[bad.argmax()]) + 2
+        raise SynthfaceError(f"{path}, line {line}: a {what} that is not a number")
+    return values
+
+
+def read_dataset(root: Path, split: str = "all") -> list[LabelledImage]:
+    """A synthface dataset folder (faces or scenes) through its labels.csv."""
+    frame = read_labels(root, split)
+    path = root / "labels.csv"
+    boxes = _finite_rows(frame, BOX_COLS, path, "box value")
+    points = (_finite_rows(frame, POINT_COLS, path, "landmark").reshape(-1, N_POINTS, 2)
+              if set(POINT_COLS) <= set(frame.columns) else None)
+    skip = {"file", "split", *BOX_COLS, "score", *POINT_COLS}
+    extra = [c for c in frame.columns if c not in skip]
+    scores = frame["score"].tolist() if "score" in frame else [None] * len(frame)
+    splits = frame["split"].tolist() if "split" in frame else [""] * len(frame)
+    columns = {c: frame[c].tolist() for c in extra}
+    # a scene's rows share its `scene`; a face image's row is the image (its seed and index)
+    image_cols = ["scene"] if "scene" in columns else [c for c in ("seed", "index") if c in columns]
+    images: dict[str, LabelledImage] = {}
+    for i, file in enumerate(frame["file"].tolist()):
+        attrs = {c: v[i] for c, v in columns.items()}
+        image = images.get(file)
+        if image is None:
+            image = images[file] = LabelledImage(str(root / file), split=splits[i],
+                                                 attributes={c: attrs[c] for c in image_cols})
+        image.faces.append(Face(tuple(float(v) for v in boxes[i]), scores[i],
+                                None if points is None else points[i], ignore=bool(attrs.get("truncated", 0)),
+                                attributes=attrs))
+    return list(images.values())
+
+
+def read_imglab(xml: Path) -> list[LabelledImage]:
+    """An imglab XML file, through dlib's own reader; 68 parts are the landmarks."""
+    from synthface.annotate import load_imglab
+
+    meta = load_imglab(xml)
+    out = []
+    for img in meta.images:
+        faces = []
+        for b in img.boxes:
+            parts = b.parts
+            pts = (np.array([(parts[f"{i:02d}"].x, parts[f"{i:02d}"].y) for i in range(N_POINTS)], float)
+                   if len(parts) == N_POINTS and all(f"{i:02d}" in parts for i in range(N_POINTS)) else None)
+            r = b.rect
+            faces.append(Face((r.left(), r.top(), r.width(), r.height()), None, pts, ignore=bool(b.ignore),
+                              attributes={"parts": len(parts)}))
+        # dlib hands back attribute text undecoded: &amp; and the like, as XML writers escape them
+        name = unescape(img.filename, {"&quot;": '"', "&apos;": "'"})
+        out.append(LabelledImage(str(xml.parent / name), faces=faces))
+    return out
+
+
+def read_coco(path: Path) -> list[LabelledImage]:
+    """A COCO json file: boxes (iscrowd ones ignored), 68 keypoints when present."""
+    try:
+        data = json.loads(path.read_text())
+        images = {im["id"]: LabelledImage(str(path.parent / im["file_name"]), int(im.get("width") or 0),
+                                          int(im.get("height") or 0), str(im.get("split", "")))
+                  for im in data["images"]}
+        anns = data["annotations"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise SynthfaceError(f"{path}: not a COCO json file ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    for a in anns:
+        where = f"{path}: annotation {a.get('id', '?') if isinstance(a, dict) else '?'}"
+        try:
+            box = tuple(float(v) for v in a["bbox"])
+            image = images[a["image_id"]]
+        except (KeyError, TypeError, ValueError):
+            raise SynthfaceError(f"{where}: no bbox of four numbers, or an unknown image_id") from None
+        if len(box) != 4 or not all(math.isfinite(v) for v in box) or box[2] < 0 or box[3] < 0:
+            raise SynthfaceError(f"{where}: its bbox {a['bbox']} is not x, y, w, h (four finite numbers, w, h >= 0)")
+        pts = vis = None
+        kp = a.get("keypoints")
+        if isinstance(kp, list) and len(kp) == 3 * N_POINTS:
+            arr = np.asarray(kp, float).reshape(N_POINTS, 3)
+            pts, vis = arr[:, :2], arr[:, 2].astype(int)
+        image.faces.append(Face(box, a.get("score"), pts, vis, ignore=bool(a.get("iscrowd")),
+                                attributes=dict(a.get("attributes") or {})))
+    return list(images.values())
+
+
+def _face_number(pts: Path, photo: Path) -> int | None:
+    """K of PHOTO_K.pts (None when the name is not of that form)."""
+    m = re.fullmatch(re.escape(photo.stem) + r"_(\d+)", pts.stem)
+    return int(m.group(1)) if m else None
+
+
+def read_pts_folder(folder: Path, pts_origin: int = 1) -> list[LabelledImage]:
+    """Images with NAME.pts (one face) or NAME_1.pts, NAME_2.pts ... beside them."""
+    photos = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    if not photos:
+        raise SynthfaceError(f"{folder}: no labels.csv or dlib.xml, and no images with .pts files")
+    by_stem = defaultdict(list)
+    for pts in folder.rglob("*.pts"):
+        by_stem[(pts.parent, pts.stem.rsplit("_", 1)[0])].append(pts)
+    out = []
+    for photo in photos:
+        own = photo.with_suffix(".pts")
+        if own.is_file():
+            files = [own]
+        else:
+            numbered = [(k, p) for p in by_stem.get((photo.parent, photo.stem), [])
+                        if (k := _face_number(p, photo)) is not None]
+            files = [p for _, p in sorted(numbered)]
+        faces = [Face(None, None, read_pts(p, pts_origin), attributes={"pts": p.name}) for p in files]
+        out.append(LabelledImage(str(photo), faces=faces))
+    return out

@@ -1,0 +1,103 @@
+"""The package's import graph (imports inside functions count): no circles, every
+import goes down the tiers below, and the leaves import nothing of synthface's. A new
+module must be placed in a tier here. Also what `pip install .` puts where."""
+
+import ast
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "synthface"
+
+# Lowest first. A module may import from its own tier or any tier before it.
+TIERS = [
+    ["errors", "scheme68", "geometry", "pose"],  # leaves: constants and pure functions
+    ["files", "labels", "augment", "networks"],
+    ["imaging", "imagefiles", "journal", "weights", "workers", "config", "annotate",
+     "formats.base", "formats.table", "formats.parquet", "formats.hf", "formats.imglab", "formats.pts",
+     "formats.coco", "formats.yolo"],
+    ["steering", "readers", "transforms", "card", "data", "gan"],
+    ["sampling", "export"],
+    ["make", "evaluate", "directions", "landmarks", "detector", "preview", "torchdata", "align"],
+    ["merge", "scenes", "train"],
+]
+LEAVES = TIERS[0][1:]  # errors aside: the 68-point scheme, geometry and pose import nothing of ours
+
+
+def import_graph() -> dict:
+    mods = {p.relative_to(PACKAGE).with_suffix("").as_posix().replace("/", "."): p for p in PACKAGE.rglob("*.py")}
+    mods = {m: p for m, p in mods.items() if not m.endswith("__init__") and m != "__main__"}
+    packages = {m.rsplit(".", 1)[0] for m in mods if "." in m}
+    edges = {m: set() for m in mods}
+    for m, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                if not name.startswith("synthface."):
+                    continue
+                target = name[len("synthface."):]
+                if target in packages:  # `from synthface.formats import X`: the package's modules
+                    edges[m] |= {t for t in mods if t.startswith(target + ".") and t != m}
+                elif target in mods and target != m:
+                    edges[m].add(target)
+    return edges
+
+
+def test_imports_go_down_the_tiers_and_form_no_circle():
+    edges = import_graph()
+    tier = {m: i for i, names in enumerate(TIERS) for m in names}
+    assert sorted(edges) == sorted(tier), "place every module in a tier (and only modules that exist)"
+    upward = [f"{a} -> {b}" for a, bs in edges.items() for b in bs if tier[b] > tier[a]]
+    assert upward == []
+    for leaf in LEAVES:
+        assert edges[leaf] == set(), f"{leaf} is a leaf: it imports {edges[leaf]}"
+    seen, done = set(), set()
+
+    def visit(m, path):
+        assert m not in seen or m in done, f"import circle: {' -> '.join(path + [m])}"
+        if m in done:
+            return
+        seen.add(m)
+        for t in sorted(edges[m]):
+            visit(t, path + [m])
+        done.add(m)
+
+    for m in sorted(edges):
+        visit(m, [])
+
+
+def test_a_label_format_is_written_and_read_in_one_place():
+    """What writes or reads each format stands in one module: its writer, or the reader."""
+    places = {"self.w.writerows(": "formats/table.py", "ParquetWriter(self.f": "formats/parquet.py",
+              '"objects"': "formats/hf.py", "<image file=": "formats/imglab.py", "pts_text(face": "formats/pts.py",
+              '"annotations": [': "formats/coco.py", "kpt_shape": "formats/yolo.py",
+              "read_csv(": "readers.py", 'data["annotations"]': "readers.py", "load_image_dataset_metadata": "annotate.py",
+              "def parse_pts": "scheme68.py", "def iou": "geometry.py", "IMAGE_EXTS = ": "imagefiles.py"}
+    for needle, home in places.items():
+        found = [p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py") if needle in p.read_text()]
+        assert found == [home], f"{needle!r} stands in {found}"
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_the_cli_and_every_preset_inside_the_package(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                          "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    wheel = next(tmp_path.glob("synthface-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    presets = sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
+    assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("synthface/configs/") and n.endswith(".yaml")) \
+        == presets and len(presets) >= 4
+    assert "synthface/cli/main.py" in names and "synthface/formats/coco.py" in names
+    assert "synthface/models/default64.safetensors" in names
+    assert not [n for n in names if n.startswith("cli/") or n.startswith("configs/")]
+    entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "synthface = synthface.cli.main:main" in entry
