@@ -2,6 +2,7 @@
 
     python bench/bench_pose.py                    # n=2000 (MMOD rows: n=300)
     python bench/bench_pose.py -n 500 --mmod-n 100
+    python bench/bench_pose.py --checkpoint G.safetensors --training-faces ALIGNED/ --out pose_g.json
 
 Rows: the bundled generator's default dataset, --yaw at the edge of its reach, --pose-mix,
 each with dlib's HOG detector and with its MMOD CNN detector; and the real faces of
@@ -61,20 +62,20 @@ def real_rows() -> dict:
             pts.append(read_pts(p))
             sizes.append(cv2.imread(str(p.with_suffix(".jpg"))).shape[1])
         out[f"real 300w-dev/{name}"] = spread(np.stack(pts), sizes)
-    out["real utkface-crop (training data, 64 px)"] = training_faces_row()
     return out
 
 
-def training_faces_row(count: int = 1500) -> dict:
-    """1,500 of the generator's training faces (utkface-crop) at 64 px, labelled by dlib
-    as make-dataset labels generated ones."""
+def training_faces_row(folder: Path, count: int = 1500) -> dict:
+    """1,500 of a generator's training faces at 64 px, labelled by dlib as make-dataset
+    labels generated ones."""
     import random
 
     import cv2
 
     from synthface.annotate import Annotator
+    from synthface.imagefiles import IMAGE_EXTS
 
-    files = sorted((ROOT.parent / "shared" / "data" / "utkface-crop").rglob("*.jpg"))
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTS)
     files = random.Random(0).sample(files, min(count, len(files)))
     annotator = Annotator(AnnotateConfig())
     points = []
@@ -88,12 +89,14 @@ def training_faces_row(count: int = 1500) -> dict:
     return row
 
 
-def synthetic_row(n: int, targets, detector: str, workers: int) -> dict:
+def synthetic_row(n: int, targets, detector: str, workers: int, checkpoint=None) -> dict:
     import pandas as pd
 
-    sampler = open_sampler(device="cpu", targets=targets)
+    sampler = open_sampler(checkpoint, device="cpu", targets=targets)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = MakeConfig(n=n, workers=workers, formats=("csv",), annotate=AnnotateConfig(detector=detector))
+        # the generator's own faces: no dataset-time augmentation
+        cfg = MakeConfig(n=n, workers=workers, formats=("csv",), annotate=AnnotateConfig(detector=detector),
+                         augment=None)
         t0 = time.perf_counter()
         summary = make_dataset(Path(tmp) / "d", cfg, sampler, progress=False)
         seconds = time.perf_counter() - t0
@@ -101,12 +104,16 @@ def synthetic_row(n: int, targets, detector: str, workers: int) -> dict:
     points = frame[POINT_COLS].to_numpy().reshape(-1, 68, 2)
     row = spread(points, [64] * len(points))
     row.update(kept=summary["faces"] / summary["candidates"], faces_per_s=n / seconds)
+    if "steering" in summary and "yaw" in summary["steering"]["by_target"]:
+        # candidates kept per 10-degree bin of their yaw target: which poses the detector lets through
+        row["kept_by_yaw_target"] = {b: c.get("kept", 0) / max(sum(c.values()), 1)
+                                     for b, c in summary["steering"]["by_target"]["yaw"].items()}
     return row
 
 
-def stage_costs(targets) -> dict:
+def stage_costs(targets, checkpoint=None) -> dict:
     """Seconds per face of the stages pose steering adds."""
-    sampler = open_sampler(device="cpu", targets=targets)
+    sampler = open_sampler(checkpoint, device="cpu", targets=targets)
     seeds = [candidate_seed(0, j) for j in range(2048)]
     z = noise(seeds, sampler.z_dim)
     t0 = time.perf_counter()
@@ -127,18 +134,25 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=2000)
     ap.add_argument("--mmod-n", type=int, default=300)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--checkpoint", help="the generator (default: the bundled one)")
+    ap.add_argument("--training-faces", default=str(ROOT.parent / "shared" / "data" / "utkface-crop"),
+                    help="the generator's training faces, for their row")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "pose.json"))
     args = ap.parse_args()
-    _, summary = load_directions(DEFAULT_CHECKPOINT)
+    checkpoint = args.checkpoint or DEFAULT_CHECKPOINT
+    _, summary = load_directions(checkpoint)
     lo, hi = reach(summary, "yaw")
     edge = f"{np.ceil(lo * 10) / 10:g}:{np.floor(hi * 10) / 10:g}"
     setups = {"default": [], f"--yaw={edge}": [parse_range(edge, "yaw")], "--pose-mix": pose_mix_targets()}
     rows = real_rows()
+    rows[f"real {Path(args.training_faces).name} (training data, 64 px)"] = training_faces_row(args.training_faces)
     for name, targets in setups.items():
         for detector, n in (("hog", args.n), ("mmod", args.mmod_n)):
             print(f"{name} {detector} n={n} ...", file=sys.stderr, flush=True)
-            rows[f"{name} ({detector})"] = synthetic_row(n, targets, detector, args.workers)
-    result = {"rows": rows, "costs": stage_costs(pose_mix_targets()), "yaw_reach": [lo, hi]}
-    out = ROOT / "bench" / "results" / "pose.json"
+            rows[f"{name} ({detector})"] = synthetic_row(n, targets, detector, args.workers, args.checkpoint)
+    result = {"checkpoint": str(checkpoint), "rows": rows, "costs": stage_costs(pose_mix_targets(), args.checkpoint),
+              "yaw_reach": [lo, hi]}
+    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=float) + "\n")
     print("| faces | n | yaw std | yaw > 20 | pitch std | pitch > 20 | proxy std | proxy > 0.15 | mouth p90 "
@@ -153,6 +167,10 @@ def main() -> None:
     c = result["costs"]
     print(f"\nper face: pose labels {c['pose_labels_ms']:.3f} ms, steering move {c['steering_move_ms']:.3f} ms; "
           f"yaw reach {lo:.1f} .. {hi:.1f} degrees")
+    for name, r in rows.items():
+        if "kept_by_yaw_target" in r:
+            bins = ", ".join(f"{b}: {v:.0%}" for b, v in r["kept_by_yaw_target"].items())
+            print(f"kept per yaw-target bin, {name}: {bins}")
 
 
 if __name__ == "__main__":

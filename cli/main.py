@@ -335,10 +335,13 @@ def _add_directions(sub) -> None:
                                    "and eye opening (ridge regression, as InterFaceGAN's boundaries), calibrate "
                                    "each (distance -> degrees or ratio, and the share dlib keeps), and save them "
                                    "beside the generator (NAME.directions.safetensors + .json).",
-                       epilog="examples:\n  synthface directions\n"
-                              "  synthface directions --checkpoint runs/x/generator.safetensors -n 10000",
+                       epilog="examples:\n  synthface directions --checkpoint runs/x/generator.safetensors -n 10000\n"
+                              "  synthface directions -o mine/default64.safetensors   # the bundled generator, anew",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", help="generator weights (default: the bundled generator)")
+    p.add_argument("-o", "--output", metavar="NEW.safetensors",
+                   help="copy the generator here and write the directions beside the copy (needed for the bundled "
+                        "generator, whose directions ship with synthface)")
     p.add_argument("-n", type=int, default=5000, help="faces to fit on (default 5000)")
     p.add_argument("--calibration-faces", type=int, default=200,
                    help="faces per attribute and distance for the calibration (default 200)")
@@ -355,8 +358,8 @@ def _run_directions(args) -> int:
     from synthface.sampling import default_checkpoint
     checkpoint = args.checkpoint or default_checkpoint()
     s = fit_directions(checkpoint, args.n, args.seed, args.calibration_faces, args.workers, args.upsample,
-                       args.device, not args.no_progress)
-    print(f"{s['kept']} of {s['n']} faces labelled; directions in {directions_path(checkpoint)}")
+                       args.device, not args.no_progress, args.output)
+    print(f"{s['kept']} of {s['n']} faces labelled; directions in {directions_path(args.output or checkpoint)}")
     for name, a in s["attributes"].items():
         cal = a["calibration"]
         reach = ", ".join(f"{d:+g}: {v if v is None else round(v, 3)} ({k:.0%} kept)"
@@ -423,9 +426,10 @@ def _run_detector_train(args) -> int:
 
 def _run_detector_eval(args) -> int:
     from synthface.detector import evaluate_detector, plot_pr
-    from synthface.files import check_writable_file, write_atomic
+    from synthface.files import check_outputs, check_writable_file, write_atomic
     from synthface.imaging import check_image_path
 
+    check_outputs({"-o": args.output, "--pr": args.pr}, [args.data, None if args.model == "dlib" else args.model])
     if args.output:
         check_writable_file(args.output, "-o")
     if args.pr:
@@ -554,10 +558,11 @@ def _run_landmarks_train(args) -> int:
 def _run_landmarks_eval(args) -> int:
     import json
 
-    from synthface.files import check_writable_file, write_atomic
+    from synthface.files import check_outputs, check_writable_file, write_atomic
     from synthface.imaging import check_image_path
     from synthface.landmarks import evaluate_landmarks, format_nme, plot_ced
 
+    check_outputs({"-o": args.output, "--ced": args.ced}, [args.data, None if args.model == "dlib68" else args.model])
     if args.output:
         check_writable_file(args.output, "-o")
     if args.ced:

@@ -59,8 +59,14 @@ class DetectorOptions:
     num_threads: int = 0  # 0: all cores
 
     def validate(self) -> None:
-        if not self.C > 0:
-            raise SynthfaceError(f"--C must be above 0, got {self.C}")
+        import math
+
+        if not (self.C > 0 and math.isfinite(self.C)):  # NaN fails too
+            raise SynthfaceError(f"--C must be a number above 0, got {self.C}")
+        if not 0 <= self.max_runtime < 1e9:
+            raise SynthfaceError(f"--max-runtime must be seconds from 0 (none) up, got {self.max_runtime}")
+        if not 0 <= self.num_threads <= 1024:
+            raise SynthfaceError(f"--threads must be from 0 (all cores) to 1024, got {self.num_threads}")
         if not 0 < self.epsilon < 1:
             raise SynthfaceError(f"--epsilon must be in (0, 1), got {self.epsilon}")
         if not 16 <= self.window <= 256:
@@ -73,11 +79,13 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
     import cv2
     import dlib
 
-    from synthface.files import check_writable_file
+    from synthface.files import check_outputs, check_writable_file
+    from synthface.workers import run_in_child
 
     options = options or DetectorOptions()
     options.validate()
     output = check_writable_file(output, "-o")
+    check_outputs({"-o": output, "its summary": output.with_suffix(".json")}, [dataset])
     images = load_boxes(dataset)
     scale = 2 ** options.upsample
     entries = []  # (image, [[x, y, w, h, ignored]])
@@ -127,7 +135,8 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
         for attempt in range(MAX_RETRIES + 1):
             _write_training_xml(entries, xml)
             try:
-                dlib.train_simple_object_detector(str(xml), str(tmp_model), opts)
+                # in a child process: Ctrl-C stops it at once (dlib's C++ loop ignores signals)
+                run_in_child(_train_hog, str(xml), str(tmp_model), _hog_options(opts))
                 break
             except RuntimeError as exc:
                 listed = {line.strip() for line in str(exc).splitlines() if line.strip().startswith("/")}
@@ -155,6 +164,21 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
 
 
 MAX_RETRIES = 200
+_HOG_KEYS = ("C", "epsilon", "detection_window_size", "add_left_right_image_flips", "num_threads", "be_verbose",
+             "max_runtime_seconds")
+
+
+def _hog_options(opts) -> dict:
+    return {k: getattr(opts, k) for k in _HOG_KEYS}
+
+
+def _train_hog(xml: str, model: str, options: dict) -> None:
+    import dlib
+
+    opts = dlib.simple_object_detector_training_options()
+    for k, v in options.items():
+        setattr(opts, k, v)
+    dlib.train_simple_object_detector(xml, model, opts)
 
 
 def _write_training_xml(entries, xml: Path) -> None:

@@ -79,9 +79,11 @@ def fit_direction(z: np.ndarray, y: np.ndarray, alpha: float = RIDGE_ALPHA) -> t
 
 def fit_directions(checkpoint, n: int = 5000, seed: int = 0, calibration_faces: int = 200,
                    workers: int | None = None, upsample: int = 1, device: str = "auto",
-                   progress: bool = True) -> dict:
+                   progress: bool = True, output=None) -> dict:
     """Sample n faces, fit a direction per attribute, calibrate it, save both files
-    beside the generator; returns the summary (what the JSON file holds)."""
+    beside the generator (or beside `output`, a copy of the generator made there);
+    returns the summary (what the JSON file holds). The bundled generator's directions
+    ship with the package and are never replaced: for it, `output` is required."""
     from tqdm.auto import tqdm
 
     from synthface.annotate import check_upsample
@@ -96,8 +98,19 @@ def fit_directions(checkpoint, n: int = 5000, seed: int = 0, calibration_faces: 
     if not 10 <= calibration_faces <= 100_000:
         raise SynthfaceError(f"--calibration-faces must be from 10 to 100000, got {calibration_faces}")
     workers = check_workers(os.cpu_count() or 1 if workers is None else workers)
+    package = Path(__file__).resolve().parent
+    if output is None and package in Path(checkpoint).resolve().parents:
+        raise SynthfaceError(f"{checkpoint} ships inside synthface with its directions; to fit new ones give -o "
+                             "NEW.safetensors (the generator is copied there, its directions written beside it)")
+    if output is not None:
+        output = check_writable_file(output, "-o")
+        if output.suffix != ".safetensors" or package in output.resolve().parents:
+            raise SynthfaceError(f"-o must be a NAME.safetensors outside the installed package, got {output}")
+        from synthface.files import check_outputs
+
+        check_outputs({"-o": output}, [checkpoint])
     sampler = GeneratorSampler(checkpoint, device)
-    out = directions_path(sampler.checkpoint)
+    out = directions_path(output if output is not None else sampler.checkpoint)
     check_writable_file(out, "the directions file")
     z_dim = sampler.z_dim
 
@@ -131,6 +144,12 @@ def fit_directions(checkpoint, n: int = 5000, seed: int = 0, calibration_faces: 
                 table["kept"].append(round(len(found) / calibration_faces, 4))
             summary["attributes"][name] = {"r": round(r, 4), "mean": round(float(y.mean()), 4),
                                            "std": round(float(y.std()), 4), "calibration": table}
+    if output is not None:  # the generator beside its new directions
+        import shutil
+
+        for suffix in (".safetensors", ".json"):
+            shutil.copyfile(Path(checkpoint).with_suffix(suffix), Path(str(output) + ".tmp"))
+            os.replace(Path(str(output) + ".tmp"), output.with_suffix(suffix))
     _save(out, np.stack(vectors).astype(np.float32), summary)
     return summary
 

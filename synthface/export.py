@@ -45,7 +45,10 @@ def write_exports(out: Path, cfg, identity: dict, command: str = "") -> dict:
     counts = {"faces": 0, "candidates": 0, "rejected": Counter(), "splits": Counter()}
 
     def images():
-        for rec in iter_records(out / STATE_DIR / "journal.csv"):
+        from synthface.sampling import candidate_seed
+
+        for rec in iter_records(out / STATE_DIR / "journal.csv", lambda j: candidate_seed(cfg.seed, j),
+                                contiguous=cfg.num_shards == 1):
             if counts["faces"] == cfg.target:
                 return
             counts["candidates"] += 1

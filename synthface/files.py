@@ -111,3 +111,25 @@ def check_writable_file(path, what: str) -> Path:
     if not os.access(parent, os.W_OK):
         raise SynthfaceError(f"{what} {path}: cannot write in {parent} (permission denied)")
     return path
+
+
+def check_outputs(outputs: dict, inputs) -> None:
+    """Before any work: no output replaces an input or another output of the same run.
+    `outputs` maps a name for the message ("-o", "its summary") to a path; `inputs` are
+    files or folders read. An output is refused when it is an input file, an existing
+    file inside an input folder (a dataset's labels.csv, say), or the same file as
+    another output."""
+    seen: dict = {}
+    for what, path in outputs.items():
+        if path is None:
+            continue
+        p = Path(path).expanduser().resolve()
+        if p in seen:
+            raise SynthfaceError(f"{what} and {seen[p]} are the same file ({path}); give another name")
+        seen[p] = what
+        for src in inputs:
+            if src is None:
+                continue
+            s = Path(src).expanduser().resolve()
+            if p == s or (s.is_dir() and p.exists() and s in p.parents):
+                raise SynthfaceError(f"{what} {path} would replace an input ({src}); write it elsewhere")

@@ -138,22 +138,52 @@ def cut_torn_tail(path) -> None:
             os.fsync(f.fileno())
 
 
-def iter_records(path) -> "iter[FaceRecord]":
-    """Every complete row of a journal, in order (a torn last row is dropped)."""
+def iter_records(path, seed_of=None, contiguous: bool = False) -> "iter[FaceRecord]":
+    """Every complete row of a journal, in order (a torn last row is dropped), checked:
+    indices increasing (`contiguous`: by one, an unsharded run's), known statuses, finite
+    numbers, kept faces named images/.. in order, and (`seed_of`: index -> the seed the
+    run draws for it) each row's seed its index's. A hand-edited or damaged journal is
+    one line naming the line, never a silently wrong dataset."""
     path = Path(path)
     data = _recover(path)
     if not data:
         return
-    reader = csv.DictReader(io.StringIO(data.decode()))
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise SynthfaceError(f"{path}, line {line}: not text; the journal is damaged") from None
+    reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames is None or reader.fieldnames[:len(BASE_COLS)] != BASE_COLS:
         raise SynthfaceError(f"{path} is not a synthface journal (its header is {reader.fieldnames})")
+    previous, kept = -1, 0
     for line, row in enumerate(reader, start=2):
+        def damaged(what):
+            return SynthfaceError(f"{path}, line {line}: {what}; the journal is damaged (restore it, or make the "
+                                  "dataset in a new --out)")
+
         if None in row or None in row.values():
-            raise SynthfaceError(f"{path}, line {line}: a row with {len(row)} fields; the journal is damaged")
+            raise damaged(f"a row with {len(row)} fields")
         try:
-            yield FaceRecord.from_row(row)
+            rec = FaceRecord.from_row(row)
         except (ValueError, KeyError):
-            raise SynthfaceError(f"{path}, line {line}: unreadable row; the journal is damaged") from None
+            raise damaged("unreadable row") from None
+        if rec.index <= previous or (contiguous and rec.index != previous + 1):
+            raise damaged(f"candidate {rec.index} follows candidate {previous}")
+        if rec.status not in ("", *REJECT_REASONS):
+            raise damaged(f"unknown status {rec.status!r}")
+        if seed_of is not None and rec.seed != seed_of(rec.index):
+            raise damaged(f"candidate {rec.index} has seed {rec.seed}, not the run's {seed_of(rec.index)}")
+        if rec.kept:
+            if rec.file != image_name(kept):
+                raise damaged(f"kept face {kept} is {rec.file!r}, not {image_name(kept)!r} (a row removed or "
+                              "added?)")
+            numbers = [*rec.box, rec.score] + ([] if rec.landmarks is None else list(rec.landmarks.reshape(-1)))
+            if not np.isfinite(np.asarray(numbers, float)).all():
+                raise damaged("a box, score or point that is not a finite number")
+            kept += 1
+        previous = rec.index
+        yield rec
 
 
 @dataclass
@@ -170,11 +200,11 @@ class Progress:
         return self.accepted + sum(self.rejected.values())
 
 
-def read_progress(path) -> Progress:
+def read_progress(path, seed_of=None, contiguous: bool = False) -> Progress:
     p = Progress()
     if not Path(path).is_file():
         return p
-    for rec in iter_records(path):
+    for rec in iter_records(path, seed_of, contiguous):
         p.rows += 1
         p.next_index = rec.index + 1
         if rec.kept:

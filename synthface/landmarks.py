@@ -182,6 +182,9 @@ def mix_face_sets(sets: list, weights=None, seed: int = 0) -> tuple[list, list]:
         whole, part = int(w), w - int(w)
         taken = list(faces) * whole
         extra = round(part * len(faces))
+        if whole == 0 and extra == 0:
+            raise SynthfaceError(f"--weight {w} takes no face of a set of {len(faces)} (weight x faces < 0.5); "
+                                 "raise it")
         taken += [faces[i] for i in sorted(rng.choice(len(faces), extra, replace=False))] if extra else []
         out += taken
         counts.append(len(taken))
@@ -192,11 +195,9 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
                     progress: bool = True, pts_origin: int = 1, split: str = "all", weights=None) -> dict:
     """Train a 68-point dlib shape predictor on a face set, or on several (`dataset` a
     list, each oversampled by its `weights` entry); returns a summary."""
-    import dlib
-
-    from synthface.files import check_writable_file
-
     from synthface.annotate import check_upsample
+    from synthface.files import check_outputs, check_writable_file
+    from synthface.workers import run_in_child
 
     options = options or TrainOptions()
     options.validate()
@@ -204,36 +205,44 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
     # checked before training, not after: a model that cannot be saved is lost work
     output = check_writable_file(output, "-o")
     datasets = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]
+    check_outputs({"-o": output, "its summary": output.with_suffix(".json")}, datasets)
     sets = []
     for d in datasets:
         faces = load_face_set(d, pts_origin, split)
         if not faces:
             raise SynthfaceError(f"{d}: no faces with landmarks")
-        sets.append(boxes_for_training(faces, upsample, progress))
-    faces, counts = mix_face_sets(sets, weights)
+        sets.append(faces)
+    mix_face_sets(sets, weights)  # the weights checked before the detector runs on every face
+    faces, counts = mix_face_sets([boxes_for_training(s, upsample, progress) for s in sets], weights)
     missing = [f.image for f in faces if not f.image.is_file()]
     if missing:
         raise SynthfaceError(f"{len(missing)} image(s) listed in {dataset} are missing, e.g. {missing[0]}")
-    opts = dlib.shape_predictor_training_options()
-    for key, value in asdict(options).items():
-        if key != "num_threads":
-            setattr(opts, key, value)
-    opts.num_threads = options.num_threads or os.cpu_count() or 1
-    opts.be_verbose = progress
+    opts = {k: v for k, v in asdict(options).items() if k != "num_threads"}
+    opts.update(num_threads=options.num_threads or os.cpu_count() or 1, be_verbose=progress)
     output.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         xml = Path(tmp) / "train.xml"
         _write_imglab(faces, xml)
         tmp_model = Path(tmp) / "model.dat"
-        dlib.train_shape_predictor(str(xml), str(tmp_model), opts)
+        # in a child process: Ctrl-C stops it at once (dlib's C++ loop ignores signals)
+        run_in_child(_train_shape_predictor, str(xml), str(tmp_model), opts)
         shutil.move(tmp_model, output.with_name(output.name + ".tmp"))
         os.replace(output.with_name(output.name + ".tmp"), output)
     summary = {"faces": len(faces), "sources": {str(d): c for d, c in zip(datasets, counts)},
                "seconds": round(time.perf_counter() - t0, 1), "model": str(output),
-               "options": {**asdict(options), "num_threads": opts.num_threads}}
+               "options": {**asdict(options), "num_threads": opts["num_threads"]}}
     output.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _train_shape_predictor(xml: str, model: str, options: dict) -> None:
+    import dlib
+
+    opts = dlib.shape_predictor_training_options()
+    for key, value in options.items():
+        setattr(opts, key, value)
+    dlib.train_shape_predictor(xml, model, opts)
 
 
 # -- evaluation --------------------------------------------------------------------------
@@ -284,6 +293,8 @@ def ced_curve(errors: np.ndarray, n_total: int, limit: float = FAIL_NME, steps: 
 
 
 def summarize_nme(errors: np.ndarray, n_total: int, missed: int) -> dict:
+    if n_total == 0:
+        raise SynthfaceError("no faces with landmarks to score")
     if len(errors) == 0:
         raise SynthfaceError("no face could be scored (the detector missed all of them; try --boxes truth)")
     ts, share = ced_curve(errors, len(errors))

@@ -34,7 +34,7 @@ from synthface.files import folder_lock, write_atomic
 from synthface.formats import ALL_FORMATS, parse_formats
 from synthface.journal import (DEFAULT_VAL_FRACTION, STATE_DIR, FaceRecord, Journal, check_identity, image_name,
                                prepare_folder, read_progress, truncate_after, write_options)
-from synthface.sampling import BLOCK, MAX_SEED, candidate_seeds, candidates, check_seed  # noqa: F401
+from synthface.sampling import BLOCK, MAX_SEED, candidate_seed, candidate_seeds, candidates, check_seed  # noqa: F401
 from synthface.workers import ChunkWorkers, check_workers
 
 log = logging.getLogger("synthface")
@@ -344,10 +344,11 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
             check_identity(out, identity)
             write_options(out, cfg.formats, cfg.val_fraction)
             journal = out / STATE_DIR / "journal.csv"
-            state = read_progress(journal)
+            checks = {"seed_of": lambda j: candidate_seed(cfg.seed, j), "contiguous": cfg.num_shards == 1}
+            state = read_progress(journal, **checks)
             if state.accepted > cfg.target:  # resumed with a smaller -n
                 truncate_after(journal, cfg.target)
-                state = read_progress(journal)
+                state = read_progress(journal, **checks)
             t_start = time.perf_counter()
             made, stats = _sample(out, cfg, sampler, spec, workers, state, progress)
             wall = time.perf_counter() - t_start

@@ -284,7 +284,14 @@ def _fit(out: Path, cfg: Config, data_path: str, ckpt, trainer, datamodule, prog
     for cb in trainer.callbacks:
         if isinstance(cb, TQDMProgressBar):
             cb._refresh_rate = max(1, math.ceil(len(datamodule.images) / 2000))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    # Lightning turns Ctrl-C into a message and sys.exit(1); synthface's is one line and 130
+    logging.getLogger("pytorch_lightning.trainer.call").setLevel(logging.WARNING)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    except SystemExit:
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
     return out / "generator.safetensors"
 
 

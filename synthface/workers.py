@@ -184,3 +184,43 @@ class ChunkWorkers:
             # drop the pool's and the counter's semaphores now, not at exit (where an
             # interrupted run would leave them to the resource tracker, which warns)
             self.pool = self.ready = None
+
+
+def _child(fn, args, conn) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends the child on Ctrl-C
+    try:
+        conn.send(("ok", fn(*args)))
+    except BaseException as exc:  # noqa: BLE001 - sent to the parent, raised there
+        conn.send(("error", f"{type(exc).__name__}: {exc}" if not isinstance(exc, RuntimeError) else str(exc)))
+    finally:
+        conn.close()
+
+
+def run_in_child(fn, *args, poll: float = 0.1):
+    """fn(*args) in a spawned process, so that Ctrl-C stops long C++ work (dlib's
+    trainers hold the GIL and never look at signals) within `poll` seconds: the child is
+    ended and KeyboardInterrupt raised here. An exception in the child comes back as a
+    RuntimeError with its message (what dlib raises, so callers parse it as before)."""
+    ctx = mp.get_context("spawn")
+    recv, send = ctx.Pipe(duplex=False)
+    with sigint_held():
+        proc = ctx.Process(target=_child, args=(fn, args, send), daemon=True)
+        proc.start()
+    send.close()
+    try:
+        while not recv.poll(poll):
+            if not proc.is_alive():
+                raise SynthfaceError(f"the worker process died (exit code {proc.exitcode}; out of memory?)")
+        kind, value = recv.recv()
+    except BaseException:
+        proc.terminate()
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+        raise
+    finally:
+        recv.close()
+    proc.join()
+    if kind == "error":
+        raise RuntimeError(value)
+    return value

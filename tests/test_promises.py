@@ -1,0 +1,149 @@
+"""The promises every command keeps, through the CLI: no output replaces an input,
+damaged journals are one line, Ctrl-C stops dlib's trainers and train at once with
+`synthface: interrupted` (130), numeric options are bounded, the bundled generator's
+directions are never overwritten, a merge can be run again."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import FACES, processes, run_cli, with_dlib
+from synthface.annotate import AnnotateConfig
+from synthface.make import MakeConfig, make_dataset
+from synthface.sampling import ReplaySampler
+
+
+def _one_line(r, message):
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("synthface: error: ") and message in lines[0], r.stderr
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("promises") / "d"
+    make_dataset(out, MakeConfig(n=12, workers=0, batch_size=8, pad=0.25, annotate=AnnotateConfig()),
+                 ReplaySampler(FACES, 64), progress=False)
+    return out
+
+
+def test_no_output_replaces_an_input(dataset, tmp_path):
+    d = tmp_path / "d"
+    shutil.copytree(dataset, d)
+    before = {p: (d / p).read_bytes() for p in ("coco.json", "dlib.xml", "labels.csv")}
+    _one_line(run_cli("detector", "train", "--dataset", d / "coco.json", "-o", d / "coco.svm", "--window", "32"),
+              "its summary")  # coco.json would be the summary of coco.svm
+    _one_line(run_cli("detector", "train", "--dataset", d / "dlib.xml", "-o", d / "dlib.xml"), "would replace an input")
+    _one_line(run_cli("detector", "train", "--dataset", d, "-o", tmp_path / "model.json"), "are the same file")
+    _one_line(run_cli("landmarks", "train", "--dataset", d, "-o", d / "labels.csv"), "would replace an input")
+    _one_line(run_cli("landmarks", "eval", "--model", "dlib68", "--data", d, "-o", d / "labels.csv"),
+              "would replace an input")
+    _one_line(run_cli("detector", "eval", "--model", "dlib", "--data", d, "-o", tmp_path / "r.png", "--pr",
+                      tmp_path / "r.png"), "are the same file")
+    assert {p: (d / p).read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda rows: rows[:3] + rows[4:], "follows candidate"),  # a row deleted
+    (lambda rows: rows[:3] + [rows[2]] + rows[3:], "follows candidate"),  # a row twice
+    (lambda rows: rows[:2] + [rows[2].replace(",,", ",no_face,", 1)] + rows[3:], "kept face"),  # kept -> rejected
+    (lambda rows: rows[:2] + [rows[2].replace(",", ",x", 1)] + rows[3:], "unreadable row"),
+])
+def test_a_damaged_journal_is_one_line_naming_the_line(dataset, tmp_path, edit, message):
+    d = tmp_path / "d"
+    shutil.copytree(dataset, d)
+    journal = d / ".synthface" / "journal.csv"
+    lines = journal.read_text().splitlines(keepends=True)
+    journal.write_text(lines[0] + "".join(edit(lines[1:])))
+    labels = (d / "labels.csv").read_bytes()
+    r = run_cli("make-dataset", "-n", "14", "--landmarks", "--out", d, "--resume", "--pad", "0.25", "--replay-faces", FACES,
+                "--workers", "0", "--batch-size", "8", "--no-progress")
+    _one_line(r, "journal.csv, line ")
+    assert message in r.stderr and "the journal is damaged" in r.stderr
+    assert (d / "labels.csv").read_bytes() == labels
+
+
+def test_binary_garbage_in_a_journal(dataset, tmp_path):
+    d = tmp_path / "d"
+    shutil.copytree(dataset, d)
+    journal = d / ".synthface" / "journal.csv"
+    journal.write_bytes(journal.read_bytes() + b"\xff\xfe\x00garbage\n")
+    r = run_cli("make-dataset", "-n", "14", "--landmarks", "--out", d, "--resume", "--pad", "0.25", "--replay-faces", FACES,
+                "--workers", "0", "--no-progress")
+    _one_line(r, "not text; the journal is damaged")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threads", "100000"], "--threads must be from 0 (all cores) to 1024, got 100000"),
+    (["--threads", "-1"], "--threads must be from 0 (all cores) to 1024, got -1"),
+    (["--max-runtime", "nan"], "--max-runtime must be seconds"),
+    (["--C", "inf"], "--C must be a number above 0, got inf"),
+    (["--C", "nan"], "--C must be a number above 0, got nan"),
+])
+def test_detector_options_are_bounded(dataset, tmp_path, args, message):
+    _one_line(run_cli("detector", "train", "--dataset", dataset, "-o", tmp_path / "d.svm", *args), message)
+
+
+def test_landmarks_weights_and_empty_sets(dataset, tmp_path):
+    _one_line(run_cli("landmarks", "train", "--dataset", dataset, "--weight", "0.01", "-o", tmp_path / "m.dat",
+                      "--no-progress"),
+              "--weight 0.01 takes no face")
+
+
+def test_the_bundled_generator_s_directions_are_never_overwritten(tmp_path):
+    from synthface.sampling import DEFAULT_CHECKPOINT
+
+    directions = DEFAULT_CHECKPOINT.with_name("default64.directions.json")
+    before = directions.read_bytes()
+    _one_line(run_cli("directions", "-n", "200"), "ships inside synthface with its directions; to fit new ones give -o")
+    _one_line(run_cli("directions", "-n", "200", "-o", DEFAULT_CHECKPOINT.with_name("x.safetensors")),
+              "outside the installed package")
+    assert directions.read_bytes() == before
+
+
+def _started(proc, ready, what, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.05)
+    assert proc.poll() is None and ready(), f"{what} never started"
+
+
+def _interrupt(proc) -> float:
+    t0 = time.time()
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "synthface: interrupted", err
+    return time.time() - t0
+
+
+def _popen(*args):
+    return subprocess.Popen([sys.executable, "-m", "synthface", *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def test_ctrl_c_stops_dlib_s_landmark_trainer_at_once(dataset, tmp_path):
+    """dlib's trainer runs in a child process: Ctrl-C ends it within 2 s (it would run
+    to the end otherwise), exit 130, no model written."""
+    proc = _popen("landmarks", "train", "--dataset", dataset, "--dataset", dataset, "--weight", "1", "--weight", "100",
+                  "--cascade-depth", "20", "--num-trees-per-cascade-level", "2000", "--oversampling-amount", "50",
+                  "-o", tmp_path / "m.dat", "--no-progress")
+    children = lambda: with_dlib(processes(lambda f: int(f[1]) == proc.pid))  # noqa: E731
+    _started(proc, lambda: len(children()) >= 1, "the trainer's child process")
+    time.sleep(0.5)  # well inside dlib's training
+    assert _interrupt(proc) < 2.0
+    assert not (tmp_path / "m.dat").exists() and not children()
+
+
+def test_ctrl_c_stops_train_with_one_line(tmp_path):
+    from conftest import FACES as faces
+
+    proc = _popen("train", "--data", faces, "--out", tmp_path / "run", "--config", "tiny", "--max-epochs", "100000",
+                  "--no-progress", "data.cache_dir=")
+    _started(proc, lambda: (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file(), "training")
+    _interrupt(proc)
