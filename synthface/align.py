@@ -246,6 +246,9 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
             counts["faces"] += len(rec["faces"])
         _write_alignment(dst / "alignment.json", journal, {"format": "synthface-alignment/1",
                          "method": "FFHQ (dlib 68 landmarks, oriented quad)", **settings, "counts": counts})
+    if not counts["faces"]:
+        raise SynthfaceError(f"no face aligned from {src}: {counts['unreadable']} unreadable photo(s), "
+                             f"{counts['no_face']} without a face dlib finds (try --upsample 2 for small faces)")
     if counts["unreadable"]:
         log.warning("%d unreadable photo(s) skipped", counts["unreadable"])
     return counts

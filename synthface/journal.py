@@ -281,6 +281,22 @@ def read_identity(out: Path) -> dict | None:
         raise SynthfaceError(f"{run} is damaged (not JSON)") from None
 
 
+def comparable(identity: dict) -> dict:
+    """What must match for two runs to make the same dataset: the identity without the
+    generator's path when its bytes' sha256 is there (a copy elsewhere makes the same faces)."""
+    out = json.loads(json.dumps(identity))
+    gen = out.get("generator")
+    if isinstance(gen, dict) and gen.get("sha256"):
+        gen.pop("checkpoint", None)
+    return out
+
+
+def differing(a: dict, b: dict) -> list[str]:
+    """The settings in which two identities differ (that matter: see comparable)."""
+    a, b = comparable(a), comparable(b)
+    return [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
 def check_identity(out: Path, identity: dict) -> None:
     """A new folder gets this identity; a resumed one must already have it."""
     out = Path(out)
@@ -289,8 +305,8 @@ def check_identity(out: Path, identity: dict) -> None:
     if saved is None:
         write_atomic(out / STATE_DIR / "run.json", json.dumps(identity, indent=2) + "\n", durable=True)
         return
-    if saved != identity:
-        keys = [k for k in sorted(set(identity) | set(saved)) if saved.get(k) != identity.get(k)]
+    keys = differing(saved, identity)
+    if keys:
         raise SynthfaceError(f"{out} was made with other settings ({', '.join(keys)} differ); "
                              "resume with the same command, or choose a new --out")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from synthface.errors import SynthfaceError
 from synthface.files import folder_lock
 from synthface.formats import ALL_FORMATS
-from synthface.journal import (DEFAULT_VAL_FRACTION, STATE_DIR, Journal, check_identity, image_name, iter_records, read_identity,
+from synthface.journal import (DEFAULT_VAL_FRACTION, STATE_DIR, Journal, check_identity, differing, image_name, iter_records, read_identity,
                                read_options, write_options)
 from synthface.sampling import BLOCK
 
@@ -53,17 +53,19 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
 
     parts = [Path(p) for p in parts]
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise SynthfaceError(f"{out} is not empty; choose a new -o")
+    # an interrupted (or finished) merge of the same run may be run again: it is redone
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and read_identity(out) is None:
+        raise SynthfaceError(f"{out} is not empty and holds no merge of these shards; choose a new -o")
     read = [_read_part(p) for p in parts]
     first = read[0][0]
     num, n = first["shards"]["num"], first["shards"]["n"]
     common = {k: v for k, v in first.items() if k != "shards"}
     seen = {}
     for part, (identity, _) in zip(parts, read):
-        if {k: v for k, v in identity.items() if k != "shards"} != common or \
-                identity["shards"]["num"] != num or identity["shards"]["n"] != n:
-            raise SynthfaceError(f"{part} belongs to another run than {parts[0]} (settings differ)")
+        keys = differing({k: v for k, v in identity.items() if k != "shards"}, common)
+        keys += [f"shards.{k}" for k in ("num", "n") if identity["shards"][k] != first["shards"][k]]
+        if keys:
+            raise SynthfaceError(f"{part} belongs to another run than {parts[0]} ({', '.join(keys)} differ)")
         k = identity["shards"]["index"]
         if k in seen:
             raise SynthfaceError(f"{part} and {seen[k]} are both shard {k}")
@@ -115,10 +117,13 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
                     name = image_name(face)
                     src = by_part[k] / rec.file
                     (out / name).parent.mkdir(parents=True, exist_ok=True)
+                    tmp_image = out / (name + ".tmp")
+                    tmp_image.unlink(missing_ok=True)
                     try:
-                        os.link(src, out / name)  # same file system: no copy
+                        os.link(src, tmp_image)  # same file system: no copy
                     except OSError:
-                        shutil.copyfile(src, out / name)
+                        shutil.copyfile(src, tmp_image)
+                    os.replace(tmp_image, out / name)  # a rerun replaces what an interrupted one left
                     rec.file = name
                     face += 1
                 batch.append(rec)

@@ -76,14 +76,30 @@ class SceneConfig:
         if self.backgrounds is not None and not background_files(self.backgrounds):
             raise SynthfaceError(f"--backgrounds {self.backgrounds}: no images there")
 
-    def identity(self) -> dict:
+    def check_backgrounds(self, out=None) -> None:
+        """Every background photo decodable and at least MIN_BACKGROUND px a side, checked
+        before any face is made (a bad one found late would cost the run)."""
+        if self.backgrounds is None:
+            return
+        import cv2
+
+        for path in background_files(self.backgrounds, out):
+            img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            if img is None:
+                raise SynthfaceError(f"--backgrounds: {path} is not a readable image; remove or replace it")
+            if min(img.shape[:2]) < MIN_BACKGROUND:
+                raise SynthfaceError(f"--backgrounds: {path} is {img.shape[1]}x{img.shape[0]} px; backgrounds need "
+                                     f"at least {MIN_BACKGROUND} px a side")
+
+    def identity(self, out=None) -> dict:
         d = asdict(self)
         d["faces_per_image"], d["face_size"], d["blends"] = list(self.faces_per_image), list(self.face_size), list(self.blends)
         if self.backgrounds is not None:
             from synthface.imagefiles import ImageSource
 
+            excluded = [Path(out)] if out is not None else []
             d["backgrounds"] = {"folder": str(Path(self.backgrounds).resolve()),
-                                "fingerprint": ImageSource(self.backgrounds).fingerprint()}
+                                "fingerprint": ImageSource(self.backgrounds, exclude=excluded).fingerprint()}
         return d
 
 
@@ -98,11 +114,18 @@ def parse_pair(text: str, flag: str, kind=int) -> tuple:
     return lo, hi
 
 
-def background_files(folder) -> list:
+MIN_BACKGROUND = 16  # px a side: the crop of a smaller photo can be empty
+
+
+def background_files(folder, out=None) -> list:
+    """The background photos under `folder`, leaving out a dataset folder `out` inside it
+    (a scenes run's own images are no backgrounds)."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise SynthfaceError(f"--backgrounds {folder}: not a folder")
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+    skip = Path(out).resolve() if out is not None else None
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS
+                  and (skip is None or skip not in p.resolve().parents))
 
 
 # -- backgrounds --------------------------------------------------------------------------
@@ -289,7 +312,7 @@ def faces_per_scene(seed: int, i: int, cfg: SceneConfig) -> int:
 
 
 def _scene_init(out: str, faces_dir: str, cfg: SceneConfig):
-    files = background_files(cfg.backgrounds) if cfg.backgrounds is not None else None
+    files = background_files(cfg.backgrounds, out) if cfg.backgrounds is not None else None
     return Path(out), Path(faces_dir), cfg, files
 
 
@@ -349,8 +372,9 @@ def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: 
     faces_cfg.validate()
     if not 0.0 <= val_fraction < 1.0:
         raise SynthfaceError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    cfg.check_backgrounds(out)
     prepare_folder(out, resume)
-    identity = {"kind": "scenes", "seed": seed, "n": n, "scenes": cfg.identity(), "generator": sampler.identity}
+    identity = {"kind": "scenes", "seed": seed, "n": n, "scenes": cfg.identity(out), "generator": sampler.identity}
     with folder_lock(out / STATE_DIR, out, "make-dataset --scenes"):
         check_identity(out, identity)
         faces_dir = out / STATE_DIR / "faces"

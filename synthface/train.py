@@ -129,9 +129,8 @@ class RunOutputs(pl.Callback):
         path = self.out / "loss.csv"
         self.rows = []
         if done and path.is_file():
-            with open(path, newline="") as f:
-                # rows written after the checkpoint was taken are dropped: they get re-made
-                self.rows = [r for r in list(csv.reader(f))[1:] if r and int(r[0]) <= done]
+            # rows written after the checkpoint was taken are dropped: they get re-made
+            self.rows = [r for r in _read_rows(path) if int(r[0]) <= done]
         self._write_losses()
 
     def on_train_epoch_start(self, trainer, module):
@@ -201,8 +200,7 @@ class RunOutputs(pl.Callback):
         path = self.out / "metrics.csv"
         rows = []
         if path.is_file():
-            with open(path, newline="") as f:
-                rows = [r for r in list(csv.reader(f))[1:] if r and int(r[0]) < epoch]
+            rows = [r for r in _read_rows(path) if int(r[0]) < epoch]
         rows.append([epoch, f"{scores['yield']:.4f}", f"{scores['ffd']:.6f}"])
         with atomic_open(path, newline="") as f:
             w = csv.writer(f)
@@ -223,6 +221,29 @@ class RunOutputs(pl.Callback):
         save_generator(generator, arch_of(self.cfg.model), path,
                        extra={"epoch": int(epoch), "config": self.cfg.to_dict(),
                               "data_path": self.data_path})
+
+
+def _read_rows(path: Path, width: int = 3) -> list:
+    """The rows of loss.csv / metrics.csv (epoch, then numbers) this run wrote before; a
+    row that is not that (a hand edit, a damaged file) is dropped, with one warning: the
+    file is remade from the rows kept and the epochs to come."""
+    rows, bad = [], 0
+    try:
+        with open(path, newline="", errors="replace") as f:
+            for r in list(csv.reader(f))[1:]:
+                try:
+                    ok = len(r) == width and int(r[0]) >= 0 and all(math.isfinite(float(v)) for v in r[1:])
+                except ValueError:
+                    ok = False
+                if ok:
+                    rows.append(r)
+                else:
+                    bad += 1
+    except (OSError, csv.Error):
+        bad += 1
+    if bad:
+        log.warning("%s: %d unreadable row(s) dropped; the file is written again", path, bad)
+    return rows
 
 
 class LastCheckpoint(pl.Callback):

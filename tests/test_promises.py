@@ -147,3 +147,65 @@ def test_ctrl_c_stops_train_with_one_line(tmp_path):
                   "--no-progress", "data.cache_dir=")
     _started(proc, lambda: (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file(), "training")
     _interrupt(proc)
+
+
+def test_merge_can_be_run_again_and_names_what_differs(tmp_path):
+    base = ["make-dataset", "-n", "20", "--replay-faces", FACES, "--workers", "0", "--num-shards", "2",
+            "--batch-size", "8", "--no-progress", "--format", "csv,coco"]
+    for k in (0, 1):
+        assert run_cli(*base, "--shard-index", k, "--out", tmp_path / f"p{k}").returncode == 0
+    parts = [tmp_path / "p0", tmp_path / "p1"]
+    assert run_cli("merge", *parts, "-o", tmp_path / "m", "--no-progress").returncode == 0
+    labels = (tmp_path / "m" / "labels.csv").read_bytes()
+    (tmp_path / "m" / "labels.csv").unlink()  # as an interrupted merge leaves it
+    (tmp_path / "m" / "coco.json").write_text("{")
+    r = run_cli("merge", *parts, "-o", tmp_path / "m", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "m" / "labels.csv").read_bytes() == labels and (tmp_path / "m" / "coco.json").stat().st_size > 2
+    other = tmp_path / "other"
+    assert run_cli(*base[:-2], "--seed", "3", "--shard-index", 1, "--out", other).returncode == 0
+    _one_line(run_cli("merge", parts[0], other, "-o", tmp_path / "m2"), "(seed differ)")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "mine.txt").write_text("keep")
+    _one_line(run_cli("merge", *parts, "-o", tmp_path / "x"), "holds no merge of these shards")
+
+
+def test_bad_backgrounds_are_found_before_any_face_is_made(tmp_path):
+    import cv2
+    import numpy as np
+
+    bg = tmp_path / "bg"
+    bg.mkdir()
+    cv2.imwrite(str(bg / "ok.png"), np.full((64, 64, 3), 90, np.uint8))
+    cv2.imwrite(str(bg / "tiny.png"), np.zeros((1, 1, 3), np.uint8))
+    args = ["make-dataset", "--scenes", "-n", "4", "--replay-faces", FACES, "--workers", "0", "--no-progress",
+            "--image-size", "128", "--face-size", "30:50", "--backgrounds", bg, "--out", tmp_path / "s"]
+    _one_line(run_cli(*args), "tiny.png is 1x1 px")
+    assert not (tmp_path / "s").exists()
+    (bg / "tiny.png").write_bytes(b"\x89PNG garbage")
+    _one_line(run_cli(*args), "tiny.png is not a readable image")
+    (bg / "tiny.png").unlink()
+    assert run_cli(*args).returncode == 0
+    inside = bg / "out"  # a dataset inside the backgrounds folder: its own scenes are no backgrounds
+    r = run_cli(*args[:-1], inside)
+    assert r.returncode == 0, r.stderr
+    assert run_cli(*args[:-1], inside, "--resume").returncode == 0
+
+
+def test_align_that_aligns_nothing_fails(tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "broken.jpg").write_bytes(b"not a jpeg")
+    _one_line(run_cli("align", tmp_path / "p", tmp_path / "a", "--workers", "0", "--no-progress"),
+              "no face aligned from")
+
+
+def test_a_damaged_loss_csv_is_remade_on_resume(tmp_path):
+    args = ["train", "--data", FACES, "--out", tmp_path / "run", "--config", "tiny", "--no-progress",
+            "data.cache_dir="]
+    assert run_cli(*args).returncode == 0
+    (tmp_path / "run" / "loss.csv").write_text("epoch,d_loss,g_loss\ngarbage\n1,0.5\n\x00\n")
+    r = run_cli(*args, "--max-epochs", "3")
+    assert r.returncode == 0, r.stderr
+    rows = [line.split(",") for line in (tmp_path / "run" / "loss.csv").read_text().splitlines()]
+    assert rows[0] == ["epoch", "d_loss", "g_loss"] and rows[-1][0] == "3" and all(len(r) == 3 for r in rows)
+    assert "3 unreadable row(s) dropped" in r.stderr
