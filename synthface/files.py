@@ -50,7 +50,10 @@ def atomic_open(path, mode: str = "w", durable: bool = False, **kw):
         if durable:
             fsync_dir(path.parent)
     except BaseException:
-        f.close()
+        try:
+            f.close()
+        except OSError:  # a full disk fails the close's flush again: the temporary goes anyway
+            pass
         tmp.unlink(missing_ok=True)
         raise
 

@@ -209,3 +209,46 @@ def test_a_damaged_loss_csv_is_remade_on_resume(tmp_path):
     rows = [line.split(",") for line in (tmp_path / "run" / "loss.csv").read_text().splitlines()]
     assert rows[0] == ["epoch", "d_loss", "g_loss"] and rows[-1][0] == "3" and all(len(r) == 3 for r in rows)
     assert "3 unreadable row(s) dropped" in r.stderr
+
+
+def _can_mount_tmpfs() -> bool:
+    try:
+        return subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"],
+                              capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs a private mount namespace (unshare -m) to mount a tmpfs")
+def test_a_full_disk_during_export_leaves_the_previous_labels(tmp_path):
+    """A 40-face dataset on a small tmpfs, the disk then filled, and the same run asked
+    to re-split (an export, no new image): one line, a non-zero exit, every label file
+    as it was, no temporary left; freed again, the rerun works."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    make = (f"{sys.executable} -m synthface make-dataset -n 40 --landmarks --replay-faces {FACES} --workers 0 "
+            f"--no-progress --out {mnt}/d")
+    script = f"""set -e
+mount -t tmpfs -o size=6m tmpfs {mnt}
+{make} > /dev/null
+cd {mnt}/d && md5sum labels.csv labels.parquet metadata.jsonl dlib.xml coco.json data.yaml dataset.json > {mnt}/before
+dd if=/dev/zero of={mnt}/fill bs=4k 2> /dev/null || true
+truncate -s -24K {mnt}/fill  # room for the small state files, not for the labels
+set +e
+{make} --resume --val-fraction 0.3 2> {tmp_path}/err
+echo "rc=$?"
+cat {tmp_path}/err
+echo ---
+md5sum -c --quiet {mnt}/before && echo same
+find {mnt}/d -name '*.tmp' -o -name '*.part' -o -name '*.old'
+echo ---
+rm {mnt}/fill
+{make} --resume --val-fraction 0.3 > /dev/null && echo rerun-ok
+"""
+    r = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=600)
+    head, checks, rerun = r.stdout.split("---\n")
+    lines = head.strip().splitlines()
+    assert lines[0] == "rc=1" and len(lines) == 2, r.stdout + r.stderr
+    assert lines[1].startswith(f"synthface: error: writing the labels in {mnt}/d: No space left on device"), lines[1]
+    assert checks.strip() == "same", checks  # no label file changed, no temporary left
+    assert rerun.strip() == "rerun-ok", r.stdout + r.stderr

@@ -60,9 +60,12 @@ def write_labels(out, schema, images, formats) -> list:
                 w.add(image)
         for w in writers:
             w.finish()
-    except BaseException:
+    except BaseException as exc:
         for w in writers:
             w.discard()
+        if isinstance(exc, OSError) and not exc.filename:  # a full disk: say where, and what is kept
+            raise SynthfaceError(f"writing the labels in {out}: {exc.strerror or exc}; the label files there "
+                                 "are as they were before this export") from None
         raise
     for w in writers:
         w.publish()
