@@ -397,6 +397,7 @@ def _add_detector(sub) -> None:
     t.add_argument("--max-runtime", type=float, default=0.0, help="stop training after this many seconds")
     t.add_argument("--threads", type=int, default=0, help="threads (default: all cores)")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--verbose", action="store_true", help="dlib's own training output too")
     t.set_defaults(func=_run_detector_train)
     e = dsub.add_parser("eval", help="AP50, recall and false positives per image of a detector",
                         description="Score a detector (a .svm, or dlib for dlib's stock frontal detector) on "
@@ -418,7 +419,7 @@ def _run_detector_train(args) -> int:
     s = train_detector(args.dataset, args.output,
                        DetectorOptions(C=args.C, epsilon=args.epsilon, window=args.window, flip=not args.no_flip,
                                        upsample=args.upsample, max_runtime=args.max_runtime,
-                                       num_threads=args.threads), not args.no_progress)
+                                       num_threads=args.threads), not args.no_progress, args.verbose)
     print(f"trained on {s['faces']} faces ({s['ignored']} ignored) in {s['images']} images in "
           f"{s['seconds']:.0f} s: {args.output}")
     return 0
@@ -523,6 +524,7 @@ def _add_landmarks(sub) -> None:
     t.add_argument("--split", default="all", choices=("train", "val", "all"),
                    help="which faces of a synthface dataset (default all)")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--verbose", action="store_true", help="dlib's own training output too")
     t.set_defaults(func=_run_landmarks_train)
     e = lsub.add_parser("eval", help="score a shape predictor on real faces with 300-W points",
                         description="NME (outer-eye-corner normalised), failure rate at 8%, AUC@8% and "
@@ -549,7 +551,7 @@ def _run_landmarks_train(args) -> int:
 
     options = TrainOptions(**{f.name: getattr(args, f.name) for f in fields(TrainOptions)})
     s = train_landmarks(args.dataset, args.output, options, args.upsample, not args.no_progress, args.pts_origin,
-                        args.split, args.weight)
+                        args.split, args.weight, args.verbose)
     sources = ", ".join(f"{n} from {d}" for d, n in s["sources"].items())
     print(f"trained on {s['faces']} faces ({sources}) in {s['seconds']:.0f} s: {args.output}")
     return 0

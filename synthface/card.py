@@ -79,7 +79,8 @@ def plot_pose(values: dict, path: Path) -> None:
         if values.get(name):
             counts, _ = np.histogram(np.clip(values[name], -59.9, 59.9), edges)
             series[name.replace("_target", " target")] = counts / max(len(values[name]), 1)
-    plot_curves((edges[:-1] + edges[1:]) / 2, series, path, x_label="degrees (share of faces per 5-degree bin)")
+    plot_curves((edges[:-1] + edges[1:]) / 2, series, path, x_label="degrees",
+                y_label="share of faces per 5-degree bin")
 
 
 def _pose_section(summary: dict, steering) -> str:

@@ -15,6 +15,7 @@ AP is the area under the precision envelope (all-point interpolation).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +27,8 @@ import numpy as np
 
 from synthface.errors import SynthfaceError
 from synthface.geometry import iou, points_extent, square  # noqa: F401 (iou, square: public here too)
+
+log = logging.getLogger("synthface")
 
 def load_boxes(path) -> list:
     """[(image path, [(x, y, w, h)], [ignored (x, y, w, h)])] from any labelled input
@@ -75,7 +78,10 @@ class DetectorOptions:
             raise SynthfaceError(f"--upsample must be from 0 to 2, got {self.upsample}")
 
 
-def train_detector(dataset, output, options: DetectorOptions | None = None, progress: bool = True) -> dict:
+def train_detector(dataset, output, options: DetectorOptions | None = None, progress: bool = True,
+                   verbose: bool = False) -> dict:
+    """Fit dlib's HOG detector to a labelled set (any form load_boxes reads); writes the
+    model and OUTPUT.json (a summary). dlib's own solver output only with `verbose`."""
     import cv2
     import dlib
 
@@ -112,7 +118,7 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
     opts.detection_window_size = options.window * options.window
     opts.add_left_right_image_flips = options.flip
     opts.num_threads = options.num_threads or os.cpu_count() or 1
-    opts.be_verbose = progress
+    opts.be_verbose = verbose
     if options.max_runtime:
         opts.max_runtime_seconds = options.max_runtime
     t0 = time.perf_counter()
@@ -132,6 +138,10 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
         for k, entry in enumerate(entries):  # absolute paths dlib's XML reader can open
             entry[0] = dlib_path(Path(entry[0]).resolve(), Path(tmp) / "links", k)
         tmp_model = Path(tmp) / "det.svm"
+        if progress:
+            log.info("training dlib's HOG detector on %d faces in %d images (%d ignored; Ctrl-C stops it)",
+                     sum(not r[4] for _, rows, _ in entries for r in rows), len(entries),
+                     sum(r[4] for _, rows, _ in entries for r in rows))
         for attempt in range(MAX_RETRIES + 1):
             _write_training_xml(entries, xml)
             try:
@@ -316,4 +326,4 @@ def plot_pr(results: dict, path) -> None:
         rec, prec = np.array(r["pr"]["recall"]), np.array(r["pr"]["precision"])
         series[f"{name} (AP {r['ap50']:.2f})"] = [float(prec[rec >= g].max()) if (rec >= g).any() else 0.0
                                                   for g in grid]
-    plot_curves(grid, series, path, x_label="recall")
+    plot_curves(grid, series, path, x_label="recall", y_label="precision (interpolated)")

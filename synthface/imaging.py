@@ -78,13 +78,15 @@ def read_rgb(path) -> np.ndarray:
     return img[..., ::-1].copy()
 
 
-def plot_curves(xs, series: dict, path, x_label: str = "epoch", width: int = 720, height: int = 400) -> None:
-    """A line plot (series: name -> a value per x) as a PNG: loss curves, CED curves."""
+def plot_curves(xs, series: dict, path, x_label: str = "epoch", width: int = 720, height: int = 400,
+                y_label: str = "") -> None:
+    """A line plot (series: name -> a value per x) as a PNG: loss curves, CED curves;
+    `y_label` is written above the values axis."""
     epochs = xs
     colors = [(200, 60, 40), (40, 90, 200), (40, 150, 60), (150, 60, 180), (230, 140, 20), (20, 160, 170),
               (120, 120, 120), (0, 0, 0), (200, 40, 140), (120, 90, 30)]
     img = np.full((height, width, 3), 255, np.uint8)
-    left, right, top, bottom = 60, 20, 30, 40
+    left, right, top, bottom = 60, 20, 46 if y_label else 30, 40
     x0, x1, y0, y1 = left, width - right, height - bottom, top
     values = np.concatenate([np.asarray(v, float) for v in series.values()]) if series else np.zeros(1)
     values = values[np.isfinite(values)] if np.isfinite(values).any() else np.zeros(1)
@@ -107,6 +109,8 @@ def plot_curves(xs, series: dict, path, x_label: str = "epoch", width: int = 720
         cv2.line(img, (x0, y), (x1, y), grey, 1)
         cv2.putText(img, f"{v:.2f}", (5, y + 4), font, 0.4, black, 1, cv2.LINE_AA)
     cv2.rectangle(img, (x0, y1), (x1, y0), black, 1)
+    if y_label:
+        cv2.putText(img, y_label, (5, 14), font, 0.45, black, 1, cv2.LINE_AA)
     cv2.putText(img, f"{x_label} {e_lo:g}", (x0, height - 12), font, 0.45, black, 1, cv2.LINE_AA)
     cv2.putText(img, f"{e_hi:g}", (x1 - 40, height - 12), font, 0.45, black, 1, cv2.LINE_AA)
     for i, (name, vals) in enumerate(series.items()):

@@ -192,7 +192,8 @@ def mix_face_sets(sets: list, weights=None, seed: int = 0) -> tuple[list, list]:
 
 
 def train_landmarks(dataset, output, options: TrainOptions | None = None, upsample: int = 1,
-                    progress: bool = True, pts_origin: int = 1, split: str = "all", weights=None) -> dict:
+                    progress: bool = True, pts_origin: int = 1, split: str = "all", weights=None,
+                    verbose: bool = False) -> dict:
     """Train a 68-point dlib shape predictor on a face set, or on several (`dataset` a
     list, each oversampled by its `weights` entry); returns a summary."""
     from synthface.annotate import check_upsample
@@ -218,13 +219,16 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
     if missing:
         raise SynthfaceError(f"{len(missing)} image(s) listed in {dataset} are missing, e.g. {missing[0]}")
     opts = {k: v for k, v in asdict(options).items() if k != "num_threads"}
-    opts.update(num_threads=options.num_threads or os.cpu_count() or 1, be_verbose=progress)
+    opts.update(num_threads=options.num_threads or os.cpu_count() or 1, be_verbose=verbose)
     output.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         xml = Path(tmp) / "train.xml"
         _write_imglab(faces, xml)
         tmp_model = Path(tmp) / "model.dat"
+        if progress:
+            log.info("training dlib's shape predictor on %d faces (cascade depth %d, %d trees a level; "
+                     "Ctrl-C stops it)", len(faces), options.cascade_depth, options.num_trees_per_cascade_level)
         # in a child process: Ctrl-C stops it at once (dlib's C++ loop ignores signals)
         run_in_child(_train_shape_predictor, str(xml), str(tmp_model), opts)
         shutil.move(tmp_model, output.with_name(output.name + ".tmp"))
@@ -314,7 +318,7 @@ def plot_ced(results: dict, path) -> None:
     for name, r in results.items():
         ts, share = ced_curve(np.array(r["errors"]), len(r["errors"]))
         curves[name] = share
-    plot_curves(ts * 100, curves, path, x_label="NME %")
+    plot_curves(ts * 100, curves, path, x_label="NME %", y_label="share of faces with NME at most x")
 
 
 def format_nme(r: dict) -> str:

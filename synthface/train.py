@@ -181,7 +181,8 @@ class RunOutputs(pl.Callback):
         if self.rows:
             epochs = [int(r[0]) for r in self.rows]
             plot_curves(epochs, {"d_loss": [float(r[1]) for r in self.rows],
-                                 "g_loss": [float(r[2]) for r in self.rows]}, self.out / "loss.png")
+                                 "g_loss": [float(r[2]) for r in self.rows]}, self.out / "loss.png",
+                        y_label="loss (mean over the epoch)")
 
     def write_metrics(self, module: DCGAN, epoch: int):
         """metrics.csv (epoch, yield, ffd) and metrics.png: quality as training goes."""
@@ -208,7 +209,8 @@ class RunOutputs(pl.Callback):
             w.writerows(rows)
         epochs = [int(r[0]) for r in rows]
         plot_curves(epochs, {"detection yield": [float(r[1]) for r in rows],
-                             "FFD x 10": [10 * float(r[2]) for r in rows]}, self.out / "metrics.png")
+                             "FFD x 10": [10 * float(r[2]) for r in rows]}, self.out / "metrics.png",
+                    y_label="yield (share) / FFD x 10")
         if self.announce:
             log.info("epoch %d: yield %.1f%%, FFD %.4f", epoch, 100 * scores["yield"], scores["ffd"])
 
@@ -256,7 +258,9 @@ class LastCheckpoint(pl.Callback):
 
     def on_train_epoch_end(self, trainer, module):
         tmp = self.path.with_name(self.path.name + ".tmp")
-        trainer.save_checkpoint(tmp)  # collective under DDP; rank zero writes
+        # collective under DDP; rank zero writes. The full state (optimisers, callbacks),
+        # said explicitly: Lightning logs its default every epoch otherwise
+        trainer.save_checkpoint(tmp, weights_only=False)
         if trainer.is_global_zero:
             os.replace(tmp, self.path)
 

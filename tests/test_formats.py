@@ -189,3 +189,18 @@ def test_a_new_val_fraction_on_resume_resplits_without_remaking_a_face(tmp_path)
     assert after["split"].tolist() == [split_of(s, 0.5) for s in after["seed"]] and "val" in set(after["split"])
     assert {f: (out / f).read_bytes() for f in after["file"]} == images
     assert len((out / "valset.txt").read_text().split()) == (after["split"] == "val").sum()
+
+
+def test_the_readme_loading_snippet_runs_as_written(faces, tmp_path):
+    """README.md's "Load it" code, with DATASET replaced by a dataset's folder."""
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Load it", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1).replace("DATASET", str(faces))
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's own snippet
+    assert scope["points"].shape == (20, 68, 2) and len(scope["ds"]) == 20
+    assert len(scope["gt"].getAnnIds()) == 20 and 0 < len(scope["loader"].dataset) < 20  # the train split
+    batch = next(iter(scope["loader"]))
+    assert batch["landmarks"].shape[1:] == (68, 2)
