@@ -252,3 +252,36 @@ rm {mnt}/fill
     assert lines[1].startswith(f"synthface: error: writing the labels in {mnt}/d: No space left on device"), lines[1]
     assert checks.strip() == "same", checks  # no label file changed, no temporary left
     assert rerun.strip() == "rerun-ok", r.stdout + r.stderr
+
+
+def test_bad_values_in_inputs_are_one_line_naming_the_file(dataset, tmp_path):
+    import json
+
+    import pandas as pd
+
+    d = tmp_path / "d"
+    shutil.copytree(dataset, d)
+    frame = pd.read_csv(d / "labels.csv")
+    frame.loc[3, "w"] = float("nan")
+    frame.to_csv(d / "labels.csv", index=False)
+    _one_line(run_cli("landmarks", "train", "--dataset", d, "-o", tmp_path / "m.dat", "--no-progress"),
+              f"{d / 'labels.csv'}, line 5: a box value that is not a number")
+    frame.loc[3, "w"] = 40
+    frame.loc[2, "x7"] = float("nan")
+    frame.to_csv(d / "labels.csv", index=False)
+    _one_line(run_cli("landmarks", "eval", "--model", "dlib68", "--data", d, "--no-progress"),
+              "line 4: a landmark that is not a number")
+    coco = json.loads((dataset / "coco.json").read_text())
+    coco["annotations"][1]["bbox"] = [1, 2, 3]
+    (d / "coco.json").write_text(json.dumps(coco))
+    _one_line(run_cli("detector", "eval", "--model", "dlib", "--data", d / "coco.json", "--no-progress"),
+              "annotation 2: its bbox [1, 2, 3] is not x, y, w, h")
+    coco["annotations"][1]["bbox"] = "box"
+    (d / "coco.json").write_text(json.dumps(coco))
+    _one_line(run_cli("detector", "eval", "--model", "dlib", "--data", d / "coco.json", "--no-progress"),
+              "annotation 2: no bbox of four numbers")
+    png = d / frame.loc[0, "file"]
+    png.write_bytes(png.read_bytes()[:60])  # a truncated PNG
+    shutil.copy(dataset / "labels.csv", d / "labels.csv")
+    _one_line(run_cli("landmarks", "eval", "--model", "dlib68", "--data", d, "--no-progress"),
+              f"cannot read image {png}")
