@@ -116,12 +116,28 @@ def check_writable_file(path, what: str) -> Path:
     return path
 
 
+# What an input folder is made of (a dataset, a folder of photos): never an output.
+# Anything else there (a model trained earlier, its summary) may be written again.
+DATASET_FILES = {"labels.csv", "labels.parquet", "metadata.jsonl", "dlib.xml", "coco.json", "data.yaml",
+                 "dataset.json", "README.md", "trainset.txt", "valset.txt", "alignment.json"}
+DATASET_DIRS = {"images", "labels", ".synthface"}
+PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".pts"}
+
+
+def _part_of(folder: Path, p: Path) -> bool:
+    if folder not in p.parents:
+        return False
+    rel = p.relative_to(folder)
+    return (p.name in DATASET_FILES and len(rel.parts) == 1) or rel.parts[0] in DATASET_DIRS \
+        or p.suffix.lower() in PHOTO_SUFFIXES
+
+
 def check_outputs(outputs: dict, inputs) -> None:
     """Before any work: no output replaces an input or another output of the same run.
     `outputs` maps a name for the message ("-o", "its summary") to a path; `inputs` are
-    files or folders read. An output is refused when it is an input file, an existing
-    file inside an input folder (a dataset's labels.csv, say), or the same file as
-    another output."""
+    files or folders read. An output is refused when it is an input file, a file an
+    input folder is made of (a dataset's labels.csv, an image, a .pts), or the same file
+    as another output."""
     seen: dict = {}
     for what, path in outputs.items():
         if path is None:
@@ -134,5 +150,5 @@ def check_outputs(outputs: dict, inputs) -> None:
             if src is None:
                 continue
             s = Path(src).expanduser().resolve()
-            if p == s or (s.is_dir() and p.exists() and s in p.parents):
+            if p == s or (s.is_dir() and _part_of(s, p)):
                 raise SynthfaceError(f"{what} {path} would replace an input ({src}); write it elsewhere")

@@ -285,3 +285,13 @@ def test_bad_values_in_inputs_are_one_line_naming_the_file(dataset, tmp_path):
     shutil.copy(dataset / "labels.csv", d / "labels.csv")
     _one_line(run_cli("landmarks", "eval", "--model", "dlib68", "--data", d, "--no-progress"),
               f"cannot read image {png}")
+
+
+def test_a_model_may_be_trained_again_into_the_dataset_folder(dataset, tmp_path):
+    d = tmp_path / "d"
+    shutil.copytree(dataset, d)
+    for _ in range(2):  # the second run replaces the model and its summary, not the dataset
+        r = run_cli("landmarks", "train", "--dataset", d, "-o", d / "lm.dat", "--cascade-depth", "1",
+                    "--num-trees-per-cascade-level", "5", "--no-progress")
+        assert r.returncode == 0, r.stderr
+    _one_line(run_cli("landmarks", "train", "--dataset", d, "-o", d / "images" / "lm.dat"), "would replace an input")
