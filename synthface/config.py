@@ -266,7 +266,10 @@ def validate(cfg: Config) -> None:
     parse_policy(t.diffaugment)
     for name, value in (("train.max_minutes", t.max_minutes), ("train.ema_halflife_kimg", t.ema_halflife_kimg),
                         ("train.ema_rampup", t.ema_rampup), ("train.lr_g", t.lr_g), ("train.lr_d", t.lr_d)):
-        if not value >= 0:  # also NaN
-            raise SynthfaceError(f"{name} must be 0 or more, got {value}")
+        if not 0 <= value < float("inf"):  # also NaN
+            raise SynthfaceError(f"{name} must be 0 or more (and finite), got {value}")
+    for name, value in (("train.beta1", t.beta1), ("train.beta2", t.beta2)):
+        if not 0 <= value < 1:  # Adam's betas; NaN fails too
+            raise SynthfaceError(f"{name} must be in [0, 1), got {value}")
     if not 0.0 <= m.d_dropout < 1.0:
         raise SynthfaceError(f"model.d_dropout must be in [0, 1), got {m.d_dropout}")

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from synthface.config import CONFIG_DIR, load_config, parse_override
@@ -40,3 +42,16 @@ def test_bad_overrides_are_one_line_errors(override, message):
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(SynthfaceError, match="presets: dcgan128, dcgan64, seed56, tiny"):
         load_config("stylegan9")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.lr_g=.inf", "train.lr_g must be 0 or more (and finite), got inf"),
+    ("train.max_minutes=.nan", "train.max_minutes must be 0 or more (and finite), got nan"),
+    ("train.beta1=.nan", "train.beta1 must be in [0, 1), got nan"),
+    ("train.beta2=1", "train.beta2 must be in [0, 1), got 1"),
+])
+def test_training_numbers_are_finite_and_in_range(override, message):
+    from synthface.config import load_config
+
+    with pytest.raises(SynthfaceError, match=re.escape(message)):
+        load_config("tiny", [override])
