@@ -193,19 +193,11 @@ def _train_hog(xml: str, model: str, options: dict) -> None:
 
 def _write_training_xml(entries, xml: Path) -> None:
     """The trainer's boxes as imglab XML, through the dataset's own imglab writer."""
-    from synthface.formats import ImglabWriter
+    from synthface.formats.imglab import write_imglab
     from synthface.labels import Face, LabelledImage, LabelSchema
 
-    writer = ImglabWriter(xml.parent, LabelSchema(landmarks=False), path=xml)
-    try:
-        for image, rows, _ in entries:
-            writer.add(LabelledImage(str(image),
-                                     faces=[Face((x, y, w, h), ignore=ign) for x, y, w, h, ign in rows]))
-        writer.finish()
-    except BaseException:
-        writer.discard()
-        raise
-    writer.publish()
+    write_imglab(xml, (LabelledImage(str(image), faces=[Face((x, y, w, h), ignore=ign) for x, y, w, h, ign in rows])
+                       for image, rows, _ in entries), LabelSchema(landmarks=False))
 
 
 def _unmatchable_box(message: str, entries, flipped: bool):

@@ -130,22 +130,19 @@ class TrainOptions:
 def _write_imglab(faces: list[Face], xml: Path) -> None:
     """The faces as imglab XML for dlib's trainer, through the dataset's own imglab writer
     (absolute image paths, every attribute escaped)."""
-    from synthface.formats.imglab import ImglabWriter, dlib_path
+    from synthface.formats.imglab import dlib_path, write_imglab
     from synthface.labels import Face as Labelled, LabelledImage, LabelSchema
 
-    writer = ImglabWriter(xml.parent, LabelSchema(landmarks=True), path=xml)
-    links = {}
-    try:
+    links: dict = {}
+
+    def images():
         for face in faces:
             image = face.image.resolve()
             if image not in links:
                 links[image] = dlib_path(image, xml.parent, len(links))
-            writer.add(LabelledImage(links[image], faces=[Labelled(face.box, None, np.asarray(face.points))]))
-        writer.finish()
-    except BaseException:
-        writer.discard()
-        raise
-    writer.publish()
+            yield LabelledImage(links[image], faces=[Labelled(face.box, None, np.asarray(face.points))])
+
+    write_imglab(xml, images(), LabelSchema(landmarks=True))
 
 
 def boxes_for_training(faces: list[Face], upsample: int = 1, progress: bool = True) -> list[Face]:

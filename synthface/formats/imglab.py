@@ -67,3 +67,16 @@ def dlib_path(path, link_dir: Path, k: int) -> str:
     link = Path(link_dir) / f"{k:08d}{suffix}"
     os.symlink(text, link)
     return str(link)
+
+
+def write_imglab(path, images, schema) -> None:
+    """LabelledImages as one imglab XML file at `path` (the trainers' input), all or nothing."""
+    writer = ImglabWriter(Path(path).parent, schema, path=path)
+    try:
+        for image in images:
+            writer.add(image)
+        writer.finish()
+    except BaseException:
+        writer.discard()
+        raise
+    writer.publish()
