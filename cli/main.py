@@ -120,6 +120,10 @@ def _add_make_dataset(sub) -> None:
                         "(parameters from the face's seed); the default with --landmarks, where it trained the "
                         "best landmark models (bench/bench_landmarks.py)")
     p.add_argument("--no-augment", action="store_true", help="no dataset-time augmentation")
+    p.add_argument("--rotate-3d", metavar="MIN:MAX",
+                   help="turn each kept face in 3D by a yaw drawn from MIN:MAX degrees (e.g. --rotate-3d=-60:60), "
+                        "its landmarks carried exactly through the turn (needs --landmarks; before --augment)")
+    p.add_argument("--rotate-3d-pitch", metavar="MIN:MAX", help="with --rotate-3d: also a pitch, degrees (> 0: up)")
     p.add_argument("--labels", default="single", choices=("single", "flip"),
                    help="flip: predict the landmarks on the image and its mirror and average the two; each row "
                         "gets their disagreement (in eye distances) as a label confidence (default single)")
@@ -173,7 +177,7 @@ def _run_make_scenes(args, cfg) -> int:
     sampler = open_sampler(args.checkpoint, args.replay_faces, args.device, targets=_steering_targets(args))
     command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     s = make_scenes(args.out, args.n, scfg, sampler, cfg.seed, cfg.workers, cfg.val_fraction, cfg.annotate,
-                    args.resume, not args.no_progress, command, cfg.formats, cfg.max_tries)
+                    args.resume, not args.no_progress, command, cfg.formats, cfg.max_tries, cfg.rotate3d)
     print(f"{s['faces']} faces in {s['scenes']} scenes in {args.out} ({s['unplaced']} left out: no room)")
     return 0
 
@@ -206,20 +210,23 @@ def _run_make_dataset(args) -> int:
     from synthface.annotate import AnnotateConfig
     from synthface.formats import parse_formats
     from synthface.make import MakeConfig, make_dataset
+    from synthface.rotate3d import parse_turns
     from synthface.transforms import AugmentConfig
     from synthface.sampling import open_sampler
 
     if args.augment and args.no_augment:
         raise SynthfaceError("give --augment or --no-augment, not both")
+    rotate3d = parse_turns(args.rotate_3d, args.rotate_3d_pitch)
     cfg = MakeConfig(
         n=args.n, seed=args.seed, image_size=None if args.scenes else args.image_size, pad=args.pad,
         batch_size=args.batch_size, workers=os.cpu_count() or 1 if args.workers is None else args.workers,
         max_tries=args.max_tries, formats=parse_formats(args.format), val_fraction=args.val_fraction,
         # the library's default ("auto": on with --landmarks) unless a flag says otherwise
         augment=AugmentConfig() if args.augment else None if args.no_augment or args.scenes else "auto",
-        num_shards=args.num_shards, shard_index=args.shard_index,
+        num_shards=args.num_shards, shard_index=args.shard_index, rotate3d=rotate3d,
         annotate=AnnotateConfig(upsample=args.upsample, min_score=args.min_score,
-                                landmarks=args.landmarks, predictor_path=args.predictor, detector=args.detector,
+                                landmarks=args.landmarks or args.scenes, predictor_path=args.predictor,
+                                detector=args.detector,
                                 labels=args.labels, max_disagreement=args.max_disagreement))
     cfg.validate()  # every option before the generator is loaded or a folder made
     if args.scenes:
@@ -233,6 +240,10 @@ def _run_make_dataset(args) -> int:
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(summary["rejected"].items())) or "none"
     print(f"{summary['faces']} faces in {args.out} ({summary['candidates']} samples drawn; rejected: "
           f"{rejected}; {summary['rejection_rate']:.1%})")
+    if cfg.rotate3d is not None:
+        r = cfg.rotate3d
+        print(f"turned in 3D: yaw {r.yaw[0]:g} to {r.yaw[1]:g} degrees, pitch {r.pitch[0]:g} to {r.pitch[1]:g} "
+              "(labels turned with the faces; columns turn_yaw, turn_pitch, hidden)")
     if cfg.augment is not None:
         print("augmented at dataset time (rotation, scale, shift, flip, colour, blur, noise, JPEG; labels moved "
               "with the pixels)" + ("; --no-augment turns it off" if not args.augment else ""))
@@ -268,17 +279,21 @@ def _add_sample(sub) -> None:
                        description="Draw faces from a generator (the bundled default unless --checkpoint) "
                                    "into one grid image. Face j is make-dataset's candidate j for the same --seed.",
                        epilog="examples:\n  synthface sample -n 64 -o grid.png\n"
-                              "  synthface sample -n 16 -o grid.png --checkpoint runs/x/generator.safetensors --seed 3",
+                              "  synthface sample -n 16 -o grid.png --checkpoint runs/x/generator.safetensors --seed 3\n"
+                              "  synthface sample -n 4 --rotate-3d=-60:60 --steps 7 -o turns.png",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", type=int, default=64, help="number of faces (default 64)")
     p.add_argument("-o", "--output", default="grid.png", help="PNG to write (default grid.png)")
     p.add_argument("--checkpoint", help="generator weights (default: the bundled generator)")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    p.add_argument("--scale", type=int, default=1, help="magnify each face (default 1)")
+    p.add_argument("--scale", type=int, help="magnify each face (default 1; 3 with --rotate-3d)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     _add_steering_flags(p)
-    p.add_argument("--steps", type=int, help="walk one steered attribute from MIN to MAX in this many columns "
-                                             "(one row per face)")
+    p.add_argument("--rotate-3d", metavar="MIN:MAX",
+                   help="with --steps: turn each face dlib keeps in 3D from MIN to MAX degrees of yaw, its landmarks "
+                        "drawn (hidden points yellow), as make-dataset --rotate-3d does")
+    p.add_argument("--steps", type=int, help="walk one steered attribute (or the --rotate-3d turn) from MIN to MAX "
+                                             "in this many columns (one row per face)")
     p.set_defaults(func=_run_sample)
 
 
@@ -291,11 +306,15 @@ def _run_sample(args) -> int:
 
     if not 1 <= args.n <= 4096:
         raise SynthfaceError(f"-n must be from 1 to 4096, got {args.n}")
+    if args.scale is None:
+        args.scale = 3 if args.rotate_3d is not None else 1
     if not 1 <= args.scale <= 16:
         raise SynthfaceError(f"--scale must be from 1 to 16, got {args.scale}")
     check_seed(args.seed)
     check_image_path(args.output)
     targets = _steering_targets(args)
+    if args.rotate_3d is not None:
+        return _sample_turns(args, targets)
     if args.steps is not None:
         walked = [t for t in targets if t.std is None]
         if len(walked) != 1 or args.pose_mix or not 2 <= args.steps <= 64:
@@ -326,6 +345,49 @@ def _run_sample(args) -> int:
                           for f in faces])
     write_image(args.output, make_grid(faces, ncol))
     print(f"{len(faces)} faces: {args.output}")
+    return 0
+
+
+def _sample_turns(args, targets) -> int:
+    """sample --rotate-3d --steps: each of the first n faces dlib keeps, turned from MIN
+    to MAX degrees, with its labels drawn."""
+    import cv2
+    import numpy as np
+
+    from synthface.annotate import AnnotateConfig, Annotator
+    from synthface.imaging import make_grid, write_image
+    from synthface.preview import draw_labels
+    from synthface.rotate3d import parse_turns, turn_face
+    from synthface.sampling import candidates, open_sampler
+
+    turns = parse_turns(args.rotate_3d)
+    if args.steps is None or not 2 <= args.steps <= 64:
+        raise SynthfaceError("--rotate-3d in sample needs --steps (2 to 64): the turn walks MIN to MAX along each row")
+    sampler = open_sampler(args.checkpoint, device=args.device, targets=targets)
+    size = sampler.resolution * args.scale
+    if args.n * args.steps * size * size * 3 > 2 ** 30:
+        raise SynthfaceError(f"a grid of {args.n * args.steps} faces of {size} px is over 1 GB; lower -n or --scale")
+    annotator = Annotator(AnnotateConfig(landmarks=True))
+    tiles, rows = [], 0
+    for j, _, img in candidates(sampler, args.seed, 0, 20 * args.n + 100):
+        faces = annotator.annotate(img)
+        if annotator.rejection_reason(faces):
+            continue
+        face = faces[0]
+        for yaw in np.linspace(turns.yaw[0], turns.yaw[1], args.steps):
+            r = turn_face(img, face["landmarks"], face["box"], float(yaw))
+            tile = draw_labels(r.image, [(r.box, r.points, False)], args.scale)
+            for px, py in r.points[r.hidden]:
+                centre = (int(round((px + 0.5) * args.scale - 0.5)), int(round((py + 0.5) * args.scale - 0.5)))
+                cv2.circle(tile, centre, max(1, args.scale // 2), (255, 230, 0), -1, cv2.LINE_AA)
+            tiles.append(tile)
+        rows += 1
+        if rows == args.n:
+            break
+    if not tiles:
+        raise SynthfaceError("dlib kept none of the faces drawn; the generator may be untrained")
+    write_image(args.output, make_grid(np.stack(tiles), args.steps))
+    print(f"{rows} faces turned {turns.yaw[0]:g} to {turns.yaw[1]:g} degrees in {args.steps} steps: {args.output}")
     return 0
 
 

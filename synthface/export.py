@@ -14,6 +14,8 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from synthface import __version__
 from synthface.card import (CONVENTIONS, LICENCE_NOTE, _pose_section, files_section, keypoints_card,
                             loading_section, plot_pose, pose_statistics, write_card)
@@ -24,11 +26,15 @@ from synthface.pose import POSE_COLS, face_attributes
 from synthface.steering import draw_targets
 
 
-def face_schema(landmarks: bool, flip: bool = False, steered=()) -> LabelSchema:
+TURN_COLS = ["turn_yaw", "turn_pitch", "hidden"]
+
+
+def face_schema(landmarks: bool, flip: bool = False, steered=(), turned: bool = False) -> LabelSchema:
     """A face dataset's columns: seed and index per image; pose and expression (with
-    landmarks), the flip disagreement and the steering targets per face."""
+    landmarks), the flip disagreement, the steering targets and (faces turned in 3D) the
+    turn and the count of points it hid, per face."""
     attr_cols = ((POSE_COLS if landmarks else []) + (["disagreement"] if flip else [])
-                 + [f"{name}_target" for name in steered])
+                 + [f"{name}_target" for name in steered] + (TURN_COLS if turned else []))
     return LabelSchema(landmarks=landmarks, image_cols=["seed", "index"], attr_cols=attr_cols)
 
 
@@ -39,7 +45,9 @@ def write_exports(out: Path, cfg, identity: dict, command: str = "") -> dict:
     size = identity["image_size"]
     steering = identity["generator"].get("steering")
     flip = identity["annotate"].get("labels") == "flip"
-    schema = face_schema(landmarks, flip, [t["name"] for t in steering["targets"]] if steering else [])
+    turn = turn_labels(identity)
+    schema = face_schema(landmarks, flip, [t["name"] for t in steering["targets"]] if steering else [],
+                         turn is not None)
     values: dict = {c: [] for c in schema.attr_cols}
     by_target: dict = {}  # steered runs: candidates kept and rejected per target bin
     counts = {"faces": 0, "candidates": 0, "rejected": Counter(), "splits": Counter()}
@@ -66,12 +74,15 @@ def write_exports(out: Path, cfg, identity: dict, command: str = "") -> dict:
                 attrs.update(face_attributes(rec.landmarks, size))
             if flip:
                 attrs["disagreement"] = round(rec.disagreement, 6)
+            if turn is not None:
+                attrs.update(turn(rec.seed), hidden=int(rec.hidden.sum()))
             for c in schema.attr_cols:
                 values[c].append(attrs[c])
             counts["splits"][split] += 1
             counts["faces"] += 1
             yield LabelledImage(rec.file, size, size, split, {"seed": rec.seed, "index": rec.index},
-                                [Face(rec.box, rec.score, rec.landmarks, attributes=attrs)])
+                                [Face(rec.box, rec.score, rec.landmarks,
+                                      None if rec.hidden is None else np.where(rec.hidden, 1, 2), attributes=attrs)])
 
     formats = write_labels(out, schema, images(), parse_formats(cfg.formats))
     count, rejected = counts["faces"], counts["rejected"]
@@ -87,6 +98,31 @@ def write_exports(out: Path, cfg, identity: dict, command: str = "") -> dict:
             for name, bins in by_target.items()}}
     _write_face_card(out, cfg, identity, summary, command, formats, schema)
     return summary
+
+
+def turn_labels(identity: dict):
+    """For a run with faces turned in 3D: seed -> {turn_yaw, turn_pitch} as the saved
+    image shows it (a mirrored face's yaw turn changes sign); else None."""
+    if "rotate_3d" not in identity:
+        return None
+    from synthface.rotate3d import Rotate3DConfig, draw_turn
+
+    cfg = Rotate3DConfig(**identity["rotate_3d"])
+    augment = None
+    if identity.get("augment"):
+        from synthface.transforms import AugmentConfig
+
+        augment = AugmentConfig(**identity["augment"])
+
+    def turn(seed: int) -> dict:
+        from synthface.transforms import flipped
+
+        yaw, pitch = draw_turn(seed, cfg)
+        if augment is not None and flipped(seed, augment):
+            yaw = -yaw
+        return {"turn_yaw": round(yaw, 4), "turn_pitch": round(pitch, 4)}
+
+    return turn
 
 
 def trained_on(checkpoint) -> str:
@@ -113,6 +149,7 @@ def _write_face_card(out: Path, cfg, identity: dict, summary: dict, command: str
     card = {
         "format": "synthface-dataset/1", "command": command, "seed": cfg.seed, "generator": identity["generator"],
         "image_size": identity["image_size"], "augment": identity.get("augment"),
+        "rotate_3d": identity.get("rotate_3d"),
         "annotation": {"labels": "single", **annotate,
                        "detector": ("dlib.cnn_face_detection_model_v1 (MMOD, mmod_human_face_detector.dat), boxes "
                                     "mapped to the HOG convention (annotate.MMOD_TO_HOG)"
@@ -164,6 +201,13 @@ def _card_text(cfg, identity, summary, command, formats, schema) -> str:
                   f"from each face's seed): roll +-{a['rotate']:g} degrees, scale +-{a['scale']:g}, shift "
                   f"+-{a['shift']:g}, flip {a['flip']:g}, colour +-{a['colour']:g}, blur {a['blur']:g}, "
                   f"noise {a['noise']:g}, JPEG {a['jpeg']:g} (`--no-augment` turns it off)")
+    if identity.get("rotate_3d"):
+        r = identity["rotate_3d"]
+        extra += (f"\n- Turned in 3D (synthface.rotate3d, before the augmentation): yaw {r['yaw'][0]:g} to "
+                  f"{r['yaw'][1]:g} degrees, pitch {r['pitch'][0]:g} to {r['pitch'][1]:g}, drawn per face from its "
+                  "seed (`turn_yaw`, `turn_pitch`); the points go through the same turn, jaw points hidden by it "
+                  "sit on the face's outline (300-W's convention), and the points the turn hid are counted in "
+                  "`hidden` and marked visibility 1 in COCO and YOLO")
     return f"""# Synthetic face dataset (synthface {__version__})
 
 {summary['faces']} faces of {size}x{size} pixels, each with its face box

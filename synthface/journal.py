@@ -37,9 +37,11 @@ BOX_COLS = ["x", "y", "w", "h", "score"]
 BASE_COLS = ["index", "seed", "status", "faces", "file"]
 
 
-def journal_columns(landmarks: bool, confidence: bool = False) -> list[str]:
-    """The journal's columns; `confidence`: flip-checked labels' disagreement too."""
-    return BASE_COLS + BOX_COLS + (["disagreement"] if confidence else []) + (POINT_COLS if landmarks else [])
+def journal_columns(landmarks: bool, confidence: bool = False, hidden: bool = False) -> list[str]:
+    """The journal's columns; `confidence`: flip-checked labels' disagreement too;
+    `hidden`: faces turned in 3D, the points their turn hid (a hex mask, point i bit i)."""
+    return (BASE_COLS + BOX_COLS + (["disagreement"] if confidence else []) + (["hidden"] if hidden else [])
+            + (POINT_COLS if landmarks else []))
 
 
 def split_of(seed: int, val_fraction: float) -> str:
@@ -73,6 +75,7 @@ class FaceRecord:
     score: float | None = None
     landmarks: np.ndarray | None = None  # (68, 2) float, 0-based pixel centres
     disagreement: float | None = None  # flip-checked labels: the two predictions' distance
+    hidden: np.ndarray | None = None  # faces turned in 3D: (68,) bool, the points the turn hid
     split: str = ""  # "train" or "val", set on export from the seed (split_of); not journaled
     attributes: dict = field(default_factory=dict)  # pose, expression, steering targets: set on export
 
@@ -80,13 +83,15 @@ class FaceRecord:
     def kept(self) -> bool:
         return not self.status
 
-    def to_row(self, landmarks: bool, confidence: bool = False) -> list:
+    def to_row(self, landmarks: bool, confidence: bool = False, hidden: bool = False) -> list:
         row = [self.index, self.seed, self.status, self.faces, self.file]
         if not self.kept:
-            return row + [""] * (len(BOX_COLS) + confidence + (len(POINT_COLS) if landmarks else 0))
+            return row + [""] * (len(BOX_COLS) + confidence + hidden + (len(POINT_COLS) if landmarks else 0))
         row += [int(v) for v in self.box] + [f"{self.score:.6f}"]
         if confidence:
             row.append(f"{self.disagreement:.6f}")
+        if hidden:
+            row.append(format(sum(1 << i for i, v in enumerate(self.hidden) if v), "x"))
         if landmarks:
             row += [f"{v:g}" for v in np.asarray(self.landmarks).reshape(-1)]
         return row
@@ -99,6 +104,11 @@ class FaceRecord:
             rec.score = float(row["score"])
             if row.get("disagreement"):
                 rec.disagreement = float(row["disagreement"])
+            if "hidden" in row:
+                bits = int(row["hidden"], 16)
+                if bits < 0 or bits >> 68:
+                    raise ValueError(f"hidden mask {row['hidden']!r} is not 68 bits")
+                rec.hidden = np.array([(bits >> i) & 1 for i in range(68)], bool)
             if "x0" in row:
                 rec.landmarks = np.array([[float(row[f"x{i}"]), float(row[f"y{i}"])] for i in range(68)])
         return rec
@@ -217,9 +227,9 @@ def read_progress(path, seed_of=None, contiguous: bool = False) -> Progress:
 class Journal:
     """The append side: `append(records)` writes whole rows and fsyncs them."""
 
-    def __init__(self, path, landmarks: bool, confidence: bool = False):
-        self.path, self.landmarks, self.confidence = Path(path), landmarks, confidence
-        columns = journal_columns(landmarks, confidence)
+    def __init__(self, path, landmarks: bool, confidence: bool = False, hidden: bool = False):
+        self.path, self.landmarks, self.confidence, self.hidden = Path(path), landmarks, confidence, hidden
+        columns = journal_columns(landmarks, confidence, hidden)
         if not self.path.is_file() or self.path.stat().st_size == 0:
             # the header is durable before the first row can be: never an empty journal
             write_atomic(self.path, ",".join(columns) + "\n", durable=True)
@@ -234,7 +244,7 @@ class Journal:
         self.writer = csv.writer(self.f)
 
     def append(self, records) -> None:
-        self.writer.writerows(r.to_row(self.landmarks, self.confidence) for r in records)
+        self.writer.writerows(r.to_row(self.landmarks, self.confidence, self.hidden) for r in records)
         self.f.flush()
         os.fsync(self.f.fileno())
 

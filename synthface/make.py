@@ -71,6 +71,9 @@ class MakeConfig:
     # The share of faces held out as the validation split, chosen per face from its seed
     # (journal.split_of). An export option: changing it on --resume re-splits the labels.
     val_fraction: float = DEFAULT_VAL_FRACTION
+    # Face profiling (rotate3d.Rotate3DConfig; None: none): each kept face turned in 3D by
+    # a yaw and pitch from its seed, its points carried through the turn, before --augment.
+    rotate3d: object = None
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
     # Part K of N of the same dataset (see shard_quota and merge.py).
     num_shards: int = 1
@@ -107,6 +110,10 @@ class MakeConfig:
         parse_formats(self.formats)
         if self.augment is not None:
             self.augment.validate()
+        if self.rotate3d is not None:
+            if not self.annotate.landmarks:
+                raise SynthfaceError("--rotate-3d needs --landmarks (the turn is fitted to the face's 68 points)")
+            self.rotate3d.validate()
         if not 0.0 <= self.val_fraction < 1.0:  # NaN fails too
             raise SynthfaceError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         a = self.annotate
@@ -165,7 +172,8 @@ def _load_worker(acfg: AnnotateConfig, sampler_spec):
     return Annotator(acfg), sampler
 
 
-def _chunk_task(context, chunk, seed: int, image_size: int | None, pad: float, seeds=None, augment=None, stop=None):
+def _chunk_task(context, chunk, seed: int, image_size: int | None, pad: float, seeds=None, augment=None,
+                rotate3d=None, stop=None):
     """One chunk: `chunk` is either candidate indices (generated here, whole blocks) or
     images the main thread generated. Returns the per-image results and this thread's
     CPU seconds in dlib, in PNG encoding and in generation."""
@@ -175,19 +183,22 @@ def _chunk_task(context, chunk, seed: int, image_size: int | None, pad: float, s
     t0 = time.thread_time()
     images = chunk if isinstance(chunk, np.ndarray) else images_for(sampler, seed, chunk)
     t_gen = time.thread_time() - t0
-    results, t_dlib, t_enc = _process_chunk(annotator, images, image_size, pad, stop, seeds, augment)
+    results, t_dlib, t_enc = _process_chunk(annotator, images, image_size, pad, stop, seeds, augment, rotate3d)
     return results, t_dlib, t_enc, t_gen
 
 
 def _process_chunk(annotator: Annotator, images: np.ndarray, image_size: int | None, pad: float = 0.0,
-                   stop=None, seeds=None, augment=None):
+                   stop=None, seeds=None, augment=None, rotate3d=None):
     """Annotate a chunk: per image (status, faces found, face or None, png bytes or None),
-    and the thread's CPU seconds in dlib and in PNG encoding. With `augment` (an
-    AugmentConfig), each kept face and its labels are transformed by its seed's draw."""
+    and the thread's CPU seconds in dlib and in PNG encoding. With `rotate3d` (a
+    Rotate3DConfig), each kept face is turned in 3D, then with `augment` (an
+    AugmentConfig) transformed, each with its labels, by its seed's draws."""
     import cv2
 
     if augment is not None:
-        from synthface.transforms import augment_face
+        from synthface.transforms import augment_face, flipped
+    if rotate3d is not None:
+        from synthface.rotate3d import rotate_face
     out, t0 = [], time.thread_time()
     t_enc = 0.0
     for k, img in enumerate(images):
@@ -202,10 +213,18 @@ def _process_chunk(annotator: Annotator, images: np.ndarray, image_size: int | N
         faces = annotator.annotate(img)
         status = annotator.rejection_reason(faces)
         png = None
+        if not status and rotate3d is not None:
+            face = faces[0]
+            turned = rotate_face(img, face["landmarks"], face["box"], seeds[k], rotate3d)
+            img, face["landmarks"], face["box"], face["hidden"] = turned.image, turned.points, turned.box, turned.hidden
         if not status and augment is not None:
             face = faces[0]
             img, face["landmarks"], face["box"] = augment_face(img, face.get("landmarks"), face["box"], seeds[k],
                                                                augment)
+            if face.get("hidden") is not None and flipped(seeds[k], augment):
+                from synthface.scheme68 import FLIP_IDX_68
+
+                face["hidden"] = face["hidden"][FLIP_IDX_68]
         if not status:
             te = time.thread_time()
             png = cv2.imencode(".png", np.ascontiguousarray(img[:, :, ::-1]))[1].tobytes()
@@ -268,7 +287,7 @@ def _record(out: Path, journal: Journal, meta, results, accepted: int, target: i
         name = image_name(accepted)
         write_atomic(out / name, png)
         records.append(FaceRecord(j, seed_j, "", n_faces, name, tuple(int(v) for v in face["box"]),
-                                  face["score"], face.get("landmarks"), face.get("disagreement")))
+                                  face["score"], face.get("landmarks"), face.get("disagreement"), face.get("hidden")))
         accepted += 1
     journal.append(records)
     return records, accepted
@@ -285,6 +304,7 @@ def _identity(cfg: MakeConfig, sampler) -> dict:
     return {"seed": cfg.seed, "image_size": size + 2 * pad_pixels(size, cfg.pad),
             **({"pad": cfg.pad} if cfg.pad else {}),
             **({"augment": cfg.augment.to_dict()} if cfg.augment is not None else {}),
+            **({"rotate_3d": cfg.rotate3d.to_dict()} if cfg.rotate3d is not None else {}),
             "generator": sampler.identity,
             # the detector only when not the default: folders made before --detector resume
             "annotate": {k: v for k, v in asdict(cfg.annotate).items()
@@ -383,7 +403,7 @@ def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, st
     pending: deque = deque()
     # candidates of this run (a shard's own): tried = annotated, submitted = sent out
     tried = submitted = tried_before = state.tried
-    with Journal(path, cfg.annotate.landmarks, cfg.annotate.labels == "flip") as journal, \
+    with Journal(path, cfg.annotate.landmarks, cfg.annotate.labels == "flip", cfg.rotate3d is not None) as journal, \
             tqdm(total=target, initial=accepted, unit="face", desc="make-dataset", disable=not progress,
                  dynamic_ncols=True) as bar, \
             _one_thread_each() if cfg.workers else nullcontext():
@@ -404,7 +424,7 @@ def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, st
                     work = np.stack([c[2] for c in chunk])
                     stats["gen_s"] += time.thread_time() - t0
                 pending.append(workers.submit(meta, where, _chunk_task, work, cfg.seed, cfg.image_size, cfg.pad,
-                                              [m[1] for m in meta], cfg.augment))
+                                              [m[1] for m in meta], cfg.augment, cfg.rotate3d))
             if not pending:
                 counts = ", ".join(f"{k} {v}" for k, v in rejected.most_common())
                 raise SynthfaceError(

@@ -111,7 +111,7 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
         tmp = journal.with_name("journal.csv.part")
         tmp.unlink(missing_ok=True)
         face, batch = 0, []
-        with Journal(tmp, landmarks, common["annotate"].get("labels") == "flip") as j:
+        with Journal(tmp, landmarks, common["annotate"].get("labels") == "flip", "rotate_3d" in common) as j:
             for k, rec in tqdm(kept, desc="merging", unit="sample", disable=not progress, leave=False):
                 if rec.kept:
                     name = image_name(face)

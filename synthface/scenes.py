@@ -335,20 +335,22 @@ def _scene_task(context, item):
     return i, placed
 
 
-def scene_schema():
+def scene_schema(turned: bool = False):
     """A scene dataset's columns: the scene per image; per face its index and seed in the
     faces it was cut from, then truncated, occluded (points under an occluder), blend,
-    pose and expression."""
+    pose and expression, and (faces turned in 3D) the turn and the points it hid."""
+    from synthface.export import TURN_COLS
     from synthface.labels import LabelSchema
     from synthface.pose import POSE_COLS
 
     return LabelSchema(landmarks=True, image_cols=["scene"], face_cols=["face", "seed"],
-                       attr_cols=["truncated", "occluded", "blend", *POSE_COLS], multi=True, kind="scenes")
+                       attr_cols=["truncated", "occluded", "blend", *POSE_COLS, *(TURN_COLS if turned else [])],
+                       multi=True, kind="scenes")
 
 
 def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: int | None = None,
                 val_fraction: float = 0.1, annotate=None, resume: bool = False, progress: bool = True,
-                command: str = "", formats="all", max_tries: int | None = None) -> dict:
+                command: str = "", formats="all", max_tries: int | None = None, rotate3d=None) -> dict:
     """`-n` generated faces pasted into scenes in `out` (see the module docstring)."""
     from tqdm.auto import tqdm
 
@@ -368,13 +370,14 @@ def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: 
     # augmentation); the caller's config is left as it was
     annotate = replace(annotate or AnnotateConfig(), landmarks=True)
     faces_cfg = MakeConfig(n=n, seed=seed, workers=workers, formats=("csv",), val_fraction=0.0, annotate=annotate,
-                           augment=None, max_tries=max_tries)
+                           augment=None, max_tries=max_tries, rotate3d=rotate3d)
     faces_cfg.validate()
     if not 0.0 <= val_fraction < 1.0:
         raise SynthfaceError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     cfg.check_backgrounds(out)
     prepare_folder(out, resume)
-    identity = {"kind": "scenes", "seed": seed, "n": n, "scenes": cfg.identity(out), "generator": sampler.identity}
+    identity = {"kind": "scenes", "seed": seed, "n": n, "scenes": cfg.identity(out), "generator": sampler.identity,
+                **({"rotate_3d": rotate3d.to_dict()} if rotate3d is not None else {})}
     with folder_lock(out / STATE_DIR, out, "make-dataset --scenes"):
         check_identity(out, identity)
         faces_dir = out / STATE_DIR / "faces"
@@ -390,9 +393,12 @@ def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: 
         counts = {"faces": 0, "blends": Counter(), "splits": Counter()}
         with tqdm(total=len(items), desc="scenes", unit="scene", disable=not progress, leave=False) as bar, \
                 Pool(workers, _scene_init, (str(out), str(faces_dir), cfg)) as pool:
+            from synthface.export import turn_labels
+
+            turn = turn_labels(read_identity(faces_dir))
             scenes = _labelled_scenes(pool.imap(_scene_task, items, chunksize=4), items, records, cfg, face_size,
-                                      val_fraction, counts, bar)
-            written = write_labels(out, scene_schema(), scenes, formats)
+                                      val_fraction, counts, bar, turn)
+            written = write_labels(out, scene_schema(turn is not None), scenes, formats)
         summary = {"faces": counts["faces"], "scenes": len(items), "unplaced": len(records) - counts["faces"],
                    "train_scenes": counts["splits"]["train"], "val_scenes": counts["splits"]["val"],
                    "blends": dict(counts["blends"])}
@@ -402,7 +408,7 @@ def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: 
 
 
 def _labelled_scenes(placements, items, records, cfg: SceneConfig, face_size: int, val_fraction: float,
-                     counts: dict, bar):
+                     counts: dict, bar, turn=None):
     """Each composed scene as a LabelledImage (in scene order, as the pool returns them)."""
     from synthface.journal import split_of
     from synthface.labels import Face, LabelledImage
@@ -417,7 +423,10 @@ def _labelled_scenes(placements, items, records, cfg: SceneConfig, face_size: in
             rec = records[offsets[i] + k]
             pose = face_attributes(rec.landmarks, face_size)
             pose["roll"] = round(pose["roll"] - angle, 4)  # the paste turned the face by `angle`
-            faces.append(Face(box, rec.score, np.round(pts, 3), np.where(occluded, 1, 2), ignore=bool(truncated),
+            if turn is not None:
+                pose.update(turn(rec.seed), hidden=int(rec.hidden.sum()))
+            hidden = occluded if rec.hidden is None else occluded | rec.hidden
+            faces.append(Face(box, rec.score, np.round(pts, 3), np.where(hidden, 1, 2), ignore=bool(truncated),
                               attributes={"face": rec.index, "seed": rec.seed, "truncated": int(truncated),
                                           "occluded": int(occluded.sum()), "blend": blend, **pose}))
             counts["blends"][blend] += 1

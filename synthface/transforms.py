@@ -82,6 +82,11 @@ def draw_params(seed: int, cfg: AugmentConfig, size: int) -> Params:
                   jpeg=int(30 + 60 * u[13]) if u[12] < cfg.jpeg else 0)
 
 
+def flipped(seed: int, cfg: AugmentConfig) -> bool:
+    """Whether a face's draw mirrors it (its per-point flags then swap like its points)."""
+    return bool(np.random.default_rng([int(seed), _STREAM]).random(14)[4] < cfg.flip)
+
+
 def affine(p: Params, size: int) -> np.ndarray:
     """The 2x3 map of image coordinates (before the flip)."""
     import cv2
