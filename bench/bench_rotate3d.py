@@ -93,7 +93,9 @@ def agreement(out: Path, n_faces: int, seed: int) -> dict:
             "teacher_nme_median": float(np.median([r["teacher_nme"] for r in sel])),
             "fit_yaw_error_mean_abs": float(np.mean([abs(r["fit_yaw_error"]) for r in sel])),
             "fit_yaw_error_max_abs": float(np.max([abs(r["fit_yaw_error"]) for r in sel])),
-            "pnp_yaw_error_mean": float(np.mean([r["pnp_yaw_error"] for r in sel])),
+            "pnp_yaw_error_mean_abs": float(np.mean([abs(r["pnp_yaw_error"]) for r in sel])),
+            "pnp_yaw_share_of_turn": float(np.mean([(r["pnp_yaw_error"] + r["turn"]) / r["turn"] for r in sel]))
+            if lo else None,
             "hidden_mean": float(np.mean([r["hidden"] for r in sel]))}
     result = {"faces": faces, "angles": ANGLES, "ms_per_turn_median": 1000 * float(np.median(times)),
               "ms_per_turn_mean": 1000 * float(np.mean(times)), "by_abs_turn": bins}
@@ -101,7 +103,7 @@ def agreement(out: Path, n_faces: int, seed: int) -> dict:
     for k, b in bins.items():
         print(f"|turn| {k:>2}: teacher NME {b['teacher_nme_mean']:.2%} (median {b['teacher_nme_median']:.2%}), "
               f"fitted yaw error {b['fit_yaw_error_mean_abs']:.1f} (max {b['fit_yaw_error_max_abs']:.1f}), "
-              f"PnP yaw error {b['pnp_yaw_error_mean']:+.1f}, hidden points {b['hidden_mean']:.1f}", flush=True)
+              f"PnP yaw error {b['pnp_yaw_error_mean_abs']:.1f}, hidden points {b['hidden_mean']:.1f}", flush=True)
     print(f"turn: {result['ms_per_turn_median']:.2f} ms median a face (one thread)")
     return result
 

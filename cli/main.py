@@ -351,13 +351,12 @@ def _run_sample(args) -> int:
 def _sample_turns(args, targets) -> int:
     """sample --rotate-3d --steps: each of the first n faces dlib keeps, turned from MIN
     to MAX degrees, with its labels drawn."""
-    import cv2
     import numpy as np
 
     from synthface.annotate import AnnotateConfig, Annotator
     from synthface.imaging import make_grid, write_image
-    from synthface.preview import draw_labels
-    from synthface.rotate3d import parse_turns, turn_face
+    from synthface.preview import turn_row
+    from synthface.rotate3d import parse_turns
     from synthface.sampling import candidates, open_sampler
 
     turns = parse_turns(args.rotate_3d)
@@ -374,13 +373,7 @@ def _sample_turns(args, targets) -> int:
         if annotator.rejection_reason(faces):
             continue
         face = faces[0]
-        for yaw in np.linspace(turns.yaw[0], turns.yaw[1], args.steps):
-            r = turn_face(img, face["landmarks"], face["box"], float(yaw))
-            tile = draw_labels(r.image, [(r.box, r.points, False)], args.scale)
-            for px, py in r.points[r.hidden]:
-                centre = (int(round((px + 0.5) * args.scale - 0.5)), int(round((py + 0.5) * args.scale - 0.5)))
-                cv2.circle(tile, centre, max(1, args.scale // 2), (255, 230, 0), -1, cv2.LINE_AA)
-            tiles.append(tile)
+        tiles += turn_row(img, face["landmarks"], face["box"], np.linspace(*turns.yaw, args.steps), args.scale)
         rows += 1
         if rows == args.n:
             break

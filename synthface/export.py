@@ -187,6 +187,9 @@ def _card_text(cfg, identity, summary, command, formats, schema) -> str:
         "fill the frame and their boxes reach past the image, which dlib's detector trainer refuses.\n")
     pose_files = ("\n- `pose.png`: the share of faces per 5-degree bin of measured yaw and pitch"
                   + (" and of their steering targets" if steering else "")) if landmarks else ""
+    if identity.get("rotate_3d"):
+        pose_files += ("\n- `turns.jpg`: the first face, as dlib labelled it, turned across the yaw range with its "
+                       "labels (hidden points yellow)")
     extra = ""
     if annotate.get("detector") == "mmod":
         extra += "\n- Detector: dlib's MMOD CNN face detector, boxes mapped to the HOG convention"

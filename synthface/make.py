@@ -373,12 +373,47 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
             made, stats = _sample(out, cfg, sampler, spec, workers, state, progress)
             wall = time.perf_counter() - t_start
             workers.close()
+            if cfg.rotate3d is not None:
+                write_turn_grid(out, cfg, sampler, workers.context[0])
             summary = write_exports(out, cfg, identity, command)
             prune_images(out, summary["faces"])
     finally:
         workers.close()
     summary["this_run"] = {"faces": made, "seconds": round(wall, 2), **{k: round(v, 2) for k, v in stats.items()}}
     return summary
+
+
+TURN_STEPS = 7
+
+
+def write_turn_grid(out: Path, cfg: MakeConfig, sampler, annotator: Annotator) -> None:
+    """turns.jpg for the card of a --rotate-3d dataset: its first face, as dlib labelled
+    it before the turn, turned across the run's yaw range in TURN_STEPS steps."""
+    import cv2
+
+    from synthface.imaging import make_grid
+    from synthface.journal import iter_records
+    from synthface.preview import turn_row
+    from synthface.sampling import images_for
+
+    first = next((r for r in iter_records(out / STATE_DIR / "journal.csv") if r.kept), None)
+    if first is None:
+        return
+    img = images_for(sampler, cfg.seed, [first.index])[0]
+    size = cfg.image_size or img.shape[0]
+    if size != img.shape[0]:
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_CUBIC if size > img.shape[0] else cv2.INTER_AREA)
+    if cfg.pad:
+        p = pad_pixels(size, cfg.pad)
+        img = cv2.copyMakeBorder(img, p, p, p, p, cv2.BORDER_REFLECT_101)
+    faces = annotator.annotate(img)
+    if annotator.rejection_reason(faces):
+        return
+    scale = max(1, round(192 / img.shape[0]))
+    tiles = turn_row(img, faces[0]["landmarks"], faces[0]["box"], np.linspace(*cfg.rotate3d.yaw, TURN_STEPS), scale)
+    grid = make_grid(np.stack(tiles), TURN_STEPS)
+    write_atomic(out / "turns.jpg", cv2.imencode(".jpg", np.ascontiguousarray(grid[:, :, ::-1]),
+                                                 [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
 
 
 def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, state, progress: bool

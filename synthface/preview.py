@@ -28,6 +28,22 @@ def draw_labels(rgb: np.ndarray, faces, scale: int) -> np.ndarray:
     return img
 
 
+def turn_row(img: np.ndarray, points, box, yaws, scale: int) -> list:
+    """One face turned in 3D to each yaw (rotate3d.turn_face), each tile with its box and
+    points drawn and the points the turn hid in yellow."""
+    from synthface.rotate3d import turn_face
+
+    tiles = []
+    for yaw in yaws:
+        r = turn_face(img, points, box, float(yaw))
+        tile = draw_labels(r.image, [(r.box, r.points, False)], scale)
+        for px, py in r.points[r.hidden]:
+            centre = (int(round((px + 0.5) * scale - 0.5)), int(round((py + 0.5) * scale - 0.5)))
+            cv2.circle(tile, centre, max(1, scale // 2), (255, 230, 0), -1, cv2.LINE_AA)
+        tiles.append(tile)
+    return tiles
+
+
 def preview(dataset, out, n: int = 16, scale: int | None = None) -> Path:
     """Draw the first n images of a dataset with their labels into one PNG."""
     from synthface.readers import read_labelled

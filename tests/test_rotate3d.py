@@ -124,6 +124,8 @@ def test_make_dataset_turns_faces_and_their_labels(tmp_path):
     assert sum((np.array(a["keypoints"][2::3]) == 1).sum() for a in coco["annotations"]) > 0
     card = json.loads((out / "dataset.json").read_text())
     assert card["rotate_3d"] == {"yaw": [-50.0, 50.0], "pitch": [0.0, 0.0]}
+    grid = cv2.imread(str(out / "turns.jpg"))  # the first face turned in 7 steps, for the card
+    assert grid.shape[1] >= 7 * 64 * 3 and "`turns.jpg`" in (out / "README.md").read_text()
 
     part = tmp_path / "resumed"
     assert run_cli("make-dataset", "-n", "10", "--landmarks", "--rotate-3d=-50:50", "--out", part,
