@@ -137,29 +137,30 @@ def score(model: str, data: str, turned_only: bool = False) -> dict:
     return r
 
 
-def train(out: Path, n: int, baseline: str | None, seed: int) -> dict:
+def train(out: Path, n: int, baseline: str | None, seed: int, yaw: str = "-60:60") -> dict:
     from synthface.annotate import AnnotateConfig
     from synthface.landmarks import TrainOptions, train_landmarks
     from synthface.make import MakeConfig, make_dataset
-    from synthface.rotate3d import Rotate3DConfig
+    from synthface.rotate3d import parse_turns
     from synthface.sampling import open_sampler
 
     path = out / "train.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
-    data = out / f"rot60_{n}"
-    model = out / f"rot60_{n}.dat"
+    tag = f"rot{yaw.replace(':', '_')}_{n}"
+    data = out / tag
+    model = out / f"{tag}.dat"
     if not model.is_file():
         cfg = MakeConfig(n=n, seed=seed, formats=("csv",), val_fraction=0.0, annotate=AnnotateConfig(landmarks=True),
-                         rotate3d=Rotate3DConfig((-60.0, 60.0)))
+                         rotate3d=parse_turns(yaw))
         t = time.perf_counter()
         make_dataset(data, cfg, open_sampler(device="cpu"), resume=data.exists(), progress=False)
-        results["make_seconds"] = round(time.perf_counter() - t, 1)
+        results[f"{tag} make_seconds"] = round(time.perf_counter() - t, 1)
         s = train_landmarks(data, model, TrainOptions(), progress=False)
-        results["train_seconds"] = s["seconds"]
+        results[f"{tag} train_seconds"] = s["seconds"]
         path.write_text(json.dumps(results, indent=2) + "\n")
-    models = {"augmented + rotated": str(model)}
+    models = {f"augmented + rotated {yaw} [{n}]": str(model)}
     if baseline:
-        models["augmented alone"] = baseline
+        models[f"augmented alone [{n}]"] = baseline
     for name, m in models.items():
         for test, where, turned in (("afw", "afw", False), ("helen-train", "helen-train", False),
                                     ("afw |yaw| > 20", "afw", True)):
@@ -180,6 +181,7 @@ def main():
     p.add_argument("--faces", type=int, default=100, help="agreement: faces (each at 9 angles)")
     p.add_argument("--n", type=int, default=10000, help="train: dataset size")
     p.add_argument("--baseline", help="train: a model from the same recipe without --rotate-3d")
+    p.add_argument("--yaw", default="-60:60", help="train: the --rotate-3d range")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     out = Path(args.out)
@@ -187,7 +189,7 @@ def main():
     if args.part == "agreement":
         agreement(out, args.faces, args.seed)
     else:
-        train(out, args.n, args.baseline, args.seed)
+        train(out, args.n, args.baseline, args.seed, args.yaw)
 
 
 if __name__ == "__main__":
