@@ -1,6 +1,7 @@
 """Faces turned in 3D (`--rotate-3d`): do the carried labels hold, and do they teach?
 
-    python bench/bench_rotate3d.py agreement --faces 100 --out runs/rot3d     # minutes
+    python bench/bench_rotate3d.py agreement --faces 100 --out runs/rot3d     # a minute
+    python bench/bench_rotate3d.py boxes --faces 150 --out runs/rot3d         # a minute
     python bench/bench_rotate3d.py train --n 10000 --out runs/rot3d \\
         --baseline runs/m/lm10k_default.dat                                    # about 25 min on 2 cores
 
@@ -17,6 +18,9 @@ the default augmentation), a landmark model trained on it with the default optio
 both it and --baseline (the same recipe without the turn) scored on 300w-dev afw and
 helen-train (boxes from dlib's detector, as `landmarks eval`), and on afw's turned faces
 (|yaw| > 20 degrees by pose.fitted_pose of their human points). Writes train.json.
+
+boxes: the same turned faces through dlib's HOG detector: where it puts their box against
+the turned box (rotate3d.HOG_SHIFT comes from here). Writes boxes.json.
 """
 
 from __future__ import annotations
@@ -108,6 +112,51 @@ def agreement(out: Path, n_faces: int, seed: int) -> dict:
     return result
 
 
+def boxes(out: Path, n_faces: int, seed: int) -> dict:
+    """Where dlib's HOG detector puts the box of a turned face, against the turned box
+    (rotate3d._turned_box): per turn, how often it fires, the IoU, the centre offset in
+    box widths and the size ratio."""
+    import dlib
+
+    from synthface.annotate import AnnotateConfig, Annotator
+    from synthface.geometry import iou
+    from synthface.rotate3d import turn_face
+    from synthface.sampling import candidates, open_sampler
+
+    annotator = Annotator(AnnotateConfig(landmarks=True))
+    detector = dlib.get_frontal_face_detector()
+    rows, faces = {a: [] for a in ANGLES}, 0
+    for _, _, img in candidates(open_sampler(device="cpu"), seed, 0, None):
+        found = annotator.annotate(img)
+        if annotator.rejection_reason(found):
+            continue
+        for a in ANGLES:
+            r = turn_face(img, found[0]["landmarks"], found[0]["box"], a)
+            dets = detector(r.image, 1)
+            if len(dets) != 1:
+                rows[a].append(None)
+                continue
+            d = dets[0]
+            hog = (d.left(), d.top(), d.width(), d.height())
+            x, y, w, h = r.box
+            rows[a].append((iou(hog, r.box), (d.left() + d.width() / 2 - x - w / 2) / d.width(), w / d.width()))
+        faces += 1
+        if faces == n_faces:
+            break
+    result = {}
+    for a, found in rows.items():
+        hits = np.array([f for f in found if f is not None])
+        result[str(a)] = {"fires": len(hits) / len(found), **({"iou": float(hits[:, 0].mean()),
+                          "centre_offset": float(hits[:, 1].mean()), "size_ratio": float(hits[:, 2].mean())}
+                          if len(hits) else {})}
+        r = result[str(a)]
+        print(f"turn {a:+3d}: the detector fires on {r['fires']:.0%}" + (
+            f", IoU {r['iou']:.3f}, centre offset {r['centre_offset']:+.3f} widths, size ratio {r['size_ratio']:.3f}"
+            if len(hits) else ""), flush=True)
+    (out / "boxes.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def score(model: str, data: str, turned_only: bool = False) -> dict:
     """NME per face (detector boxes, as `landmarks eval`); turned_only: faces with
     |fitted yaw| > 20 degrees."""
@@ -176,7 +225,7 @@ def train(out: Path, n: int, baseline: str | None, seed: int, yaw: str = "-60:60
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=("agreement", "train"))
+    p.add_argument("part", choices=("agreement", "boxes", "train"))
     p.add_argument("--out", default="runs/rot3d")
     p.add_argument("--faces", type=int, default=100, help="agreement: faces (each at 9 angles)")
     p.add_argument("--n", type=int, default=10000, help="train: dataset size")
@@ -188,6 +237,8 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     if args.part == "agreement":
         agreement(out, args.faces, args.seed)
+    elif args.part == "boxes":
+        boxes(out, args.faces, args.seed)
     else:
         train(out, args.n, args.baseline, args.seed, args.yaw)
 
