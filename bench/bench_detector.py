@@ -2,6 +2,7 @@
 
     python bench/bench_detector.py                  # about 20 minutes on 2 cores
     python bench/bench_detector.py --sizes 1000 --out runs/det-quick
+    python bench/bench_detector.py --sizes 1000 --rotate-only --out runs/det-rot   # about 10 minutes
 
 The real photos are ../shared/data/helen-train-photos (783 whole HELEN photos, 870
 annotated faces), split by photo: even positions (sorted by name) train the real
@@ -26,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from synthface.detector import (DetectorOptions, evaluate_detector, load_boxes, plot_pr,  # noqa: E402
                                 train_detector)
+from synthface.rotate3d import parse_turns  # noqa: E402
 from synthface.sampling import open_sampler  # noqa: E402
 from synthface.scenes import BLENDS, SceneConfig, make_scenes  # noqa: E402
 from synthface.steering import pose_mix_targets  # noqa: E402
@@ -37,6 +39,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000])
     p.add_argument("--out", default="runs/detector")
+    p.add_argument("--rotate-only", action="store_true",
+                   help="only the stock and real rows, the real-backgrounds scenes and the same with --rotate-3d")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -84,10 +88,12 @@ def main():
         if name in results:
             return
         targets = kw.pop("targets", None)
+        rotate3d = kw.pop("rotate3d", None)
         cfg = SceneConfig(**kw)
-        data = out / name.replace(" ", "_").replace("/", "_").replace(",", "")
+        data = out / name.replace(" ", "_").replace("/", "_").replace(",", "").replace("=", "").replace(":", "_")
         t = time.perf_counter()
-        make_scenes(data, n, cfg, open_sampler(targets=targets), resume=data.exists(), progress=False)
+        make_scenes(data, n, cfg, open_sampler(targets=targets), resume=data.exists(), progress=False,
+                    rotate3d=rotate3d)
         made = time.perf_counter() - t
         s = train_detector(data, out / f"{data.name}.svm", options, progress=False)
         score(name, str(out / f"{data.name}.svm"), s, round(made, 1))
@@ -95,13 +101,17 @@ def main():
         save()
 
     n0 = args.sizes[0]
-    scenes(f"scenes {n0}, procedural, all blends", n0)
+    if not args.rotate_only:
+        scenes(f"scenes {n0}, procedural, all blends", n0)
     scenes(f"scenes {n0}, real backgrounds, all blends", n0, backgrounds=str(DATA / "backgrounds"))
-    scenes(f"scenes {n0}, procedural, no blending", n0, blends=("none",))
-    scenes(f"scenes {n0}, procedural, poisson only", n0, blends=("poisson",))
-    scenes(f"scenes {n0}, procedural, --pose-mix", n0, targets=pose_mix_targets())
-    for n in args.sizes[1:]:
-        scenes(f"scenes {n}, real backgrounds, all blends", n, backgrounds=str(DATA / "backgrounds"))
+    scenes(f"scenes {n0}, real backgrounds, --rotate-3d=-45:45", n0, backgrounds=str(DATA / "backgrounds"),
+           rotate3d=parse_turns("-45:45"))
+    if not args.rotate_only:
+        scenes(f"scenes {n0}, procedural, no blending", n0, blends=("none",))
+        scenes(f"scenes {n0}, procedural, poisson only", n0, blends=("poisson",))
+        scenes(f"scenes {n0}, procedural, --pose-mix", n0, targets=pose_mix_targets())
+        for n in args.sizes[1:]:
+            scenes(f"scenes {n}, real backgrounds, all blends", n, backgrounds=str(DATA / "backgrounds"))
     lines = ["| detector | AP50 | max recall | recall at 0 | FP / image at 0 | training faces | scenes faces/s |",
              "|---|---|---|---|---|---|---|"]
     for name, r in results.items():

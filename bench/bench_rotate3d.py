@@ -186,7 +186,7 @@ def score(model: str, data: str, turned_only: bool = False) -> dict:
     return r
 
 
-def train(out: Path, n: int, baseline: str | None, seed: int, yaw: str = "-60:60") -> dict:
+def train(out: Path, n: int, baseline: str | None, seed: int, yaw: str = "-60:60", pitch: str | None = None) -> dict:
     from synthface.annotate import AnnotateConfig
     from synthface.landmarks import TrainOptions, train_landmarks
     from synthface.make import MakeConfig, make_dataset
@@ -195,19 +195,19 @@ def train(out: Path, n: int, baseline: str | None, seed: int, yaw: str = "-60:60
 
     path = out / "train.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
-    tag = f"rot{yaw.replace(':', '_')}_{n}"
+    tag = f"rot{yaw.replace(':', '_')}" + (f"_pitch{pitch.replace(':', '_')}" if pitch else "") + f"_{n}"
     data = out / tag
     model = out / f"{tag}.dat"
     if not model.is_file():
         cfg = MakeConfig(n=n, seed=seed, formats=("csv",), val_fraction=0.0, annotate=AnnotateConfig(landmarks=True),
-                         rotate3d=parse_turns(yaw))
+                         rotate3d=parse_turns(yaw, pitch))
         t = time.perf_counter()
         make_dataset(data, cfg, open_sampler(device="cpu"), resume=data.exists(), progress=False)
         results[f"{tag} make_seconds"] = round(time.perf_counter() - t, 1)
         s = train_landmarks(data, model, TrainOptions(), progress=False)
         results[f"{tag} train_seconds"] = s["seconds"]
         path.write_text(json.dumps(results, indent=2) + "\n")
-    models = {f"augmented + rotated {yaw} [{n}]": str(model)}
+    models = {f"augmented + rotated {yaw}" + (f", pitch {pitch}" if pitch else "") + f" [{n}]": str(model)}
     if baseline:
         models[f"augmented alone [{n}]"] = baseline
     for name, m in models.items():
@@ -231,6 +231,7 @@ def main():
     p.add_argument("--n", type=int, default=10000, help="train: dataset size")
     p.add_argument("--baseline", help="train: a model from the same recipe without --rotate-3d")
     p.add_argument("--yaw", default="-60:60", help="train: the --rotate-3d range")
+    p.add_argument("--pitch", help="train: the --rotate-3d-pitch range")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     out = Path(args.out)
@@ -240,7 +241,7 @@ def main():
     elif args.part == "boxes":
         boxes(out, args.faces, args.seed)
     else:
-        train(out, args.n, args.baseline, args.seed, args.yaw)
+        train(out, args.n, args.baseline, args.seed, args.yaw, args.pitch)
 
 
 if __name__ == "__main__":
