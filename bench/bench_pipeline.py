@@ -7,8 +7,9 @@
 
 Stage costs are CPU-seconds per accepted face, measured one at a time on one core and
 each done as make-dataset does it: generation (whole blocks), detection (one upsample),
-the 68 landmarks, PNG encoding, and the main thread's writing (image renamed into place,
-journal row, an fsync a chunk). Every stage needs a core, so on `c` cores the pipeline
+the 68 landmarks, the default augmentation, PNG encoding, the main thread's writing
+(image renamed into place, journal row, an fsync a chunk) and the pose labels (computed
+at export); a --rotate-3d turn is reported beside them, not summed. Every stage needs a core, so on `c` cores the pipeline
 can make at most  c / (sum of the stage costs)  faces/s: that is the bound, and
 efficiency = measured faces/s / bound. "measured" times the whole make_dataset call
 (loading dlib's models included); "loop" is its sampling loop alone. The naive loop is
@@ -61,8 +62,23 @@ def stage_costs(sampler, n: int = 512) -> dict:
     points = [ann.predictor(img, dlib.rectangle(r.left(), r.top(), r.right(), r.bottom()))
               for _, img, r in with_face]
     lm = (time.perf_counter() - t) / max(len(with_face), 1)
+    from synthface.pose import face_attributes
+    from synthface.rotate3d import turn_face
+    from synthface.transforms import AugmentConfig, augment_face
+
+    arrays = [shape_to_array(s) for s in points]
+    boxes = [(r.left(), r.top(), r.width(), r.height()) for _, _, r in with_face]
     t = time.perf_counter()
-    pngs = [cv2.imencode(".png", np.ascontiguousarray(img[:, :, ::-1]))[1].tobytes() for _, img, _ in with_face]
+    augmented = [augment_face(img, p, b, j, AugmentConfig())[0] for (j, img, _), p, b in zip(with_face, arrays, boxes)]
+    aug = (time.perf_counter() - t) / max(len(with_face), 1)
+    t = time.perf_counter()
+    [face_attributes(p, img.shape[0]) for (_, img, _), p in zip(with_face, arrays)]
+    pose = (time.perf_counter() - t) / max(len(with_face), 1)
+    t = time.perf_counter()
+    [turn_face(img, p, b, (j % 61) - 30.0) for (j, img, _), p, b in zip(with_face, arrays, boxes)]
+    turn = (time.perf_counter() - t) / max(len(with_face), 1)
+    t = time.perf_counter()
+    pngs = [cv2.imencode(".png", np.ascontiguousarray(img[:, :, ::-1]))[1].tobytes() for img in augmented]
     enc = (time.perf_counter() - t) / max(len(with_face), 1)
     results = [("", 1, {"box": (r.left(), r.top(), r.width(), r.height()), "score": 1.0,
                         "landmarks": shape_to_array(s)}, png)
@@ -78,9 +94,11 @@ def stage_costs(sampler, n: int = 512) -> dict:
         assert (Path(tmp) / image_name(k - 1)).is_file()
     yield_ = len(with_face) / n
     torch.set_num_threads(os.cpu_count() or 1)
-    return {"gen": gen, "detect": det, "landmarks": lm, "encode": enc, "write": write, "yield": yield_,
-            # per accepted face: every candidate is generated and detected
-            "per_face": (gen + det) / max(yield_, 1e-9) + lm + enc + write}
+    return {"gen": gen, "detect": det, "landmarks": lm, "augment": aug, "encode": enc, "write": write, "pose": pose,
+            "rotate_3d": turn, "yield": yield_,
+            # per accepted face: every candidate is generated and detected; the pose labels
+            # are computed at export (one core), the turn only with --rotate-3d
+            "per_face": (gen + det) / max(yield_, 1e-9) + lm + aug + enc + write + pose}
 
 
 def naive_loop(sampler, n: int, out: Path) -> float:
@@ -154,7 +172,7 @@ def main():
     print(f"# {os.cpu_count()} cores, torch {torch.__version__}, generator {sampler.identity.get('checkpoint')}")
     c = stage_costs(sampler)
     print("stage,ms_per_candidate_or_face")
-    for k in ("gen", "detect", "landmarks", "encode", "write"):
+    for k in ("gen", "detect", "landmarks", "augment", "encode", "write", "pose", "rotate_3d"):
         print(f"{k},{c[k] * 1000:.3f}")
     print(f"yield,{c['yield']:.3f}")
     print(f"cpu_ms_per_accepted_face,{c['per_face'] * 1000:.3f}")

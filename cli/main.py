@@ -249,7 +249,8 @@ def _run_make_dataset(args) -> int:
               "with the pixels)" + ("; --no-augment turns it off" if not args.augment else ""))
     print(f"this run: {run['faces']} faces in {run['seconds']:.1f} s ({rate:.1f} faces/s); "
           f"generation {run['gen_s']:.1f} s, dlib {run['dlib_s']:.1f} s (summed over workers), "
-          f"PNG encoding {run['encode_s']:.1f} s, writing {run['write_s']:.1f} s")
+          f"PNG encoding {run['encode_s']:.1f} s, writing {run['write_s']:.1f} s; labels {run['export_s']:.1f} s "
+          f"({summary['faces'] / max(run['export_s'], 1e-9):.0f} faces/s)")
     return 0
 
 

@@ -38,8 +38,9 @@ def face_schema(landmarks: bool, flip: bool = False, steered=(), turned: bool = 
     return LabelSchema(landmarks=landmarks, image_cols=["seed", "index"], attr_cols=attr_cols)
 
 
-def write_exports(out: Path, cfg, identity: dict, command: str = "") -> dict:
-    """Every label format chosen in cfg.formats, then dataset.json / README.md."""
+def write_exports(out: Path, cfg, identity: dict, command: str = "", progress: bool = False) -> dict:
+    """Every label format chosen in cfg.formats, then dataset.json / README.md
+    (`progress`: a bar over the faces, which at 100,000 take a minute or more)."""
     out = Path(out)
     landmarks = cfg.annotate.landmarks
     size = identity["image_size"]
@@ -84,7 +85,11 @@ def write_exports(out: Path, cfg, identity: dict, command: str = "") -> dict:
                                 [Face(rec.box, rec.score, rec.landmarks,
                                       None if rec.hidden is None else np.where(rec.hidden, 1, 2), attributes=attrs)])
 
-    formats = write_labels(out, schema, images(), parse_formats(cfg.formats))
+    from tqdm.auto import tqdm
+
+    with tqdm(images(), total=cfg.target, unit="face", desc="labels", disable=not progress, leave=False,
+              dynamic_ncols=True) as bar:
+        formats = write_labels(out, schema, bar, parse_formats(cfg.formats))
     count, rejected = counts["faces"], counts["rejected"]
     summary = {"faces": count, "train": counts["splits"]["train"], "val": counts["splits"]["val"],
                "candidates": counts["candidates"], "rejected": dict(rejected),

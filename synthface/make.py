@@ -375,11 +375,14 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
             workers.close()
             if cfg.rotate3d is not None:
                 write_turn_grid(out, cfg, sampler, workers.context[0])
-            summary = write_exports(out, cfg, identity, command)
+            t_export = time.perf_counter()
+            summary = write_exports(out, cfg, identity, command, progress)
+            export_s = time.perf_counter() - t_export
             prune_images(out, summary["faces"])
     finally:
         workers.close()
-    summary["this_run"] = {"faces": made, "seconds": round(wall, 2), **{k: round(v, 2) for k, v in stats.items()}}
+    summary["this_run"] = {"faces": made, "seconds": round(wall, 2), "export_s": round(export_s, 2),
+                           **{k: round(v, 2) for k, v in stats.items()}}
     return summary
 
 

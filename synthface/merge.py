@@ -135,4 +135,5 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
         annotate = AnnotateConfig(**common["annotate"])
         cfg = MakeConfig(n=n, seed=common["seed"], image_size=common["image_size"], formats=formats,
                          val_fraction=val_fraction, annotate=annotate, augment=None)
-        return write_exports(out, cfg, common, "synthface merge " + " ".join(map(str, parts)) + f" -o {out}")
+        return write_exports(out, cfg, common, "synthface merge " + " ".join(map(str, parts)) + f" -o {out}",
+                             progress)
