@@ -155,19 +155,42 @@ def iter_records(path, seed_of=None, contiguous: bool = False) -> "iter[FaceReco
     run draws for it) each row's seed its index's. A hand-edited or damaged journal is
     one line naming the line, never a silently wrong dataset."""
     path = Path(path)
-    data = _recover(path)
-    if not data:
+    cut_torn_tail(path)
+    if not path.is_file() or path.stat().st_size == 0:
         return
+    with open(path, "rb") as f:  # streamed a line at a time: memory stays flat in the journal's length
+        yield from _checked_records(path, _text_lines(path, f), seed_of, contiguous)
+
+
+def _text_lines(path: Path, f):
+    for line, raw in enumerate(f, start=1):
+        try:
+            yield raw.decode()
+        except UnicodeDecodeError:
+            raise SynthfaceError(f"{path}, line {line}: not text; the journal is damaged") from None
+
+
+def _checked_records(path: Path, lines, seed_of, contiguous: bool):
+    reader = csv.DictReader(lines)
     try:
-        text = data.decode()
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise SynthfaceError(f"{path}, line {line}: not text; the journal is damaged") from None
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or reader.fieldnames[:len(BASE_COLS)] != BASE_COLS:
-        raise SynthfaceError(f"{path} is not a synthface journal (its header is {reader.fieldnames})")
+        fieldnames = reader.fieldnames
+    except csv.Error:
+        fieldnames = None
+    if fieldnames is None or fieldnames[:len(BASE_COLS)] != BASE_COLS:
+        raise SynthfaceError(f"{path} is not a synthface journal (its header is {fieldnames})")
     previous, kept = -1, 0
-    for line, row in enumerate(reader, start=2):
+    rows = iter(reader)
+    line = 1
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise SynthfaceError(f"{path}, line {line + 1}: {exc}; the journal is damaged (restore it, or make "
+                                 "the dataset in a new --out)") from None
+        line += 1
+
         def damaged(what):
             return SynthfaceError(f"{path}, line {line}: {what}; the journal is damaged (restore it, or make the "
                                   "dataset in a new --out)")
