@@ -2,6 +2,7 @@
 
     python bench/bench_landmarks.py                          # the full ablation (about an hour on 2 cores)
     python bench/bench_landmarks.py --ablation-size 1000 --big-size 2000 --out runs/lm-quick
+    python bench/bench_landmarks.py --curve-only 'augmentation (--augment)' --curve 20000 --out runs/lm-curve
 
 With the same dlib training options (synthface's TrainOptions) throughout, on real faces
 with human 68-point labels (boxes from dlib's detector, as at test time):
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -69,6 +71,9 @@ def main():
     p.add_argument("--variants", nargs="*", default=list(VARIANTS), help="ablation rows (names in VARIANTS)")
     p.add_argument("--out", default="runs/landmarks")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--curve-only", metavar="VARIANT",
+                   help="only the size curve (--curve) of this recipe, e.g. 'augmentation (--augment)': datasets, "
+                        "models, scores, training time and the trainer's peak RSS")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,7 +106,17 @@ def main():
         made = make(data, n, variant, args.seed)
         model = out / f"{_slug(variant)}_{n}.dat"
         s = train_landmarks(data, model, options, progress=False)
-        return score(name, str(model), s, made)
+        r = score(name, str(model), s, made)
+        # the trainer runs in a child process: the largest child's peak RSS, in MiB
+        r["train_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+        save()
+        return r
+
+    if args.curve_only:
+        for n in args.curve:
+            synthetic(args.curve_only, n)
+        _report(results, out, max(args.curve))
+        return
 
     score("dlib 68-point model (teacher)", "dlib68")
     if "real: helen-train 870" not in results:
