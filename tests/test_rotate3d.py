@@ -1,6 +1,7 @@
 """Faces turned in 3D (rotate3d.py, --rotate-3d): the turn, its labels, the CLI."""
 
 import json
+import re
 
 import cv2
 import numpy as np
@@ -110,6 +111,7 @@ def test_make_dataset_turns_faces_and_their_labels(tmp_path):
     r = run_cli("make-dataset", "-n", "24", "--landmarks", "--rotate-3d=-50:50", "--out", out, "--no-progress")
     assert r.returncode == 0, r.stderr
     assert "turned in 3D: yaw -50 to 50 degrees" in r.stdout
+    assert re.search(r"; labels \d+\.\d s \(\d+ faces/s\)$", r.stdout.strip())  # the export is timed
     df = _labels(out)
     assert len(df) == 24 and {"turn_yaw", "turn_pitch", "hidden"} <= set(df.columns)
     assert df["turn_yaw"].between(-50, 50).all() and (df["turn_pitch"] == 0).all()
