@@ -58,10 +58,13 @@ def _extra_vertices() -> np.ndarray:
               for x, y, z in ((50, -14, 12), (53, 6, 15), (49, 26, 18), (40, 44, 16), (30, 10, -5), (34, -20, 3))]
     forehead = ([(x, -82.0, -8 + x * x / 180) for x in (-60, -40, -20, 0, 20, 40, 60)]
                 + [(x, -108.0, -4 + x * x / 160) for x in (-50, -25, 0, 25, 50)])
-    ring = []
-    for a in np.radians(np.arange(-30, 211, 20)):
-        ring.append((85 * math.cos(a), -20 - 120 * math.sin(a), 62 - 37 * max(math.sin(a), 0.0)))
-    return np.array(cheeks + forehead + ring, float)
+    return np.array(cheeks + forehead + _ring(), float)
+
+
+def _ring() -> list:
+    """The head's outline beyond the face: sides (ears) and top (hair), not the neck."""
+    return [(85 * math.cos(a), -20 - 120 * math.sin(a), 62 - 37 * max(math.sin(a), 0.0))
+            for a in np.radians(np.arange(-30, 211, 20))]
 
 
 EXTRA_3D = _extra_vertices()
@@ -159,8 +162,7 @@ def turn_face(img: np.ndarray, points, box, yaw: float, pitch: float = 0.0) -> T
     far = float(np.max(head[:, 2]) + 4 * span)
     border = [(x, y) for x in np.linspace(0, w - 1, 5) for y in (0, h - 1)] + \
              [(x, y) for y in np.linspace(0, h - 1, 5)[1:-1] for x in (0, w - 1)]
-    ring = head[len(MESH_POINTS) + 12 + 12:, :2].astype(np.float32)
-    hull = cv2.convexHull(np.vstack([ring, head[:, :2].astype(np.float32)]))
+    hull = cv2.convexHull(head[:, :2].astype(np.float32))  # the head ring included
     border = [b for b in border if cv2.pointPolygonTest(hull, b, True) < -1.0]
     frame = [(x, y) for x in (-2 * span, w / 2, w + 2 * span) for y in (-2 * span, h / 2, h + 2 * span)
              if (x, y) != (w / 2, h / 2)]
