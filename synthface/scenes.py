@@ -240,29 +240,43 @@ def compose_scene(scene_seed: int, faces: list, cfg: SceneConfig, files: list | 
 
 
 def _paste(scene: np.ndarray, img: np.ndarray, m: np.ndarray, blend: str, rng) -> None:
+    """Paste a face (warped by m) into the scene with a blending. Every step works on
+    the face's rectangle of the scene (padded by the blur's reach): outside it the mask,
+    hence every blending's weight, is zero."""
     import cv2
 
     size = scene.shape[0]
     h, w = img.shape[:2]
-    warped = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float) @ m.T
+    pad = int(math.ceil(0.04 * max(w, h) * float(np.sqrt(abs(np.linalg.det(m[:, :2])))) * 4)) + 4
+    rx0, ry0 = (max(0, int(math.floor(v)) - pad) for v in corners.min(0))
+    rx1, ry1 = (min(size, int(math.ceil(v)) + pad + 1) for v in corners.max(0))
+    if rx0 >= rx1 or ry0 >= ry1:
+        return
+    roi = (slice(ry0, ry1), slice(rx0, rx1))
+    mr = m.copy()
+    mr[:, 2] -= (rx0, ry0)
+    dsize = (rx1 - rx0, ry1 - ry0)
+    warped = cv2.warpAffine(img, mr, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     square = np.full((h, w), 255, np.uint8)
     if blend == "feather" or blend == "poisson":
         square = np.zeros((h, w), np.uint8)
         cv2.ellipse(square, (w // 2, h // 2), (int(w * 0.46), int(h * 0.5)), 0, 0, 360, 255, -1)
-    mask = cv2.warpAffine(square, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    mask = cv2.warpAffine(square, mr, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     ys, xs = np.nonzero(mask)
     if len(xs) == 0:
         return
+    ground = scene[roi]
     if blend != "poisson":  # colour match: the face's channel means moved a quarter of the way to the ground's
         region = mask > 127
         fm = warped[region].astype(np.float32).mean(0)
-        gm = scene[region].astype(np.float32).mean(0)
+        gm = ground[region].astype(np.float32).mean(0)
         warped = np.clip(warped.astype(np.float32) + 0.25 * (gm - fm), 0, 255).astype(np.uint8)
     if blend == "poisson":
-        x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+        x0, x1, y0, y1 = xs.min() + rx0, xs.max() + rx0, ys.min() + ry0, ys.max() + ry0
         if x0 > 1 and y0 > 1 and x1 < size - 2 and y1 < size - 2:
             centre = (int((x0 + x1 + 1) // 2), int((y0 + y1 + 1) // 2))
-            sub = (slice(y0, y1 + 1), slice(x0, x1 + 1))
+            sub = (slice(y0 - ry0, y1 - ry0 + 1), slice(x0 - rx0, x1 - rx0 + 1))
             out = cv2.seamlessClone(np.ascontiguousarray(warped[sub]), scene, np.ascontiguousarray(mask[sub]),
                                     centre, cv2.NORMAL_CLONE)
             scene[...] = out
@@ -272,7 +286,7 @@ def _paste(scene: np.ndarray, img: np.ndarray, m: np.ndarray, blend: str, rng) -
         sigma = max(1.0, 0.04 * math.sqrt(len(xs)))
         mask = cv2.GaussianBlur(mask, (0, 0), sigma)
     alpha = (mask.astype(np.float32) / 255.0)[..., None]
-    scene[...] = (alpha * warped + (1 - alpha) * scene).astype(np.uint8)
+    scene[roi] = (alpha * warped + (1 - alpha) * ground).astype(np.uint8)
 
 
 def _occlude(scene, base, box, pts, rng) -> np.ndarray:
