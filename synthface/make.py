@@ -187,6 +187,20 @@ def _chunk_task(context, chunk, seed: int, image_size: int | None, pad: float, s
     return results, t_dlib, t_enc, t_gen
 
 
+def _sized(img: np.ndarray, image_size: int | None, pad: float) -> np.ndarray:
+    """A generated image as make-dataset saves and labels it: resized to --image-size
+    (bicubic up, area down), then --pad's reflected border."""
+    import cv2
+
+    if image_size and image_size != img.shape[0]:
+        interp = cv2.INTER_CUBIC if image_size > img.shape[0] else cv2.INTER_AREA
+        img = cv2.resize(img, (image_size, image_size), interpolation=interp)
+    if pad:
+        p = pad_pixels(img.shape[0], pad)
+        img = cv2.copyMakeBorder(img, p, p, p, p, cv2.BORDER_REFLECT_101)
+    return img
+
+
 def _process_chunk(annotator: Annotator, images: np.ndarray, image_size: int | None, pad: float = 0.0,
                    stop=None, seeds=None, augment=None, rotate3d=None):
     """Annotate a chunk: per image (status, faces found, face or None, png bytes or None),
@@ -204,12 +218,7 @@ def _process_chunk(annotator: Annotator, images: np.ndarray, image_size: int | N
     for k, img in enumerate(images):
         if stop is not None and stop.is_set():
             raise _Stopped
-        if image_size and image_size != img.shape[0]:
-            interp = cv2.INTER_CUBIC if image_size > img.shape[0] else cv2.INTER_AREA
-            img = cv2.resize(img, (image_size, image_size), interpolation=interp)
-        if pad:
-            p = pad_pixels(img.shape[0], pad)
-            img = cv2.copyMakeBorder(img, p, p, p, p, cv2.BORDER_REFLECT_101)
+        img = _sized(img, image_size, pad)
         faces = annotator.annotate(img)
         status = annotator.rejection_reason(faces)
         png = None
@@ -402,13 +411,7 @@ def write_turn_grid(out: Path, cfg: MakeConfig, sampler, annotator: Annotator) -
     first = next((r for r in iter_records(out / STATE_DIR / "journal.csv") if r.kept), None)
     if first is None:
         return
-    img = images_for(sampler, cfg.seed, [first.index])[0]
-    size = cfg.image_size or img.shape[0]
-    if size != img.shape[0]:
-        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_CUBIC if size > img.shape[0] else cv2.INTER_AREA)
-    if cfg.pad:
-        p = pad_pixels(size, cfg.pad)
-        img = cv2.copyMakeBorder(img, p, p, p, p, cv2.BORDER_REFLECT_101)
+    img = _sized(images_for(sampler, cfg.seed, [first.index])[0], cfg.image_size, cfg.pad)
     faces = annotator.annotate(img)
     if annotator.rejection_reason(faces):
         return

@@ -84,7 +84,7 @@ def draw_params(seed: int, cfg: AugmentConfig, size: int) -> Params:
 
 def flipped(seed: int, cfg: AugmentConfig) -> bool:
     """Whether a face's draw mirrors it (its per-point flags then swap like its points)."""
-    return bool(np.random.default_rng([int(seed), _STREAM]).random(14)[4] < cfg.flip)
+    return draw_params(seed, cfg, 1).flip
 
 
 def affine(p: Params, size: int) -> np.ndarray:
