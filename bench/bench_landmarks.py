@@ -3,6 +3,8 @@
     python bench/bench_landmarks.py                          # the full ablation (about an hour on 2 cores)
     python bench/bench_landmarks.py --ablation-size 1000 --big-size 2000 --out runs/lm-quick
     python bench/bench_landmarks.py --curve-only 'augmentation (--augment)' --curve 20000 --out runs/lm-curve
+    python bench/bench_landmarks.py --curve-only 'augmentation (--augment)' --curve 100000 --oversampling 1 \
+        --out runs/lm-curve   # a larger set at the same training work (faces x oversampling)
 
 With the same dlib training options (synthface's TrainOptions) throughout, on real faces
 with human 68-point labels (boxes from dlib's detector, as at test time):
@@ -74,10 +76,14 @@ def main():
     p.add_argument("--curve-only", metavar="VARIANT",
                    help="only the size curve (--curve) of this recipe, e.g. 'augmentation (--augment)': datasets, "
                         "models, scores, training time and the trainer's peak RSS")
+    p.add_argument("--oversampling", type=int, default=TrainOptions.oversampling_amount,
+                   help="random box jitters per face in training (TrainOptions' default unless given); "
+                        "a value other than the default is named in the row")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    options = TrainOptions()
+    options = TrainOptions(oversampling_amount=args.oversampling)
+    tag = "" if args.oversampling == TrainOptions.oversampling_amount else f" oversampling {args.oversampling}"
     results = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
     afw, helen = str(SHARED / "afw"), str(SHARED / "helen-train")
 
@@ -99,12 +105,12 @@ def main():
         return r
 
     def synthetic(variant, n, name=None):
-        name = name or f"{variant} [{n}]"
+        name = name or f"{variant} [{n}]{tag}"
         if name in results:
             return results[name]
         data = out / f"{_slug(variant)}_{n}"
         made = make(data, n, variant, args.seed)
-        model = out / f"{_slug(variant)}_{n}.dat"
+        model = out / f"{_slug(variant)}_{n}{tag.replace(' ', '_')}.dat"
         s = train_landmarks(data, model, options, progress=False)
         r = score(name, str(model), s, made)
         # the trainer runs in a child process: the largest child's peak RSS, in MiB
@@ -161,7 +167,7 @@ def _report(results: dict, out: Path, big: int) -> None:
         t = f"{r['train_seconds']:.0f} s" if r.get("train_seconds") else "-"
         lines.append(f"| {name} | {r.get('train_faces') or '-'} | {a['nme_mean']:.2%} | {a['nme_median']:.2%} | "
                      f"{a['failure_rate']:.1%} | {a['auc_at_8pct']:.3f} | {h} | {t} |")
-        if "teacher" in name or "real" in name or name.endswith(f"[{big}]"):
+        if "teacher" in name or "real" in name or f"[{big}]" in name:
             ced[name] = a
     (out / "results.md").write_text("\n".join(lines) + "\n")
     plot_ced(ced, out / "ced.png")

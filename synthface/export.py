@@ -38,62 +38,39 @@ def face_schema(landmarks: bool, flip: bool = False, steered=(), turned: bool = 
     return LabelSchema(landmarks=landmarks, image_cols=["seed", "index"], attr_cols=attr_cols)
 
 
-def write_exports(out: Path, cfg, identity: dict, command: str = "", progress: bool = False) -> dict:
+# From this many faces the export runs the formats that need no per-face attributes
+# (a file per image: .pts, YOLO) in a second process, beside the others: about half the
+# export's time at 100,000 faces on 2 cores; below it the process's start costs more.
+PARALLEL_FROM = 5000
+
+
+def write_exports(out: Path, cfg, identity: dict, command: str = "", progress: bool = False,
+                  parallel: bool | None = None) -> dict:
     """Every label format chosen in cfg.formats, then dataset.json / README.md
-    (`progress`: a bar over the faces, which at 100,000 take a minute or more)."""
+    (`progress`: a bar over the faces, which at 100,000 take a minute or more).
+    `parallel`: the per-image formats in a second process (None: from PARALLEL_FROM
+    faces); the files are the same either way."""
     out = Path(out)
     landmarks = cfg.annotate.landmarks
-    size = identity["image_size"]
     steering = identity["generator"].get("steering")
-    flip = identity["annotate"].get("labels") == "flip"
-    turn = turn_labels(identity)
-    schema = face_schema(landmarks, flip, [t["name"] for t in steering["targets"]] if steering else [],
-                         turn is not None)
-    values: dict = {c: [] for c in schema.attr_cols}
-    by_target: dict = {}  # steered runs: candidates kept and rejected per target bin
-    counts = {"faces": 0, "candidates": 0, "rejected": Counter(), "splits": Counter()}
-
-    def images():
-        from synthface.sampling import candidate_seed
-
-        for rec in iter_records(out / STATE_DIR / "journal.csv", lambda j: candidate_seed(cfg.seed, j),
-                                contiguous=cfg.num_shards == 1):
-            if counts["faces"] == cfg.target:
-                return
-            counts["candidates"] += 1
-            attrs = {}
-            if steering:
-                for name, v in draw_targets(steering, rec.seed).items():
-                    attrs[f"{name}_target"] = round(v, 4)
-                    bins = by_target.setdefault(name, {})
-                    bins.setdefault(target_bin(name, v), Counter())[rec.status or "kept"] += 1
-            if not rec.kept:
-                counts["rejected"][rec.status] += 1
-                continue
-            split = split_of(rec.seed, cfg.val_fraction)
-            if landmarks:
-                attrs.update(face_attributes(rec.landmarks, size))
-            if flip:
-                attrs["disagreement"] = round(rec.disagreement, 6)
-            if turn is not None:
-                attrs.update(turn(rec.seed), hidden=int(rec.hidden.sum()))
-            for c in schema.attr_cols:
-                values[c].append(attrs[c])
-            counts["splits"][split] += 1
-            counts["faces"] += 1
-            yield LabelledImage(rec.file, size, size, split, {"seed": rec.seed, "index": rec.index},
-                                [Face(rec.box, rec.score, rec.landmarks,
-                                      None if rec.hidden is None else np.where(rec.hidden, 1, 2), attributes=attrs)])
-
+    schema = face_schema(landmarks, identity["annotate"].get("labels") == "flip",
+                         [t["name"] for t in steering["targets"]] if steering else [],
+                         "rotate_3d" in identity)
+    tally = {"values": {c: [] for c in schema.attr_cols}, "by_target": {}, "faces": 0, "candidates": 0,
+             "rejected": Counter(), "splits": Counter()}
+    if parallel is None:
+        parallel = cfg.target >= PARALLEL_FROM
     from tqdm.auto import tqdm
 
-    with tqdm(images(), total=cfg.target, unit="face", desc="labels", disable=not progress, leave=False,
+    images = labelled_images(out, cfg, identity, schema, tally)
+    with tqdm(images, total=cfg.target, unit="face", desc="labels", disable=not progress, leave=False,
               dynamic_ncols=True) as bar:
-        formats = write_labels(out, schema, bar, parse_formats(cfg.formats))
-    count, rejected = counts["faces"], counts["rejected"]
-    summary = {"faces": count, "train": counts["splits"]["train"], "val": counts["splits"]["val"],
-               "candidates": counts["candidates"], "rejected": dict(rejected),
-               "rejection_rate": round(sum(rejected.values()) / max(counts["candidates"], 1), 4)}
+        side = (labelled_images, (out, cfg, identity, schema)) if parallel else None
+        formats = write_labels(out, schema, bar, parse_formats(cfg.formats), side=side)
+    count, rejected, values, by_target = tally["faces"], tally["rejected"], tally["values"], tally["by_target"]
+    summary = {"faces": count, "train": tally["splits"]["train"], "val": tally["splits"]["val"],
+               "candidates": tally["candidates"], "rejected": dict(rejected),
+               "rejection_rate": round(sum(rejected.values()) / max(tally["candidates"], 1), 4)}
     if landmarks and count:
         summary["pose"] = pose_statistics({c: values[c] for c in POSE_COLS})
         plot_pose(values, out / "pose.png")
@@ -103,6 +80,52 @@ def write_exports(out: Path, cfg, identity: dict, command: str = "", progress: b
             for name, bins in by_target.items()}}
     _write_face_card(out, cfg, identity, summary, command, formats, schema)
     return summary
+
+
+def labelled_images(out: Path, cfg, identity: dict, schema: LabelSchema, tally: dict | None = None):
+    """The run's kept faces as labelled images, in order, from its journal. With `tally`
+    (the export's own pass): every face's attributes, counted there too; without (the
+    second process's pass, for writers that need no attributes): boxes, points and
+    splits only."""
+    from synthface.sampling import candidate_seed
+
+    size = identity["image_size"]
+    steering = identity["generator"].get("steering")
+    flip = identity["annotate"].get("labels") == "flip"
+    turn = turn_labels(identity) if tally is not None else None
+    faces = 0
+    for rec in iter_records(Path(out) / STATE_DIR / "journal.csv", lambda j: candidate_seed(cfg.seed, j),
+                            contiguous=cfg.num_shards == 1):
+        if faces == cfg.target:
+            return
+        attrs = {}
+        if tally is not None:
+            tally["candidates"] += 1
+            if steering:
+                for name, v in draw_targets(steering, rec.seed).items():
+                    attrs[f"{name}_target"] = round(v, 4)
+                    bins = tally["by_target"].setdefault(name, {})
+                    bins.setdefault(target_bin(name, v), Counter())[rec.status or "kept"] += 1
+        if not rec.kept:
+            if tally is not None:
+                tally["rejected"][rec.status] += 1
+            continue
+        split = split_of(rec.seed, cfg.val_fraction)
+        if tally is not None:
+            if cfg.annotate.landmarks:
+                attrs.update(face_attributes(rec.landmarks, size))
+            if flip:
+                attrs["disagreement"] = round(rec.disagreement, 6)
+            if turn is not None:
+                attrs.update(turn(rec.seed), hidden=int(rec.hidden.sum()))
+            for c in schema.attr_cols:
+                tally["values"][c].append(attrs[c])
+            tally["splits"][split] += 1
+            tally["faces"] += 1
+        faces += 1
+        yield LabelledImage(rec.file, size, size, split, {"seed": rec.seed, "index": rec.index},
+                            [Face(rec.box, rec.score, rec.landmarks,
+                                  None if rec.hidden is None else np.where(rec.hidden, 1, 2), attributes=attrs)])
 
 
 def turn_labels(identity: dict):

@@ -148,6 +148,68 @@ def test_a_failed_export_publishes_nothing(tmp_path, replay, monkeypatch, where)
     assert (fresh / "labels.csv").read_bytes() == before["labels.csv"]
 
 
+def _label_files(out: Path) -> dict:
+    """Every file but the images, the state and the card's time, the folder's own path as OUT."""
+    return {p.relative_to(out).as_posix(): p.read_bytes().replace(str(out.resolve()).encode(), b"OUT")
+            for p in sorted(out.rglob("*"))
+            if p.is_file() and p.suffix != ".png" and ".synthface" not in p.parts and p.name != "dataset.json"}
+
+
+def test_a_parallel_export_writes_the_same_files(tmp_path, replay, monkeypatch):
+    """Large exports run the per-image formats (.pts, YOLO) in a second process: the
+    files are byte for byte those of one process; a re-export keeps unchanged .pts."""
+    import synthface.export
+
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    _make(serial, replay, n=30, annotate=AnnotateConfig(landmarks=True))
+    monkeypatch.setattr(synthface.export, "PARALLEL_FROM", 1)
+
+    def not_here(self, image):
+        raise AssertionError("written in the first process")
+
+    from synthface.formats import PtsWriter, YoloWriter
+
+    monkeypatch.setattr(PtsWriter, "add", not_here)  # the second process is spawned: its own, real classes
+    monkeypatch.setattr(YoloWriter, "add", not_here)
+    _make(parallel, replay, n=30, annotate=AnnotateConfig(landmarks=True))
+    files = _label_files(serial)
+    assert len([f for f in files if f.endswith(".pts")]) == 30 and "labels/00000/00000029.txt" in files
+    assert _label_files(parallel) == files
+    pts = parallel / "images" / "00000" / "00000007.pts"
+    stamp = pts.stat().st_mtime_ns
+    (parallel / "labels.csv").unlink()
+    _make(parallel, replay, n=30, annotate=AnnotateConfig(landmarks=True), resume=True)
+    assert _label_files(parallel) == files and pts.stat().st_mtime_ns == stamp
+
+
+def test_a_failure_in_the_second_export_process_publishes_nothing(tmp_path, replay, monkeypatch):
+    """A .pts file that cannot be written (a folder in its place) fails the second
+    process: the export raises it, and every label file is as it was."""
+    import synthface.export
+
+    out = tmp_path / "d"
+    _make(out, replay, n=12, annotate=AnnotateConfig(landmarks=True))
+    before = _label_files(out)
+    (out / "labels.csv").unlink()
+    del before["labels.csv"]
+    pts = out / "images" / "00000" / "00000005.pts"
+    pts.unlink()
+    del before["images/00000/00000005.pts"]
+    pts.mkdir()
+    monkeypatch.setattr(synthface.export, "PARALLEL_FROM", 1)
+    from synthface.formats import PtsWriter
+
+    monkeypatch.setattr(PtsWriter, "add", lambda self, image: pytest.fail("written in the first process"))
+    with pytest.raises(IsADirectoryError):
+        _make(out, replay, n=12, annotate=AnnotateConfig(landmarks=True), resume=True)
+    assert _label_files(out) == before and not (out / "labels.csv").exists()
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    pts.rmdir()
+    monkeypatch.undo()
+    _make(out, replay, n=12, annotate=AnnotateConfig(landmarks=True), resume=True)
+    assert pts.read_text().startswith("version: 1\nn_points: 68\n")
+
+
 def test_a_second_writer_is_refused(tmp_path):
     out = tmp_path / "d"
     args = ["make-dataset", "--out", out, "-n", "3000", "--replay-faces", FACES, "--workers", "1",

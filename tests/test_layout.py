@@ -19,7 +19,7 @@ TIERS = [
     ["files", "labels", "augment", "networks", "rotate3d"],
     ["imaging", "imagefiles", "journal", "weights", "workers", "config", "annotate",
      "formats.base", "formats.table", "formats.parquet", "formats.hf", "formats.imglab", "formats.pts",
-     "formats.coco", "formats.yolo"],
+     "formats.coco", "formats.yolo", "formats.side"],
     ["steering", "readers", "transforms", "card", "data", "gan"],
     ["sampling", "export"],
     ["make", "evaluate", "directions", "landmarks", "detector", "preview", "torchdata", "align"],

@@ -34,15 +34,17 @@ def parse_formats(text) -> tuple:
     return tuple(f for f in ALL_FORMATS if f in set(names) | {ALWAYS})
 
 
+def applicable(schema, formats) -> list:
+    """The chosen formats that apply to a schema (.pts need landmarks)."""
+    return [k for k in formats if schema.landmarks or not getattr(FORMATS[k], "needs_landmarks", False)]
+
+
 def open_writers(out, schema, formats) -> list:
-    """One writer per chosen format that applies (.pts need landmarks)."""
+    """One writer per chosen format that applies."""
     writers = []
     try:
-        for key in formats:
-            cls = FORMATS[key]
-            if getattr(cls, "needs_landmarks", False) and not schema.landmarks:
-                continue
-            writers.append(cls(out, schema))
+        for key in applicable(schema, formats):
+            writers.append(FORMATS[key](out, schema))
     except BaseException:
         for w in writers:
             w.discard()
@@ -50,23 +52,96 @@ def open_writers(out, schema, formats) -> list:
     return writers
 
 
-def write_labels(out, schema, images, formats) -> list:
+def write_labels(out, schema, images, formats, side=None) -> list:
     """Every image to every writer; all finished before any is published (so a failure
-    leaves the previous labels); returns the formats written."""
-    writers = open_writers(out, schema, formats)
+    leaves the previous labels); returns the formats written.
+
+    side: (fn, args), a picklable way to make the images again; with it, the writers
+    that need no per-face attributes (`needs_attributes = False`: a file per image)
+    run in a second process over `fn(*args)` while this one runs the rest, and both
+    finish before either publishes."""
+    written = applicable(schema, formats)
+    side_keys = [k for k in written if side and not FORMATS[k].needs_attributes]
+    writers = open_writers(out, schema, [k for k in written if k not in side_keys])
+    try:
+        helper = _SideWriters(out, schema, side_keys, side) if side_keys else None
+    except BaseException:
+        for w in writers:
+            w.discard()
+        raise
     try:
         for image in images:
             for w in writers:
                 w.add(image)
         for w in writers:
             w.finish()
+        if helper:
+            helper.finished()
     except BaseException as exc:
         for w in writers:
             w.discard()
+        if helper:
+            helper.discard()
         if isinstance(exc, OSError) and not exc.filename:  # a full disk: say where, and what is kept
             raise SynthfaceError(f"writing the labels in {out}: {exc.strerror or exc}; the label files there "
                                  "are as they were before this export") from None
         raise
+    if helper:
+        try:
+            helper.publish()
+        except BaseException:
+            for w in writers:
+                w.discard()
+            raise
     for w in writers:
         w.publish()
-    return [w.key for w in writers]
+    return written
+
+
+class _SideWriters:
+    """Some writers in a spawned process (formats/side.py), driven through a pipe:
+    started at once; `finished()` waits until they have finished (or raises what
+    failed there); then `publish()` or `discard()`."""
+
+    def __init__(self, out, schema, keys, source):
+        import multiprocessing as mp
+
+        from synthface.formats.side import run_side
+        from synthface.workers import sigint_held
+
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=run_side, args=(child, str(out), schema, keys, source), daemon=True)
+        with sigint_held():  # it starts with Ctrl-C blocked, then ignores it (this process stops it)
+            self.proc.start()
+        child.close()
+        self.done = False  # the side's writers have finished
+
+    def _reply(self):
+        try:
+            reply = self.conn.recv()
+        except EOFError:
+            self.proc.join()
+            raise SynthfaceError(f"the label writers' second process ended without a word "
+                                 f"(exit code {self.proc.exitcode})") from None
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
+
+    def finished(self) -> None:
+        self._reply()
+        self.done = True
+
+    def publish(self) -> None:
+        self.conn.send("publish")
+        self._reply()
+        self.proc.join()
+
+    def discard(self) -> None:
+        if not self.proc.is_alive():
+            return
+        if self.done:
+            self.conn.send("discard")
+        else:  # still writing: stopped at once (it discards its temporaries on SIGTERM)
+            self.proc.terminate()
+        self.proc.join()

@@ -27,6 +27,9 @@ class Writer:
     lines in the dataset card (the file it writes; how to load it, or None)."""
 
     key = ""
+    # False: the writer reads only an image's file, size, split and each face's box,
+    # points and visibility, so a parallel export may feed it from a second process
+    needs_attributes = True
 
     def __init__(self, out: Path, schema: LabelSchema):
         self.out, self.schema = Path(out), schema

@@ -1,7 +1,7 @@
 """images/SSSSS/NNNNNNNN.pts beside each image, where 300-W tools look: iBUG 300-W
 point files, 1-based like 300-W's own; an image of several faces gets NAME_1.pts,
 NAME_2.pts ... (HELEN's whole-photo convention). Each file is written whole (temporary
-name, then rename); face k's labels are the same in every export of a run, so a
+name, then rename) unless the same text is there already; face k's labels are the same in every export of a run, so a
 partial export leaves only correct files."""
 
 from __future__ import annotations
@@ -15,13 +15,20 @@ from synthface.scheme68 import pts_text
 
 class PtsWriter(Writer):
     key = "pts"
+    needs_attributes = False
     needs_landmarks = True
 
     def add(self, image):
         stem = self.out / Path(image.file).with_suffix("")
         for k, face in enumerate(image.faces):
             name = f"{stem}_{k + 1}.pts" if self.schema.multi else f"{stem}.pts"
-            write_atomic(Path(name), pts_text(face.landmarks))
+            text = pts_text(face.landmarks)
+            try:  # the same file from an earlier export: kept (a rename over a file costs a disk flush)
+                if Path(name).read_text() == text:
+                    continue
+            except OSError:
+                pass
+            write_atomic(Path(name), text)
 
     @staticmethod
     def describe(schema):

@@ -21,6 +21,7 @@ from synthface.scheme68 import FLIP_IDX_68
 
 class YoloWriter(FolderWriter):
     key = "yolo"
+    needs_attributes = False
     folder = "labels"
 
     def __init__(self, out, schema):
