@@ -3,6 +3,13 @@
     python bench/bench_detector.py                  # about 20 minutes on 2 cores
     python bench/bench_detector.py --sizes 1000 --out runs/det-quick
     python bench/bench_detector.py --sizes 1000 --rotate-only --out runs/det-rot   # about 10 minutes
+    python bench/bench_detector.py --sizes 2000 --photo-study --out runs/det-photo  # about 40 minutes
+
+--photo-study scores every detector on two test sets: the colour test photos, and the same
+photos made like grey scans of small faces (greyscale, contrast 50-80%, shrunk so each
+photo's largest face is 20-60 px wide, JPEG quality 60; seeded, written to OUT/grey-test).
+Its rows: today's scene defaults, --photometric, smaller faces (--face-size 24:256), the
+trainer's --upsample 1, real backgrounds, and the same trainer on the real crops.
 
 The real photos are ../shared/data/helen-train-photos (783 whole HELEN photos, 870
 annotated faces), split by photo: even positions (sorted by name) train the real
@@ -41,6 +48,8 @@ def main():
     p.add_argument("--out", default="runs/detector")
     p.add_argument("--rotate-only", action="store_true",
                    help="only the stock and real rows, the real-backgrounds scenes and the same with --rotate-3d")
+    p.add_argument("--photo-study", action="store_true",
+                   help="photo-like scenes and small faces, scored on the colour and the grey small-face test sets")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -52,15 +61,20 @@ def main():
     def save():
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
+    grey_photos = grey_test_set(test_photos, out / "grey-test") if args.photo_study else None
+
     def score(name, model, trained=None, made=None):
         if name in results:
             return
         r = evaluate_detector(model, None, images=test_photos, progress=False)
         r.update(train=trained, make_seconds=made)
+        if grey_photos is not None:
+            r["grey"] = evaluate_detector(model, None, images=grey_photos, progress=False)
         results[name] = r
         save()
+        grey = f"; grey small faces AP50 {r['grey']['ap50']:.1%}" if "grey" in r else ""
         print(f"{name}: AP50 {r['ap50']:.1%}, max recall {r['max_recall']:.1%}, FP/image at 0 "
-              f"{r['fp_per_image_at_0']:.2f}", flush=True)
+              f"{r['fp_per_image_at_0']:.2f}{grey}", flush=True)
 
     score("dlib stock frontal detector", "dlib")
     if "real: helen photos (train half)" not in results:
@@ -89,18 +103,29 @@ def main():
             return
         targets = kw.pop("targets", None)
         rotate3d = kw.pop("rotate3d", None)
+        train_opts = kw.pop("options", options)
         cfg = SceneConfig(**kw)
         data = out / name.replace(" ", "_").replace("/", "_").replace(",", "").replace("=", "").replace(":", "_")
         t = time.perf_counter()
         make_scenes(data, n, cfg, open_sampler(targets=targets), resume=data.exists(), progress=False,
                     rotate3d=rotate3d)
         made = time.perf_counter() - t
-        s = train_detector(data, out / f"{data.name}.svm", options, progress=False)
+        s = train_detector(data, out / f"{data.name}.svm", train_opts, progress=False)
         score(name, str(out / f"{data.name}.svm"), s, round(made, 1))
         results[name]["faces_per_s"] = n / made
         save()
 
     n0 = args.sizes[0]
+    if args.photo_study:
+        bg = str(DATA / "backgrounds")
+        scenes(f"scenes {n0}, defaults", n0)
+        scenes(f"scenes {n0}, --photometric 1", n0, photometric=1.0)
+        scenes(f"scenes {n0}, --photometric 1, --face-size 24:256", n0, photometric=1.0, face_size=(24, 256))
+        scenes(f"scenes {n0}, --photometric 1, --face-size 24:256, train --upsample 1", n0, photometric=1.0,
+               face_size=(24, 256), options=DetectorOptions(upsample=1))
+        scenes(f"scenes {n0}, --photometric 1, real backgrounds", n0, photometric=1.0, backgrounds=bg)
+        _report(results, out, test_photos)
+        return
     if not args.rotate_only:
         scenes(f"scenes {n0}, procedural, all blends", n0)
     scenes(f"scenes {n0}, real backgrounds, all blends", n0, backgrounds=str(DATA / "backgrounds"))
@@ -112,17 +137,50 @@ def main():
         scenes(f"scenes {n0}, procedural, --pose-mix", n0, targets=pose_mix_targets())
         for n in args.sizes[1:]:
             scenes(f"scenes {n}, real backgrounds, all blends", n, backgrounds=str(DATA / "backgrounds"))
-    lines = ["| detector | AP50 | max recall | recall at 0 | FP / image at 0 | training faces | scenes faces/s |",
-             "|---|---|---|---|---|---|---|"]
+    _report(results, out, test_photos)
+
+
+def _report(results: dict, out: Path, test_photos: list) -> None:
+    grey = any("grey" in r for r in results.values())
+    lines = ["| detector | AP50 | max recall | recall at 0 | FP / image at 0 | "
+             + ("grey small faces: AP50 | max recall | " if grey else "") + "training faces | scenes faces/s |",
+             "|---|---|---|---|---|" + ("---|---|" if grey else "") + "---|---|"]
     for name, r in results.items():
         faces = r["train"]["faces"] if r.get("train") else "-"
         rate = f"{r['faces_per_s']:.0f}" if r.get("faces_per_s") else "-"
+        g = f"{r['grey']['ap50']:.1%} | {r['grey']['max_recall']:.1%} | " if "grey" in r else "- | - | " if grey else ""
         lines.append(f"| {name} | {r['ap50']:.1%} | {r['max_recall']:.1%} | {r['recall_at_0']:.1%} | "
-                     f"{r['fp_per_image_at_0']:.2f} | {faces} | {rate} |")
+                     f"{r['fp_per_image_at_0']:.2f} | {g}{faces} | {rate} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     plot_pr(results, out / "pr.png")
+    if grey:
+        plot_pr({k: r["grey"] for k, r in results.items() if "grey" in r}, out / "pr_grey.png")
     print("\n".join(lines))
     print(f"# test: {len(test_photos)} photos, {sum(len(b) for _, b, _ in test_photos)} faces (odd positions)")
+
+
+def grey_test_set(photos: list, folder: Path) -> list:
+    """The test photos as grey scans of small faces: greyscale, contrast 50-80%, shrunk
+    so the photo's largest face is 20-60 px wide, JPEG quality 60 (per photo from its
+    position); [(image, boxes, ignored)] in the shrunk photos' pixels."""
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for k, (image, boxes, ignored) in enumerate(photos):
+        rng = np.random.default_rng([k, 0x6E7])
+        target, contrast = rng.uniform(20, 60), rng.uniform(0.5, 0.8)
+        scale = target / max(w for _, _, w, _ in boxes)
+        dst = folder / f"{k:04d}.jpg"
+        if not dst.is_file():
+            grey = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE).astype(np.float32)
+            grey = grey.mean() + contrast * (grey - grey.mean())
+            small = cv2.resize(np.clip(grey, 0, 255).astype(np.uint8), None, fx=scale, fy=scale,
+                               interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(dst), small, [cv2.IMWRITE_JPEG_QUALITY, 60])
+        out.append((dst, [tuple(v * scale for v in b) for b in boxes], [tuple(v * scale for v in b) for b in ignored]))
+    return out
 
 
 if __name__ == "__main__":

@@ -142,6 +142,10 @@ def _add_make_dataset(sub) -> None:
                    help="scenes: face box width in pixels, log-uniform (default 48:256)")
     p.add_argument("--blend", default="none,gaussian,feather,poisson",
                    help="scenes: paste blendings to draw from, comma-separated (default all four)")
+    p.add_argument("--photometric", type=float, default=0.0, metavar="AMOUNT",
+                   help="scenes: photo-like variation of each scene (greyscale, low contrast, gamma, low "
+                        "resolution, blur, noise, vignetting, JPEG), each transform's rate times AMOUNT "
+                        "(0 off, 1 the designed rates, up to 2; default 0)")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="share of faces in the validation split, chosen per face from its seed (default 0.1)")
     p.add_argument("--batch-size", type=int, default=256, help="candidates per work chunk (default 256)")
@@ -172,7 +176,8 @@ def _run_make_scenes(args, cfg) -> int:
     scfg = SceneConfig(faces_per_image=parse_pair(args.faces_per_image, "--faces-per-image"),
                        face_size=parse_pair(args.face_size, "--face-size"), image_size=args.image_size or 640,
                        backgrounds=args.backgrounds,
-                       blends=tuple(b.strip() for b in args.blend.split(",") if b.strip()))
+                       blends=tuple(b.strip() for b in args.blend.split(",") if b.strip()),
+                       photometric=args.photometric)
     scfg.validate()
     sampler = open_sampler(args.checkpoint, args.replay_faces, args.device, targets=_steering_targets(args))
     command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -216,6 +221,10 @@ def _run_make_dataset(args) -> int:
 
     if args.augment and args.no_augment:
         raise SynthfaceError("give --augment or --no-augment, not both")
+    scene_only = [flag for flag, given in (("--backgrounds", args.backgrounds is not None),
+                                           ("--photometric", args.photometric != 0.0)) if given]
+    if scene_only and not args.scenes:
+        raise SynthfaceError(f"{' and '.join(scene_only)} go with --scenes (they shape scenes, not single faces)")
     rotate3d = parse_turns(args.rotate_3d, args.rotate_3d_pitch)
     cfg = MakeConfig(
         n=args.n, seed=args.seed, image_size=None if args.scenes else args.image_size, pad=args.pad,

@@ -59,6 +59,7 @@ class SceneConfig:
     max_angle: float = 10.0  # degrees, in-plane
     occlude: float = 0.15  # share of faces with an occluder
     truncate: float = 0.1  # share of faces that may be cut by the border
+    photometric: float = 0.0  # how often each photo-like transform hits a scene (x its own rate; 0: never)
 
     def validate(self) -> None:
         lo, hi = self.faces_per_image
@@ -73,6 +74,8 @@ class SceneConfig:
         unknown = set(self.blends) - set(BLENDS)
         if unknown or not self.blends:
             raise SynthfaceError(f"--blend must be some of {', '.join(BLENDS)}, got {', '.join(self.blends)}")
+        if not 0.0 <= self.photometric <= 2.0:  # NaN fails too
+            raise SynthfaceError(f"--photometric must be from 0 (off) to 2, got {self.photometric}")
         if self.backgrounds is not None and not background_files(self.backgrounds):
             raise SynthfaceError(f"--backgrounds {self.backgrounds}: no images there")
 
@@ -94,6 +97,8 @@ class SceneConfig:
     def identity(self, out=None) -> dict:
         d = asdict(self)
         d["faces_per_image"], d["face_size"], d["blends"] = list(self.faces_per_image), list(self.face_size), list(self.blends)
+        if not self.photometric:  # scenes made before it existed resume as they were
+            del d["photometric"]
         if self.backgrounds is not None:
             from synthface.imagefiles import ImageSource
 
@@ -236,7 +241,61 @@ def compose_scene(scene_seed: int, faces: list, cfg: SceneConfig, files: list | 
         boxes.append(new_box)
         squares.append(sq)
         placed.append((k, tuple(int(round(v)) for v in new_box), pts, truncated, occluded, blend, angle))
+    if cfg.photometric:
+        scene = photometric(scene, np.random.default_rng([int(scene_seed), _STREAM, 2]), cfg.photometric)
     return scene, placed
+
+
+# each transform: its rate at --photometric 1 (a scene gets each independently)
+PHOTO_RATES = {"grey": 0.3, "contrast": 0.35, "gamma": 0.3, "lowres": 0.3, "blur": 0.25, "noise": 0.25,
+               "vignette": 0.2, "jpeg": 0.3}
+
+
+def photo_line(amount: float) -> str:
+    if not amount:
+        return "none (`--photometric 0`)"
+    return (f"`--photometric {amount:g}`: each scene independently " +
+            ", ".join(f"{name} {min(1.0, rate * amount):.0%}" for name, rate in PHOTO_RATES.items()) +
+            " (synthface.scenes.photometric)")
+
+
+def photometric(scene: np.ndarray, rng, amount: float = 1.0) -> np.ndarray:
+    """The whole scene as photos vary (no pixel moves, so the labels stand): greyscale,
+    low contrast, gamma, low resolution (down to 25-60% and back up), blur, sensor noise,
+    vignetting, JPEG at quality 15-60, each with its PHOTO_RATES rate x `amount`, in that
+    order. A detector then cannot key on colour, contrast or sharpness."""
+    import cv2
+
+    hit = {name: rng.random() < min(1.0, rate * amount) for name, rate in PHOTO_RATES.items()}
+    img = scene.astype(np.float32)
+    size = scene.shape[0]
+    if hit["grey"]:
+        img = np.repeat(img @ np.float32([0.299, 0.587, 0.114])[:, None], 3, axis=2)
+    if hit["contrast"]:
+        k = rng.uniform(0.35, 0.8)
+        img = img.mean() + k * (img - img.mean()) + rng.uniform(-30, 30)
+    if hit["gamma"]:
+        img = 255.0 * (np.clip(img, 0, 255) / 255.0) ** rng.uniform(0.6, 1.7)
+    if hit["lowres"]:
+        small = max(8, int(round(size * rng.uniform(0.25, 0.6))))
+        img = cv2.resize(cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA), (size, size),
+                         interpolation=cv2.INTER_LINEAR)
+    if hit["blur"]:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 2.0))
+    if hit["noise"]:
+        sigma = rng.uniform(3, 12)
+        noise = rng.normal(0, sigma, img.shape[:2] if hit["grey"] else img.shape).astype(np.float32)
+        img = img + (noise[..., None] if hit["grey"] else noise)
+    if hit["vignette"]:
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1) - 0.5
+        img = img * (1 - rng.uniform(0.3, 0.7) * (xx ** 2 + yy ** 2) / 0.5)[..., None]
+    out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    if hit["jpeg"]:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 61))])
+        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        if hit["grey"]:  # JPEG's chroma leaves a grey scene grey within a level; made exact
+            out = np.repeat(out[..., :1], 3, axis=2)
+    return np.ascontiguousarray(out)
 
 
 def _paste(scene: np.ndarray, img: np.ndarray, m: np.ndarray, blend: str, rng) -> None:
@@ -474,6 +533,7 @@ def _write_scene_card(out: Path, cfg: SceneConfig, identity: dict, summary: dict
 - Background: {background}
 - Faces per scene {cfg.faces_per_image[0]}-{cfg.faces_per_image[1]}, face box width {cfg.face_size[0]}-{cfg.face_size[1]} px,
   angle +-{cfg.max_angle:g} degrees; blends: {blends}
+- Photo-like variation after compositing: {photo_line(cfg.photometric)}
 - {summary['unplaced']} faces found no place without overlap and were left out.
 
 ## Files

@@ -223,3 +223,53 @@ def test_both_dlib_trainers_take_any_dataset_path(scenes, tmp_path):
                         TrainOptions(cascade_depth=2, num_trees_per_cascade_level=10, oversampling_amount=1,
                                      num_threads=1), progress=False)
     assert s["faces"] > 0
+
+
+def test_photometric_variation_keeps_the_labels_and_varies_the_photos(tmp_path):
+    """--photometric: the same faces at the same places (labels byte for byte), the
+    scenes' pixels changed: some grey (all channels equal), some of lower contrast;
+    each scene's draw its own (two runs alike); 0 leaves the old scenes as they were."""
+    from synthface.imaging import read_rgb
+    from synthface.sampling import ReplaySampler
+    from synthface.scenes import PHOTO_RATES, SceneConfig, make_scenes, photometric
+
+    base = dict(faces_per_image=(2, 2), face_size=(40, 60), image_size=160)
+    runs = {}
+    for name, amount in (("plain", 0.0), ("photo", 1.0), ("again", 1.0)):
+        make_scenes(tmp_path / name, 24, SceneConfig(**base, photometric=amount), ReplaySampler(FACES, 64),
+                    workers=0, progress=False, formats="csv")
+        runs[name] = tmp_path / name
+    labels = (runs["plain"] / "labels.csv").read_bytes()
+    assert (runs["photo"] / "labels.csv").read_bytes() == labels
+    files = sorted(pd.read_csv(runs["plain"] / "labels.csv")["file"].unique())
+    assert len(files) == 12
+    plain = [read_rgb(runs["plain"] / f).astype(int) for f in files]
+    photo = [read_rgb(runs["photo"] / f).astype(int) for f in files]
+    assert all((runs["again"] / f).read_bytes() == (runs["photo"] / f).read_bytes() for f in files)
+    changed = [np.abs(a - b).mean() > 2 for a, b in zip(plain, photo)]
+    grey = [np.abs(p[..., 0] - p[..., 1]).max() <= 1 and np.abs(p[..., 1] - p[..., 2]).max() <= 1 for p in photo]
+    assert sum(changed) >= 6 and 1 <= sum(grey) <= 9 and not any(
+        np.abs(p[..., 0] - p[..., 1]).max() <= 1 for p in plain)
+    # every transform keeps the size and type, and all of them at once still a photo-like range
+    rng = np.random.default_rng(0)
+    scene = read_rgb(runs["plain"] / files[0])
+    out = photometric(scene, rng, amount=1 / min(PHOTO_RATES.values()))
+    assert out.shape == scene.shape and out.dtype == np.uint8 and np.ptp(out) > 20
+    card = json.loads((runs["photo"] / "dataset.json").read_text())
+    assert card["scenes"]["photometric"] == 1.0 and "photometric" not in json.loads(
+        (runs["plain"] / "dataset.json").read_text())["scenes"]
+    assert "grey 30%" in (runs["photo"] / "README.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--photometric", "3"], "--photometric must be from 0 (off) to 2, got 3.0"),
+    (["--photometric", "nan"], "--photometric must be from 0 (off) to 2, got nan"),
+])
+def test_photometric_bad_amounts_are_one_line(tmp_path, args, message):
+    from conftest import run_cli
+
+    r = run_cli("make-dataset", "--scenes", "-n", "5", "--out", tmp_path / "x", *args)
+    assert r.returncode == 1 and r.stderr.strip() == f"synthface: error: {message}", r.stderr
+    assert not (tmp_path / "x").exists()
+    r = run_cli("make-dataset", "-n", "5", "--out", tmp_path / "y", "--photometric", "1")
+    assert r.returncode == 1 and "--photometric go with --scenes" in r.stderr and not (tmp_path / "y").exists()
