@@ -452,7 +452,11 @@ def _add_detector(sub) -> None:
                                     "made square (one aspect ratio, as the trainer needs); boxes smaller than the "
                                     "window and truncated ones are ignored, not penalised.",
                         epilog=DETECTOR_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--dataset", required=True)
+    t.add_argument("--dataset", required=True, action="append",
+                   help="synthface dataset, imglab XML, COCO json or photos + NAME_K.pts; repeat it to train on several")
+    t.add_argument("--weight", type=float, action="append",
+                   help="oversampling of each --dataset's images, in order (e.g. 3 repeats each image three times; "
+                        "default 1)")
     t.add_argument("-o", "--output", required=True, help="detector file to write (.svm); a .json summary beside it")
     t.add_argument("--C", type=float, default=5.0, help="SVM C: larger fits the training set harder (default 5)")
     t.add_argument("--epsilon", type=float, default=0.01, help="stopping tolerance (default 0.01)")
@@ -481,12 +485,14 @@ def _add_detector(sub) -> None:
 def _run_detector_train(args) -> int:
     from synthface.detector import DetectorOptions, train_detector
 
-    s = train_detector(args.dataset, args.output,
+    s = train_detector(args.dataset[0] if len(args.dataset) == 1 else args.dataset, args.output,
                        DetectorOptions(C=args.C, epsilon=args.epsilon, window=args.window, flip=not args.no_flip,
                                        upsample=args.upsample, max_runtime=args.max_runtime,
-                                       num_threads=args.threads), not args.no_progress, args.verbose)
+                                       num_threads=args.threads), not args.no_progress, args.verbose, args.weight)
+    mix = (" (images per source: " + ", ".join(f"{d} {c}" for d, c in s["sources"].items()) + ")"
+           if len(args.dataset) > 1 else "")
     print(f"trained on {s['faces']} faces ({s['ignored']} ignored) in {s['images']} images in "
-          f"{s['seconds']:.0f} s: {args.output}")
+          f"{s['seconds']:.0f} s{mix}: {args.output}")
     return 0
 
 

@@ -79,27 +79,41 @@ class DetectorOptions:
 
 
 def train_detector(dataset, output, options: DetectorOptions | None = None, progress: bool = True,
-                   verbose: bool = False) -> dict:
-    """Fit dlib's HOG detector to a labelled set (any form load_boxes reads); writes the
-    model and OUTPUT.json (a summary). dlib's own solver output only with `verbose`."""
+                   verbose: bool = False, weights=None) -> dict:
+    """Fit dlib's HOG detector to a labelled set (any form load_boxes reads), or to several
+    (`dataset` a list, each image oversampled by its `weights` entry, as `landmarks
+    train` mixes faces); writes the model and OUTPUT.json (a summary). dlib's own solver
+    output only with `verbose`."""
     import cv2
     import dlib
 
     from synthface.files import check_outputs, check_writable_file
+    from synthface.landmarks import mix_face_sets
     from synthface.workers import run_in_child
 
     options = options or DetectorOptions()
     options.validate()
     output = check_writable_file(output, "-o")
-    check_outputs({"-o": output, "its summary": output.with_suffix(".json")}, [dataset])
-    images = load_boxes(dataset)
+    datasets = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]
+    check_outputs({"-o": output, "its summary": output.with_suffix(".json")}, datasets)
+    sets = []
+    for d in datasets:
+        images = load_boxes(d)
+        if not images:
+            raise SynthfaceError(f"{d}: no images with face boxes")
+        sets.append(images)
+    images, counts = mix_face_sets(sets, weights, unit="image")
     scale = 2 ** options.upsample
     entries = []  # (image, [[x, y, w, h, ignored]])
+    sizes: dict = {}
     for image, boxes, ignore in images:
-        grey = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
-        if grey is None:
-            raise SynthfaceError(f"image listed in {dataset} is missing or unreadable: {image}")
-        height, width = (v * scale for v in grey.shape[:2])
+        if image not in sizes:
+            grey = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
+            if grey is None:
+                raise SynthfaceError(f"image listed in {', '.join(map(str, datasets))} is missing or unreadable: "
+                                     f"{image}")
+            sizes[image] = grey.shape[:2]
+        height, width = (v * scale for v in sizes[image])
         rows = []
         for b, ign in [(b, False) for b in boxes] + [(b, True) for b in ignore]:
             x, y, w, h = (round(v * scale) for v in square(b))
@@ -128,10 +142,13 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
         if scale > 1:
             from synthface.imaging import read_rgb, write_png
 
-            for k, entry in enumerate(entries):
-                dst = Path(tmp) / f"{k:07d}.png"
-                write_png(dst, cv2.resize(read_rgb(entry[0]), None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR))
-                entry[0] = dst
+            upsampled: dict = {}
+            for entry in entries:
+                if entry[0] not in upsampled:  # an oversampled image: upsampled once
+                    dst = upsampled[entry[0]] = Path(tmp) / f"{len(upsampled):07d}.png"
+                    write_png(dst, cv2.resize(read_rgb(entry[0]), None, fx=scale, fy=scale,
+                                              interpolation=cv2.INTER_LINEAR))
+                entry[0] = upsampled[entry[0]]
         from synthface.formats.imglab import dlib_path
 
         (Path(tmp) / "links").mkdir()
@@ -168,7 +185,9 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
     faces = sum(not r[4] for _, rows, _ in entries for r in rows)
     summary = {"images": len(entries), "faces": faces, "ignored": sum(len(rows) for _, rows, _ in entries) - faces,
                "unmatchable": unmatchable, "seconds": round(time.perf_counter() - t0, 1),
-               "model": str(output), "options": asdict(options), "dataset": str(dataset)}
+               "model": str(output), "options": asdict(options),
+               "dataset": str(datasets[0]) if len(datasets) == 1 else [str(d) for d in datasets],
+               "sources": {str(d): c for d, c in zip(datasets, counts)}}
     output.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

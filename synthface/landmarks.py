@@ -163,7 +163,7 @@ def boxes_for_training(faces: list[Face], upsample: int = 1, progress: bool = Tr
     return out
 
 
-def mix_face_sets(sets: list, weights=None, seed: int = 0) -> tuple[list, list]:
+def mix_face_sets(sets: list, weights=None, seed: int = 0, unit: str = "face") -> tuple[list, list]:
     """Faces of several sources, each oversampled by its weight: a weight w gives every
     face floor(w) times, plus a seeded random share w - floor(w) of them once more.
     Returns (faces, faces taken per source)."""
@@ -180,7 +180,7 @@ def mix_face_sets(sets: list, weights=None, seed: int = 0) -> tuple[list, list]:
         taken = list(faces) * whole
         extra = round(part * len(faces))
         if whole == 0 and extra == 0:
-            raise SynthfaceError(f"--weight {w} takes no face of a set of {len(faces)} (weight x faces < 0.5); "
+            raise SynthfaceError(f"--weight {w} takes no {unit} of a set of {len(faces)} (weight x {unit}s < 0.5); "
                                  "raise it")
         taken += [faces[i] for i in sorted(rng.choice(len(faces), extra, replace=False))] if extra else []
         out += taken

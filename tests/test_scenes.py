@@ -273,3 +273,27 @@ def test_photometric_bad_amounts_are_one_line(tmp_path, args, message):
     assert not (tmp_path / "x").exists()
     r = run_cli("make-dataset", "-n", "5", "--out", tmp_path / "y", "--photometric", "1")
     assert r.returncode == 1 and "--photometric go with --scenes" in r.stderr and not (tmp_path / "y").exists()
+
+
+def test_detector_train_mixes_datasets_by_weight(scenes, tmp_path):
+    """`detector train --dataset A --dataset B --weight ...`: every image of each source,
+    repeated by its weight (a fractional part: that share once more), the count per
+    source in the summary; bad weights one line."""
+    from conftest import run_cli
+
+    out, _, summary = scenes
+    photos = FACES_300W  # real faces with .pts: boxes from their points
+    r = run_cli("detector", "train", "--dataset", out, "--dataset", photos, "--weight", "1", "--weight", "2.5",
+                "-o", tmp_path / "mix.svm", "--window", "32", "--threads", "1", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path / "mix.json").read_text())
+    n_photos = len(list(photos.glob("*.jpg")))
+    assert s["sources"] == {str(out): summary["scenes"], str(photos): round(2.5 * n_photos)}
+    assert s["images"] == summary["scenes"] + round(2.5 * n_photos) and (tmp_path / "mix.svm").is_file()
+    assert "images per source" in r.stdout
+    r = run_cli("detector", "train", "--dataset", out, "--dataset", photos, "--weight", "1", "-o", tmp_path / "x.svm")
+    assert r.returncode == 1 and r.stderr.strip() == (
+        "synthface: error: 1 --weight for 2 --dataset (give one per dataset, or none)"), r.stderr
+    r = run_cli("detector", "train", "--dataset", out, "--weight", "0.001", "-o", tmp_path / "x.svm")
+    assert r.returncode == 1 and "--weight 0.001 takes no image of a set of" in r.stderr
+    assert not (tmp_path / "x.svm").exists()
