@@ -438,6 +438,10 @@ DETECTOR_EXAMPLES = """examples:
   synthface detector train --dataset data/scenes -o faces.svm
   synthface detector eval --model faces.svm --data photos/ --pr pr.png -o report.json
   synthface detector eval --model dlib --data data/scenes        # dlib's stock detector: a label check
+  # a round of hard negatives, and real faces mixed in
+  synthface detector mine --model faces.svm -n 2000 --out data/negatives
+  synthface detector train --dataset data/scenes --dataset real.xml --weight 1 --weight 2 \
+      --negatives data/negatives -o faces2.svm
 """
 
 
@@ -457,6 +461,8 @@ def _add_detector(sub) -> None:
     t.add_argument("--weight", type=float, action="append",
                    help="oversampling of each --dataset's images, in order (e.g. 3 repeats each image three times; "
                         "default 1)")
+    t.add_argument("--negatives", metavar="DIR",
+                   help="face-free images to add whole, with no box (hard negatives from `detector mine`)")
     t.add_argument("-o", "--output", required=True, help="detector file to write (.svm); a .json summary beside it")
     t.add_argument("--C", type=float, default=5.0, help="SVM C: larger fits the training set harder (default 5)")
     t.add_argument("--epsilon", type=float, default=0.01, help="stopping tolerance (default 0.01)")
@@ -468,6 +474,22 @@ def _add_detector(sub) -> None:
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--verbose", action="store_true", help="dlib's own training output too")
     t.set_defaults(func=_run_detector_train)
+    m = dsub.add_parser("mine", help="hard negatives: face-free scenes where a detector fires",
+                        description="Draw face-free scenes as --scenes draws its backgrounds (procedural, or crops "
+                                    "of --backgrounds photos; --photometric as for scenes), run the detector on each "
+                                    "as `detector eval` does, and keep those where it fires, for `detector train "
+                                    "--negatives`. A round: mine with the last model, train again with the negatives.",
+                        epilog=DETECTOR_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    m.add_argument("--model", required=True, help="a .svm from `detector train`, or dlib")
+    m.add_argument("-n", type=int, default=1000, help="face-free scenes to draw (default 1000)")
+    m.add_argument("--out", required=True, help="folder for the scenes where the detector fired (added to)")
+    m.add_argument("--backgrounds", metavar="DIR", help="face-free photos to crop from (default: procedural)")
+    m.add_argument("--photometric", type=float, default=0.0, metavar="AMOUNT", help="as for scenes (default 0)")
+    m.add_argument("--image-size", type=int, default=640, help="scene side in px (default 640)")
+    m.add_argument("--seed", type=int, default=0, help="draw seed; another round, another seed (default 0)")
+    m.add_argument("--upsample", type=int, default=1, help="detector upsampling, as at eval (default 1)")
+    m.add_argument("--no-progress", action="store_true")
+    m.set_defaults(func=_run_detector_mine)
     e = dsub.add_parser("eval", help="AP50, recall and false positives per image of a detector",
                         description="Score a detector (a .svm, or dlib for dlib's stock frontal detector) on "
                                     "photos with face boxes: VOC AP at IoU 0.5, recall and false positives per image "
@@ -488,11 +510,26 @@ def _run_detector_train(args) -> int:
     s = train_detector(args.dataset[0] if len(args.dataset) == 1 else args.dataset, args.output,
                        DetectorOptions(C=args.C, epsilon=args.epsilon, window=args.window, flip=not args.no_flip,
                                        upsample=args.upsample, max_runtime=args.max_runtime,
-                                       num_threads=args.threads), not args.no_progress, args.verbose, args.weight)
+                                       num_threads=args.threads), not args.no_progress, args.verbose, args.weight,
+                       args.negatives)
     mix = (" (images per source: " + ", ".join(f"{d} {c}" for d, c in s["sources"].items()) + ")"
            if len(args.dataset) > 1 else "")
-    print(f"trained on {s['faces']} faces ({s['ignored']} ignored) in {s['images']} images in "
+    negatives = f" and {s['negatives']} face-free images" if s["negatives"] else ""
+    print(f"trained on {s['faces']} faces ({s['ignored']} ignored) in {s['images']} images{negatives} in "
           f"{s['seconds']:.0f} s{mix}: {args.output}")
+    return 0
+
+
+def _run_detector_mine(args) -> int:
+    from synthface.annotate import check_upsample
+    from synthface.scenes import SceneConfig, mine_negatives
+
+    check_upsample(args.upsample)
+    cfg = SceneConfig(image_size=args.image_size, backgrounds=args.backgrounds, photometric=args.photometric,
+                      face_size=(16, 16))  # no face is placed
+    s = mine_negatives(args.model, args.out, args.n, cfg, args.seed, args.upsample, not args.no_progress)
+    print(f"{args.model} fired on {s['kept']} of {s['drawn']} face-free scenes ({s['false_positives']} false "
+          f"positives): {args.out}")
     return 0
 
 

@@ -79,11 +79,13 @@ class DetectorOptions:
 
 
 def train_detector(dataset, output, options: DetectorOptions | None = None, progress: bool = True,
-                   verbose: bool = False, weights=None) -> dict:
+                   verbose: bool = False, weights=None, negatives=None) -> dict:
     """Fit dlib's HOG detector to a labelled set (any form load_boxes reads), or to several
     (`dataset` a list, each image oversampled by its `weights` entry, as `landmarks
-    train` mixes faces); writes the model and OUTPUT.json (a summary). dlib's own solver
-    output only with `verbose`."""
+    train` mixes faces); `negatives`: a folder of face-free images, each added whole
+    with no box (every window of it a negative; `detector mine` finds such images);
+    writes the model and OUTPUT.json (a summary). dlib's own solver output only with
+    `verbose`."""
     import cv2
     import dlib
 
@@ -103,6 +105,16 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
             raise SynthfaceError(f"{d}: no images with face boxes")
         sets.append(images)
     images, counts = mix_face_sets(sets, weights, unit="image")
+    if negatives is not None:
+        from synthface.imagefiles import IMAGE_EXTS
+
+        folder = Path(negatives).expanduser()
+        if not folder.is_dir():
+            raise SynthfaceError(f"--negatives {folder}: not a folder")
+        negative_images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+        if not negative_images:
+            raise SynthfaceError(f"--negatives {folder}: no images there")
+        images = images + [(p, [], []) for p in negative_images]
     scale = 2 ** options.upsample
     entries = []  # (image, [[x, y, w, h, ignored]])
     sizes: dict = {}
@@ -187,7 +199,8 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
                "unmatchable": unmatchable, "seconds": round(time.perf_counter() - t0, 1),
                "model": str(output), "options": asdict(options),
                "dataset": str(datasets[0]) if len(datasets) == 1 else [str(d) for d in datasets],
-               "sources": {str(d): c for d, c in zip(datasets, counts)}}
+               "sources": {str(d): c for d, c in zip(datasets, counts)},
+               "negatives": 0 if negatives is None else len(negative_images)}
     output.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

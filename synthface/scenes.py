@@ -372,6 +372,44 @@ def _occlude(scene, base, box, pts, rng) -> np.ndarray:
     return (pts[:, 0] >= rect[0]) & (pts[:, 0] < rect[0] + rect[2]) & (pts[:, 1] >= rect[1]) & (pts[:, 1] < rect[1] + rect[3])
 
 
+# -- hard negatives -----------------------------------------------------------------------
+def mine_negatives(model: str, out, n: int, cfg: SceneConfig, seed: int = 0, upsample: int = 1,
+                   progress: bool = True) -> dict:
+    """Hard negatives for a detector: `n` face-free scenes drawn as the scenes' own
+    backgrounds are (procedural, or crops of cfg.backgrounds; cfg.photometric applied),
+    run through `model` as `detector eval` runs it; those where it fires (score >= 0)
+    are written to `out` as JPEGs, for `detector train --negatives out`. The draws come
+    from (seed, i), so rounds with other seeds see other backgrounds."""
+    import cv2
+    from tqdm.auto import tqdm
+
+    from synthface.detector import open_detector
+    from synthface.files import write_atomic
+    from synthface.sampling import candidate_seed
+
+    cfg.validate()
+    if n < 1:
+        raise SynthfaceError(f"-n must be at least 1, got {n}")
+    detector = open_detector(model)
+    files = background_files(cfg.backgrounds) if cfg.backgrounds is not None else None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    kept = detections = 0
+    for i in tqdm(range(n), desc="negatives", unit="image", disable=not progress, leave=False):
+        rng = np.random.default_rng([candidate_seed(seed, i), _STREAM, 3])
+        size = cfg.image_size
+        img = procedural_background(rng, size) if files is None else photo_background(rng, files, size)
+        if cfg.photometric:
+            img = photometric(img, rng, cfg.photometric)
+        rects, scores, _ = detector.run(img, upsample, 0.0)
+        if len(rects):
+            ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+            write_atomic(out / f"neg_{seed}_{i:07d}.jpg", buf.tobytes())
+            kept += 1
+            detections += len(rects)
+    return {"drawn": n, "kept": kept, "false_positives": detections, "folder": str(out)}
+
+
 # -- the run ------------------------------------------------------------------------------
 def scene_name(i: int) -> str:
     return f"images/{i // 1000:05d}/{i:08d}.jpg"

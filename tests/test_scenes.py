@@ -297,3 +297,40 @@ def test_detector_train_mixes_datasets_by_weight(scenes, tmp_path):
     r = run_cli("detector", "train", "--dataset", out, "--weight", "0.001", "-o", tmp_path / "x.svm")
     assert r.returncode == 1 and "--weight 0.001 takes no image of a set of" in r.stderr
     assert not (tmp_path / "x.svm").exists()
+
+
+def test_hard_negatives_are_mined_and_trained_on(scenes, tmp_path):
+    """`detector mine` keeps exactly the face-free scenes where the model fires at score
+    >= 0 (checked against dlib on each kept one); `detector train --negatives` adds
+    them whole, with no box."""
+    import dlib
+
+    from conftest import run_cli
+    from synthface.imaging import read_rgb
+
+    out, _, _ = scenes
+    r = run_cli("detector", "train", "--dataset", out, "-o", tmp_path / "det.svm", "--window", "32", "--threads", "1",
+                "--no-progress")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("detector", "mine", "--model", tmp_path / "det.svm", "-n", "12", "--image-size", "160",
+                "--out", tmp_path / "neg", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    kept = sorted((tmp_path / "neg").glob("*.jpg"))
+    assert f"fired on {len(kept)} of 12 face-free scenes" in r.stdout
+    det = dlib.fhog_object_detector(str(tmp_path / "det.svm"))
+    assert all(len(det.run(read_rgb(p), 1, 0.0)[0]) > 0 for p in kept)  # JPEG at 95: the same decision
+    if not kept:  # a model that fires nowhere: train on some face-free scenes all the same
+        from synthface.scenes import SceneConfig, procedural_background
+        from synthface.imaging import write_png
+
+        (tmp_path / "neg").mkdir(exist_ok=True)
+        for i in range(3):
+            write_png(tmp_path / "neg" / f"{i}.png", procedural_background(np.random.default_rng(i), 160))
+        kept = sorted((tmp_path / "neg").glob("*.png"))
+    r = run_cli("detector", "train", "--dataset", out, "--negatives", tmp_path / "neg", "-o", tmp_path / "det2.svm",
+                "--window", "32", "--threads", "1", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path / "det2.json").read_text())
+    assert s["negatives"] == len(kept) and f"and {len(kept)} face-free images" in r.stdout
+    r = run_cli("detector", "train", "--dataset", out, "--negatives", tmp_path / "nothing", "-o", tmp_path / "x.svm")
+    assert r.returncode == 1 and r.stderr.strip().endswith("nothing: not a folder"), r.stderr
