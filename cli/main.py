@@ -661,7 +661,8 @@ def _run_landmarks_train(args) -> int:
     s = train_landmarks(args.dataset, args.output, options, args.upsample, not args.no_progress, args.pts_origin,
                         args.split, args.weight, args.verbose)
     sources = ", ".join(f"{n} from {d}" for d, n in s["sources"].items())
-    print(f"trained on {s['faces']} faces ({sources}) in {s['seconds']:.0f} s: {args.output}")
+    rule = f"; {s['mixing_rule']}" if s["mixing_rule"] else ""
+    print(f"trained on {s['faces']} faces ({sources}{rule}) in {s['seconds']:.0f} s: {args.output}")
     return 0
 
 

@@ -188,6 +188,38 @@ def mix_face_sets(sets: list, weights=None, seed: int = 0, unit: str = "face") -
     return out, counts
 
 
+# The mixing rule (bench/bench_mixing.py): without --weight, real faces trained beside
+# synthetic ones are weighted so that they make up this share of the training faces.
+REAL_SHARE = 0.5
+
+
+def is_synthetic(path) -> bool:
+    """A synthface dataset (its folder, or a file or folder inside it): dataset.json says so."""
+    path = Path(path).expanduser().resolve()
+    for folder in (path, *path.parents[:2]):
+        card = folder / "dataset.json"
+        if card.is_file():
+            try:
+                return str(json.loads(card.read_text()).get("format", "")).startswith("synthface-")
+            except (OSError, ValueError, AttributeError):
+                return False
+    return False
+
+
+def mixing_rule(datasets: list, sizes: list, share: float = REAL_SHARE) -> list | None:
+    """Weights for real + synthetic sources without --weight: every synthetic source 1,
+    every real source weighted so that the real faces make up `share` of the training
+    faces (never below 1: real faces are never thinned); None when the sources are all
+    of one kind."""
+    synthetic = [is_synthetic(d) for d in datasets]
+    if all(synthetic) or not any(synthetic):
+        return None
+    n_syn = sum(n for n, s in zip(sizes, synthetic) if s)
+    n_real = sum(n for n, s in zip(sizes, synthetic) if not s)
+    w = max(1.0, round(share / (1 - share) * n_syn / n_real, 2))
+    return [1.0 if s else w for s in synthetic]
+
+
 def train_landmarks(dataset, output, options: TrainOptions | None = None, upsample: int = 1,
                     progress: bool = True, pts_origin: int = 1, split: str = "all", weights=None,
                     verbose: bool = False) -> dict:
@@ -210,6 +242,9 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
         if not faces:
             raise SynthfaceError(f"{d}: no faces with landmarks")
         sets.append(faces)
+    rule = None
+    if not weights and len(sets) > 1:
+        weights = rule = mixing_rule(datasets, [len(s) for s in sets])
     mix_face_sets(sets, weights)  # the weights checked before the detector runs on every face
     faces, counts = mix_face_sets([boxes_for_training(s, upsample, progress) for s in sets], weights)
     missing = [f.image for f in faces if not f.image.is_file()]
@@ -231,6 +266,9 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
         shutil.move(tmp_model, output.with_name(output.name + ".tmp"))
         os.replace(output.with_name(output.name + ".tmp"), output)
     summary = {"faces": len(faces), "sources": {str(d): c for d, c in zip(datasets, counts)},
+               "weights": list(weights) if weights else [1.0] * len(datasets),
+               "mixing_rule": (f"real faces weighted {max(rule):g} to make up {REAL_SHARE:.0%} of the training "
+                               f"faces (--weight overrides)") if rule else None,
                "seconds": round(time.perf_counter() - t0, 1), "model": str(output),
                "options": {**asdict(options), "num_threads": opts["num_threads"]}}
     output.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -91,3 +91,35 @@ def test_cli_errors_are_one_line(tmp_path, args, message):
                          capture_output=True, text=True)
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 1 and len(lines) == 1 and message in lines[0], res.stderr
+
+
+def test_real_and_synthetic_sources_are_mixed_by_the_rule(tmp_path):
+    """Without --weight, real faces beside a synthface dataset are weighted so that they
+    make up REAL_SHARE of the training faces, and the summary says so; --weight
+    overrides; two real sets (or two synthetic) get no rule."""
+    from conftest import FACES, run_cli
+    from synthface.annotate import AnnotateConfig
+    from synthface.landmarks import REAL_SHARE, is_synthetic, mixing_rule
+    from synthface.make import MakeConfig, make_dataset
+    from synthface.sampling import ReplaySampler
+
+    syn = tmp_path / "syn"
+    make_dataset(syn, MakeConfig(n=30, workers=0, formats=("csv",), annotate=AnnotateConfig(landmarks=True)),
+                 ReplaySampler(FACES, 64), progress=False)
+    assert is_synthetic(syn) and is_synthetic(syn / "labels.csv") and not is_synthetic(FACES_300W)
+    w = round(REAL_SHARE / (1 - REAL_SHARE) * 30 / 6, 2)
+    assert mixing_rule([FACES_300W, syn], [6, 30]) == [w, 1.0] and mixing_rule([FACES_300W, FACES_300W], [6, 6]) is None
+    assert mixing_rule([FACES_300W, syn], [600, 30]) == [1.0, 1.0]  # real faces are never thinned
+    small = ["--cascade-depth", "2", "--num-trees-per-cascade-level", "10", "--oversampling-amount", "1",
+             "--num-threads", "1", "--no-progress"]
+    r = run_cli("landmarks", "train", "--dataset", FACES_300W, "--dataset", syn, "-o", tmp_path / "m.dat", *small)
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path / "m.json").read_text())
+    assert s["sources"] == {str(FACES_300W): round(w * 6), str(syn): 30} and s["weights"] == [w, 1.0]
+    assert f"real faces weighted {w:g} to make up {REAL_SHARE:.0%} of the training faces" in r.stdout
+    r = run_cli("landmarks", "train", "--dataset", FACES_300W, "--dataset", syn, "--weight", "1", "--weight", "1",
+                "-o", tmp_path / "m2.dat", *small)
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path / "m2.json").read_text())
+    assert s["sources"] == {str(FACES_300W): 6, str(syn): 30} and s["mixing_rule"] is None
+    assert "weighted" not in r.stdout

@@ -1,0 +1,123 @@
+"""Real + synthetic landmark training: when does adding synthetic faces help, and by how much
+should the real faces be weighted?
+
+    python bench/bench_mixing.py                                   # about 90 minutes on 2 cores
+    python bench/bench_mixing.py --syn 2000 --shares 0.25 0.5 0.75 --out runs/mixing
+
+Two cases, on real faces with human 68-point labels (300w-dev):
+- in-domain: helen-train split by photo into two halves (even / odd positions of the
+  sorted photo names); train on one half, score on the other, and the reverse;
+- across datasets: train on all of helen-train, score on afw.
+Rows per case: the real faces alone; real + synthetic at weight 1 (every face once: the
+plain mix); real + synthetic with the real faces weighted to make up a share of the
+training faces (--shares); synthetic alone. The synthetic faces: `make-dataset
+--landmarks` defaults (augmented), --syn of them. The same TrainOptions throughout;
+boxes from dlib's detector as at test time. Writes results.json, results.md and CED
+plots (ced_<case>.png) to --out; datasets and models stay there (a rerun reuses them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_landmarks import make  # noqa: E402
+from synthface.landmarks import TrainOptions, evaluate_landmarks, plot_ced, train_landmarks  # noqa: E402
+
+DEV = ROOT.parent / "shared" / "data" / "300w-dev"
+
+
+def halves(out: Path) -> tuple[Path, Path]:
+    """helen-train as two folders of links, split by photo (a photo's faces stay together)."""
+    photos = sorted({p.stem.rsplit("_", 1)[0] for p in (DEV / "helen-train").glob("*.pts")})
+    folders = []
+    for k in (0, 1):
+        folder = out / f"helen_half{'AB'[k]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for photo in photos[k::2]:
+            for f in (DEV / "helen-train").glob(f"{photo}_*"):
+                link = folder / f.name
+                if not link.exists():
+                    link.symlink_to(f)
+        folders.append(folder)
+    return folders[0], folders[1]
+
+
+def real_weight(share: float, n_real: int, n_syn: int) -> float:
+    """The weight that makes the real faces `share` of all training faces."""
+    return share / (1 - share) * n_syn / n_real
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--syn", type=int, default=10000, help="synthetic faces (default 10000)")
+    p.add_argument("--shares", type=float, nargs="*", default=[0.25, 0.5, 0.75],
+                   help="real shares of the training faces to try (default 0.25 0.5 0.75)")
+    p.add_argument("--cases", nargs="*", default=["A->B", "B->A", "helen->afw"])
+    p.add_argument("--out", default="runs/mixing")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
+    options = TrainOptions()
+    half_a, half_b = halves(out)
+    cases = {"A->B": (half_a, half_b), "B->A": (half_b, half_a), "helen->afw": (DEV / "helen-train", DEV / "afw")}
+    syn = out / f"syn_{args.syn}"
+    make(syn, args.syn, "augmentation (--augment)", args.seed)
+
+    def save():
+        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    def row(case, name, sets, weights=None):
+        key = f"{case} | {name}"
+        if key in results:
+            return results[key]
+        model = out / (key.replace(" ", "").replace("|", "_").replace(">", "").replace("%", "pc") + ".dat")
+        s = train_landmarks([str(x) for x in sets], model, options, progress=False, weights=weights)
+        r = evaluate_landmarks(str(model), str(cases[case][1]), progress=False)
+        r.update(train_faces=s["faces"], sources=s["sources"], train_seconds=s["seconds"], weights=weights)
+        results[key] = r
+        save()
+        print(f"{key}: NME {r['nme_mean']:.2%} (train {s['faces']} faces, {s['seconds']:.0f} s)", flush=True)
+        return r
+
+    n_syn = sum(1 for _ in open(syn / "labels.csv")) - 1
+    for case in args.cases:
+        real, _ = cases[case]
+        n_real = len(list(Path(real).glob("*.pts")))
+        row(case, "real alone", [real])
+        row(case, f"synthetic {n_syn} alone", [syn])
+        row(case, f"real + synthetic {n_syn}, weight 1", [real, syn])
+        for share in args.shares:
+            w = round(real_weight(share, n_real, n_syn), 2)
+            row(case, f"real + synthetic {n_syn}, real share {share:.0%} (weight {w:g})", [real, syn], [w, 1.0])
+    report(results, out)
+
+
+def report(results: dict, out: Path) -> None:
+    lines = ["| case | training set | NME mean | median | failures (>8%) | AUC@8% | vs real alone |",
+             "|---|---|---|---|---|---|---|"]
+    by_case: dict = {}
+    for key, r in results.items():
+        case, name = key.split(" | ")
+        by_case.setdefault(case, {})[name] = r
+    for case, rows in by_case.items():
+        base = rows.get("real alone", {}).get("nme_mean")
+        for name, r in rows.items():
+            rel = f"{r['nme_mean'] / base - 1:+.1%}" if base else "-"
+            lines.append(f"| {case} | {name} | {r['nme_mean']:.2%} | {r['nme_median']:.2%} | {r['failure_rate']:.1%} "
+                         f"| {r['auc_at_8pct']:.3f} | {rel} |")
+        plot_ced(rows, out / f"ced_{case.replace('->', '_to_')}.png")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
