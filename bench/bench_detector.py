@@ -8,8 +8,9 @@
 --photo-study scores every detector on two test sets: the colour test photos, and the same
 photos made like grey scans of small faces (greyscale, contrast 50-80%, shrunk so each
 photo's largest face is 20-60 px wide, JPEG quality 60; seeded, written to OUT/grey-test).
-Its rows: today's scene defaults, --photometric, smaller faces (--face-size 24:256), the
-trainer's --upsample 1, real backgrounds, and the same trainer on the real crops.
+Its rows: today's scene defaults, --photometric, smaller faces (--face-size 24:256), real
+backgrounds, and the same trainer on the real crops; with --base RECIPE, then the trainer's
+windows 64 and 40, real crops mixed in, two rounds of hard negatives and the other --sizes.
 
 The real photos are ../shared/data/helen-train-photos (783 whole HELEN photos, 870
 annotated faces), split by photo: even positions (sorted by name) train the real
@@ -40,6 +41,12 @@ from synthface.scenes import BLENDS, SceneConfig, make_scenes  # noqa: E402
 from synthface.steering import pose_mix_targets  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
+# the photo study's scene recipes (row name after "scenes N, " -> SceneConfig arguments)
+RECIPES = {
+    "defaults": {},
+    "--photometric 1": {"photometric": 1.0},
+    "--photometric 1, --face-size 24:256": {"photometric": 1.0, "face_size": (24, 256)},
+}
 
 
 def main():
@@ -50,6 +57,9 @@ def main():
                    help="only the stock and real rows, the real-backgrounds scenes and the same with --rotate-3d")
     p.add_argument("--photo-study", action="store_true",
                    help="photo-like scenes and small faces, scored on the colour and the grey small-face test sets")
+    p.add_argument("--base", choices=list(RECIPES),
+                   help="with --photo-study: then the follow-up on this recipe (train windows 64 and 40, real "
+                        "crops mixed in at weights 1 and 3, two rounds of hard negatives, the other --sizes)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,21 +108,30 @@ def main():
         s = train_detector(xml, out / "real_crops.svm", options, progress=False)
         score(crops, str(out / "real_crops.svm"), s)
 
-    def scenes(name, n, **kw):
+    def slug(name):
+        return name.replace(" ", "_").replace("/", "_").replace(",", "").replace("=", "").replace(":", "_")
+
+    def scenes(name, n, data_of=None, extra=(), weights=None, negatives=None, **kw):
+        """A row: scenes made with SceneConfig(**kw) (or those of row `data_of`), the
+        detector trained on them (+ `extra` datasets by `weights`, + `negatives`)."""
         if name in results:
             return
         targets = kw.pop("targets", None)
         rotate3d = kw.pop("rotate3d", None)
         train_opts = kw.pop("options", options)
-        cfg = SceneConfig(**kw)
-        data = out / name.replace(" ", "_").replace("/", "_").replace(",", "").replace("=", "").replace(":", "_")
-        t = time.perf_counter()
-        make_scenes(data, n, cfg, open_sampler(targets=targets), resume=data.exists(), progress=False,
-                    rotate3d=rotate3d)
-        made = time.perf_counter() - t
-        s = train_detector(data, out / f"{data.name}.svm", train_opts, progress=False)
-        score(name, str(out / f"{data.name}.svm"), s, round(made, 1))
-        results[name]["faces_per_s"] = n / made
+        data = out / slug(data_of or name)
+        made = None
+        if data_of is None:
+            t = time.perf_counter()
+            make_scenes(data, n, SceneConfig(**kw), open_sampler(targets=targets), resume=data.exists(),
+                        progress=False, rotate3d=rotate3d)
+            made = time.perf_counter() - t
+        model = out / f"{slug(name)}.svm"
+        s = train_detector([data, *extra] if extra else data, model, train_opts, progress=False, weights=weights,
+                           negatives=negatives)
+        score(name, str(model), s, round(made, 1) if made else None)
+        if made:
+            results[name]["faces_per_s"] = n / made
         save()
 
     n0 = args.sizes[0]
@@ -121,9 +140,33 @@ def main():
         scenes(f"scenes {n0}, defaults", n0)
         scenes(f"scenes {n0}, --photometric 1", n0, photometric=1.0)
         scenes(f"scenes {n0}, --photometric 1, --face-size 24:256", n0, photometric=1.0, face_size=(24, 256))
-        scenes(f"scenes {n0}, --photometric 1, --face-size 24:256, train --upsample 1", n0, photometric=1.0,
-               face_size=(24, 256), options=DetectorOptions(upsample=1))
+        # (train --upsample 1 on these 2,000 faces held 19.6 GiB in dlib's trainer when it was stopped: the
+        # trainer keeps every upsampled scene's feature pyramid; not a row on a 24 GiB machine)
         scenes(f"scenes {n0}, --photometric 1, real backgrounds", n0, photometric=1.0, backgrounds=bg)
+        if args.base:  # the follow-up on the best recipe: windows, real faces mixed in, hard negatives, sizes
+            base = f"scenes {n0}, {args.base}"
+            kw = RECIPES[args.base]
+            scenes(f"{base}, train --window 64", n0, data_of=base, options=DetectorOptions(window=64))
+            scenes(f"{base}, train --window 40", n0, data_of=base, options=DetectorOptions(window=40))
+            for w in (1.0, 3.0):
+                scenes(f"{base} + real crops, --weight 1 --weight {w:g}", n0, data_of=base,
+                       extra=[out / "real_crops.xml"], weights=[1.0, w])
+            previous = out / f"{slug(base)}.svm"
+            for r in (1, 2):
+                name = f"{base}, hard negatives round {r}"
+                if name not in results:
+                    from synthface.scenes import mine_negatives
+
+                    mined = mine_negatives(str(previous), out / "negatives", 2000,
+                                           SceneConfig(photometric=kw.get("photometric", 0.0)), seed=r,
+                                           progress=False)
+                    print(f"round {r}: {mined['kept']} of 2000 face-free scenes fired", flush=True)
+                scenes(name, n0, data_of=base, negatives=out / "negatives")
+                results[name]["negatives"] = len(list((out / "negatives").glob("*.jpg")))
+                save()
+                previous = out / f"{slug(name)}.svm"
+            for n in args.sizes[1:]:
+                scenes(f"scenes {n}, {args.base}", n, **kw)
         _report(results, out, test_photos)
         return
     if not args.rotate_only:

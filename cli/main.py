@@ -142,10 +142,10 @@ def _add_make_dataset(sub) -> None:
                    help="scenes: face box width in pixels, log-uniform (default 48:256)")
     p.add_argument("--blend", default="none,gaussian,feather,poisson",
                    help="scenes: paste blendings to draw from, comma-separated (default all four)")
-    p.add_argument("--photometric", type=float, default=0.0, metavar="AMOUNT",
+    p.add_argument("--photometric", type=float, metavar="AMOUNT",
                    help="scenes: photo-like variation of each scene (greyscale, low contrast, gamma, low "
                         "resolution, blur, noise, vignetting, JPEG), each transform's rate times AMOUNT "
-                        "(0 off, 1 the designed rates, up to 2; default 0)")
+                        "(0 off, as scenes were before it; up to 2; default 1)")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="share of faces in the validation split, chosen per face from its seed (default 0.1)")
     p.add_argument("--batch-size", type=int, default=256, help="candidates per work chunk (default 256)")
@@ -177,7 +177,7 @@ def _run_make_scenes(args, cfg) -> int:
                        face_size=parse_pair(args.face_size, "--face-size"), image_size=args.image_size or 640,
                        backgrounds=args.backgrounds,
                        blends=tuple(b.strip() for b in args.blend.split(",") if b.strip()),
-                       photometric=args.photometric)
+                       photometric=1.0 if args.photometric is None else args.photometric)
     scfg.validate()
     sampler = open_sampler(args.checkpoint, args.replay_faces, args.device, targets=_steering_targets(args))
     command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -222,7 +222,7 @@ def _run_make_dataset(args) -> int:
     if args.augment and args.no_augment:
         raise SynthfaceError("give --augment or --no-augment, not both")
     scene_only = [flag for flag, given in (("--backgrounds", args.backgrounds is not None),
-                                           ("--photometric", args.photometric != 0.0)) if given]
+                                           ("--photometric", args.photometric is not None)) if given]
     if scene_only and not args.scenes:
         raise SynthfaceError(f"{' and '.join(scene_only)} go with --scenes (they shape scenes, not single faces)")
     rotate3d = parse_turns(args.rotate_3d, args.rotate_3d_pitch)
@@ -484,7 +484,7 @@ def _add_detector(sub) -> None:
     m.add_argument("-n", type=int, default=1000, help="face-free scenes to draw (default 1000)")
     m.add_argument("--out", required=True, help="folder for the scenes where the detector fired (added to)")
     m.add_argument("--backgrounds", metavar="DIR", help="face-free photos to crop from (default: procedural)")
-    m.add_argument("--photometric", type=float, default=0.0, metavar="AMOUNT", help="as for scenes (default 0)")
+    m.add_argument("--photometric", type=float, default=1.0, metavar="AMOUNT", help="as for scenes (default 1)")
     m.add_argument("--image-size", type=int, default=640, help="scene side in px (default 640)")
     m.add_argument("--seed", type=int, default=0, help="draw seed; another round, another seed (default 0)")
     m.add_argument("--upsample", type=int, default=1, help="detector upsampling, as at eval (default 1)")

@@ -59,7 +59,7 @@ class SceneConfig:
     max_angle: float = 10.0  # degrees, in-plane
     occlude: float = 0.15  # share of faces with an occluder
     truncate: float = 0.1  # share of faces that may be cut by the border
-    photometric: float = 0.0  # how often each photo-like transform hits a scene (x its own rate; 0: never)
+    photometric: float = 1.0  # how often each photo-like transform hits a scene (x its own rate; 0: never)
 
     def validate(self) -> None:
         lo, hi = self.faces_per_image

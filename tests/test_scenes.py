@@ -25,7 +25,7 @@ def test_pasted_points_land_on_the_face():
 
     errors = []
     cfg = SceneConfig(faces_per_image=(1, 1), face_size=(110, 150), image_size=400, blends=("none",), occlude=0,
-                      truncate=0, max_angle=8)
+                      truncate=0, max_angle=8, photometric=0)
     predictor = load_shape_predictor()
     for k, jpg in enumerate(sorted(FACES_300W.glob("*.jpg"))[:4]):
         pts = read_pts(jpg.with_suffix(".pts"))
