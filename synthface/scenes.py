@@ -283,8 +283,8 @@ def photometric(scene: np.ndarray, rng, amount: float = 1.0) -> np.ndarray:
     if hit["blur"]:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 2.0))
     if hit["noise"]:
-        sigma = rng.uniform(3, 12)
-        noise = rng.normal(0, sigma, img.shape[:2] if hit["grey"] else img.shape).astype(np.float32)
+        sigma = np.float32(rng.uniform(3, 12))
+        noise = rng.standard_normal(img.shape[:2] if hit["grey"] else img.shape, dtype=np.float32) * sigma
         img = img + (noise[..., None] if hit["grey"] else noise)
     if hit["vignette"]:
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1) - 0.5
