@@ -75,12 +75,15 @@ def main():
     def save():
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
-    def row(case, name, sets, weights=None):
+    def row(case, name, sets, weights=None, model=None):
         key = f"{case} | {name}"
         if key in results:
             return results[key]
-        model = out / (key.replace(" ", "").replace("|", "_").replace(">", "").replace("%", "pc") + ".dat")
-        s = train_landmarks([str(x) for x in sets], model, options, progress=False, weights=weights)
+        model = model or out / (key.replace(" ", "").replace("|", "_").replace(">", "").replace("%", "pc") + ".dat")
+        if model.is_file() and model.with_suffix(".json").is_file():  # one model for every case (synthetic alone)
+            s = json.loads(model.with_suffix(".json").read_text())
+        else:
+            s = train_landmarks([str(x) for x in sets], model, options, progress=False, weights=weights)
         r = evaluate_landmarks(str(model), str(cases[case][1]), progress=False)
         r.update(train_faces=s["faces"], sources=s["sources"], train_seconds=s["seconds"], weights=weights)
         results[key] = r
@@ -93,8 +96,8 @@ def main():
         real, _ = cases[case]
         n_real = len(list(Path(real).glob("*.pts")))
         row(case, "real alone", [real])
-        row(case, f"synthetic {n_syn} alone", [syn])
-        row(case, f"real + synthetic {n_syn}, weight 1", [real, syn])
+        row(case, f"synthetic {n_syn} alone", [syn], model=out / f"syn_{n_syn}.dat")
+        row(case, f"real + synthetic {n_syn}, weight 1", [real, syn], [1.0, 1.0])  # not the rule: plain
         for share in args.shares:
             w = round(real_weight(share, n_real, n_syn), 2)
             row(case, f"real + synthetic {n_syn}, real share {share:.0%} (weight {w:g})", [real, syn], [w, 1.0])

@@ -466,9 +466,13 @@ def _add_detector(sub) -> None:
     t.add_argument("-o", "--output", required=True, help="detector file to write (.svm); a .json summary beside it")
     t.add_argument("--C", type=float, default=5.0, help="SVM C: larger fits the training set harder (default 5)")
     t.add_argument("--epsilon", type=float, default=0.01, help="stopping tolerance (default 0.01)")
-    t.add_argument("--window", type=int, default=80, help="detection window side, px (default 80, dlib's)")
+    t.add_argument("--window", type=int, default=80,
+                   help="detection window side, px (default 80, dlib's; smaller finds smaller faces and needs far "
+                        "more memory: 40 on 570 scenes of 640 px passed 22 GiB)")
     t.add_argument("--no-flip", action="store_true", help="no left-right flipped copies")
-    t.add_argument("--upsample", type=int, default=0, help="upsample training images (default 0)")
+    t.add_argument("--upsample", type=int, default=0,
+                   help="upsample training images (default 0; 1 needs about 4x the memory: 570 scenes of 640 px "
+                        "passed 19 GiB)")
     t.add_argument("--max-runtime", type=float, default=0.0, help="stop training after this many seconds")
     t.add_argument("--threads", type=int, default=0, help="threads (default: all cores)")
     t.add_argument("--no-progress", action="store_true")
