@@ -10,6 +10,12 @@ the whole process tree (sampled from /proc every 0.2 s, during the loop and duri
 export), and the bytes on disk per face of each format. Extra flags after `--` go to
 make-dataset (e.g. `-- --rotate-3d=-30:30`). Writes headline.json to --out; the datasets
 are deleted unless --keep.
+
+    python bench/bench_headline.py --export-only runs/headline/faces100000 --out runs/headline
+
+--export-only DATASET: the export alone, every format, on a made dataset's journal, once in
+one process and once with the per-image formats in a second one (the label files and .pts
+removed before each): wall time and the process tree's peak RSS of each.
 """
 
 from __future__ import annotations
@@ -100,17 +106,60 @@ def run(n: int, out: Path, extra: list) -> dict:
             "total_gb": round(sum(bytes_.values()) / 1e9, 3), "stdout": stdout.strip().splitlines()}
 
 
+EXPORT = """
+import json, sys
+from pathlib import Path
+from synthface.annotate import AnnotateConfig
+from synthface.export import write_exports
+from synthface.journal import read_identity
+from synthface.make import MakeConfig
+out = Path(sys.argv[1])
+identity = read_identity(out)
+cfg = MakeConfig(n=int(sys.argv[2]), seed=identity["seed"], annotate=AnnotateConfig(landmarks=True))
+write_exports(out, cfg, identity, parallel=sys.argv[3] == "1")
+"""
+
+
+def export_only(folder: Path, n: int) -> dict:
+    results = {}
+    for parallel in (False, True):
+        for p in [*folder.glob("labels*"), *folder.glob("*.json"), *folder.glob("*.xml"), *folder.glob("*.jsonl"),
+                  *folder.glob("*.yaml"), *folder.glob("*set.txt")]:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        for p in (folder / "images").rglob("*.pts"):
+            p.unlink()
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", EXPORT, str(folder), str(n), "1" if parallel else "0"],
+                                cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, tree_rss(proc.pid))
+            time.sleep(0.2)
+        if proc.returncode:
+            raise SystemExit(f"export failed: {proc.stderr.read().strip()}")
+        wall = time.perf_counter() - t0
+        results["two processes" if parallel else "one process"] = {
+            "n": n, "seconds": round(wall, 1), "faces_per_s": round(n / wall), "peak_rss_mib": round(peak / 2 ** 20)}
+        print(parallel, results, flush=True)
+    return results
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", type=int, nargs="+", default=[10000, 100000])
     p.add_argument("--out", default="runs/headline")
     p.add_argument("--keep", action="store_true")
+    p.add_argument("--export-only", metavar="DATASET", help="the export alone on this dataset (its first -n faces)")
     p.add_argument("extra", nargs="*", help="flags for make-dataset (after --)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "headline.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
+    if args.export_only:
+        results[f"export only {args.n[0]}"] = export_only(Path(args.export_only), args.n[0])
+        path.write_text(json.dumps(results, indent=2) + "\n")
+        return
     for n in args.n:
         key = " ".join([str(n), *args.extra])
         folder = out / f"faces{n}"
