@@ -57,9 +57,10 @@ def main():
                    help="only the stock and real rows, the real-backgrounds scenes and the same with --rotate-3d")
     p.add_argument("--photo-study", action="store_true",
                    help="photo-like scenes and small faces, scored on the colour and the grey small-face test sets")
+    p.add_argument("--rounds", type=int, default=2, help="with --base: rounds of hard negatives (default 2)")
     p.add_argument("--base", choices=list(RECIPES),
                    help="with --photo-study: then the follow-up on this recipe (train window 64, real "
-                        "crops mixed in at weights 1 and 3, two rounds of hard negatives, the other --sizes)")
+                        "crops mixed in at weights 1 and 3, --rounds of hard negatives, the other --sizes)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -152,15 +153,24 @@ def main():
                 scenes(f"{base} + real crops, --weight 1 --weight {w:g}", n0, data_of=base,
                        extra=[out / "real_crops.xml"], weights=[1.0, w])
             previous = out / f"{slug(base)}.svm"
-            for r in (1, 2):
+            mining = results.setdefault("mining", {})
+            for r in range(1, args.rounds + 1):  # each round: 2,000 procedural and 1,000 photo backgrounds, the last model
                 name = f"{base}, hard negatives round {r}"
-                if name not in results:
+                if f"round {r}" not in mining:
                     from synthface.scenes import mine_negatives
 
-                    mined = mine_negatives(str(previous), out / "negatives", 2000,
-                                           SceneConfig(photometric=kw.get("photometric", 0.0)), seed=r,
-                                           progress=False)
-                    print(f"round {r}: {mined['kept']} of 2000 face-free scenes fired", flush=True)
+                    photometric = kw.get("photometric", 0.0)
+                    procedural = mine_negatives(str(previous), out / "negatives", 2000,
+                                                SceneConfig(photometric=photometric), seed=r, progress=False)
+                    photos = mine_negatives(str(previous), out / "negatives", 1000,
+                                            SceneConfig(photometric=photometric, backgrounds=bg), seed=100 + r,
+                                            progress=False)
+                    mining[f"round {r}"] = {"procedural": procedural, "photos": photos}
+                    save()
+                    print(f"round {r}: fired on {procedural['kept']} of 2000 procedural and {photos['kept']} of "
+                          f"1000 photo backgrounds", flush=True)
+                if not list((out / "negatives").glob("*.jpg")):
+                    break  # nothing to train on: the model fires on no face-free scene
                 scenes(name, n0, data_of=base, negatives=out / "negatives")
                 results[name]["negatives"] = len(list((out / "negatives").glob("*.jpg")))
                 save()
@@ -184,20 +194,23 @@ def main():
 
 
 def _report(results: dict, out: Path, test_photos: list) -> None:
-    grey = any("grey" in r for r in results.values())
+    grey = any("grey" in r for r in results.values() if "ap50" in r)
     lines = ["| detector | AP50 | max recall | recall at 0 | FP / image at 0 | "
              + ("grey small faces: AP50 | max recall | " if grey else "") + "training faces | scenes faces/s |",
              "|---|---|---|---|---|" + ("---|---|" if grey else "") + "---|---|"]
     for name, r in results.items():
+        if "ap50" not in r:
+            continue
         faces = r["train"]["faces"] if r.get("train") else "-"
         rate = f"{r['faces_per_s']:.0f}" if r.get("faces_per_s") else "-"
         g = f"{r['grey']['ap50']:.1%} | {r['grey']['max_recall']:.1%} | " if "grey" in r else "- | - | " if grey else ""
         lines.append(f"| {name} | {r['ap50']:.1%} | {r['max_recall']:.1%} | {r['recall_at_0']:.1%} | "
                      f"{r['fp_per_image_at_0']:.2f} | {g}{faces} | {rate} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
-    plot_pr(results, out / "pr.png")
+    rows = {k: r for k, r in results.items() if "ap50" in r}
+    plot_pr(rows, out / "pr.png")
     if grey:
-        plot_pr({k: r["grey"] for k, r in results.items() if "grey" in r}, out / "pr_grey.png")
+        plot_pr({k: r["grey"] for k, r in rows.items() if "grey" in r}, out / "pr_grey.png")
     print("\n".join(lines))
     print(f"# test: {len(test_photos)} photos, {sum(len(b) for _, b, _ in test_photos)} faces (odd positions)")
 

@@ -76,14 +76,14 @@ def main():
     p.add_argument("--curve-only", metavar="VARIANT",
                    help="only the size curve (--curve) of this recipe, e.g. 'augmentation (--augment)': datasets, "
                         "models, scores, training time and the trainer's peak RSS")
-    p.add_argument("--oversampling", type=int, default=TrainOptions.oversampling_amount,
-                   help="random box jitters per face in training (TrainOptions' default unless given); "
-                        "a value other than the default is named in the row")
+    p.add_argument("--oversampling", type=int, default=5,
+                   help="random box jitters per face in training (default 5, as every row so far; 0: "
+                        "TrainOptions' auto); a value other than 5 is named in the row")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     options = TrainOptions(oversampling_amount=args.oversampling)
-    tag = "" if args.oversampling == TrainOptions.oversampling_amount else f" oversampling {args.oversampling}"
+    tag = "" if args.oversampling == 5 else f" oversampling {args.oversampling}"
     results = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
     afw, helen = str(SHARED / "afw"), str(SHARED / "helen-train")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -68,14 +69,20 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
-    options = TrainOptions()
+    options = TrainOptions(oversampling_amount=5)  # fixed, as every row of the first runs had it
     half_a, half_b = halves(out)
     cases = {"A->B": (half_a, half_b), "B->A": (half_b, half_a), "helen->afw": (DEV / "helen-train", DEV / "afw")}
     syn = out / f"syn_{args.syn}"
-    make(syn, args.syn, "augmentation (--augment)", args.seed)
+    if not (syn / "labels.csv").is_file():  # made once (two runs may share --out)
+        make(syn, args.syn, "augmentation (--augment)", args.seed)
 
-    def save():
-        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    def save():  # merged with the file as it is now: two runs (other --cases) may share --out
+        path = out / "results.json"
+        on_disk = json.loads(path.read_text()) if path.is_file() else {}
+        results.update({k: v for k, v in on_disk.items() if k not in results})
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(results, indent=2) + "\n")
+        tmp.replace(path)
 
     def row(case, name, sets, weights=None, model=None, opts=None):
         key = f"{case} | {name}"

@@ -40,7 +40,10 @@ def test_dlib_model_on_fixture_faces_gives_the_known_nme():
 
 def test_training_on_fixture_faces_makes_a_model_that_loads(tmp_path):
     s = train_landmarks(FACES_300W, tmp_path / "m.dat", SMALL, progress=False)
-    assert s["faces"] == 6 and (tmp_path / "m.dat").stat().st_size > 10000
+    assert s["faces"] == 6 and (tmp_path / "m.dat").stat().st_size > 10000 and s["options"]["oversampling_amount"] == 10
+    auto = train_landmarks(FACES_300W, tmp_path / "auto.dat", TrainOptions(cascade_depth=2, num_trees_per_cascade_level=5,
+                                                                         num_threads=1), progress=False)
+    assert auto["options"]["oversampling_amount"] == 20  # 6 faces: dlib's 20
     assert json.loads((tmp_path / "m.json").read_text())["options"]["cascade_depth"] == 3
     load_predictor(str(tmp_path / "m.dat"))
     r = evaluate_landmarks(str(tmp_path / "m.dat"), FACES_300W, progress=False)
@@ -123,3 +126,14 @@ def test_real_and_synthetic_sources_are_mixed_by_the_rule(tmp_path):
     s = json.loads((tmp_path / "m2.json").read_text())
     assert s["sources"] == {str(FACES_300W): 6, str(syn): 30} and s["mixing_rule"] is None
     assert "weighted" not in r.stdout
+
+
+def test_oversampling_follows_the_number_of_faces():
+    """TrainOptions' oversampling 0 (the default): dlib's 20 for a few hundred faces, 5
+    from 2,000; a given value stands; 0 passes validation, -1 does not."""
+    from synthface.landmarks import auto_oversampling
+
+    assert [auto_oversampling(n) for n in (6, 432, 870, 1000, 2000, 10000, 100000)] == [20, 20, 12, 10, 5, 5, 5]
+    TrainOptions().validate()
+    with pytest.raises(SynthfaceError, match="--oversampling-amount must be from 1 to 100000, got -1"):
+        TrainOptions(oversampling_amount=-1).validate()
