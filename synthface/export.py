@@ -39,8 +39,9 @@ def face_schema(landmarks: bool, flip: bool = False, steered=(), turned: bool = 
 
 
 # From this many faces the export runs the formats that need no per-face attributes
-# (a file per image: .pts, YOLO) in a second process, beside the others: about half the
-# export's time at 100,000 faces on 2 cores; below it the process's start costs more.
+# (a file per image: .pts, YOLO) in a second process, beside the others (2 cores: 20,000
+# faces 48 -> 20 s; 50,000 83 -> 72 s, where the small files wait on the disk); below
+# it the second process's start (about a second) costs more than it saves.
 PARALLEL_FROM = 5000
 
 
