@@ -106,14 +106,11 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
         sets.append(images)
     images, counts = mix_face_sets(sets, weights, unit="image")
     if negatives is not None:
-        from synthface.imagefiles import IMAGE_EXTS
+        from synthface.imagefiles import image_files
 
-        folder = Path(negatives).expanduser()
-        if not folder.is_dir():
-            raise SynthfaceError(f"--negatives {folder}: not a folder")
-        negative_images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+        negative_images = image_files(negatives, "--negatives")
         if not negative_images:
-            raise SynthfaceError(f"--negatives {folder}: no images there")
+            raise SynthfaceError(f"--negatives {Path(negatives).expanduser()}: no images there")
         images = images + [(p, [], []) for p in negative_images]
     scale = 2 ** options.upsample
     entries = []  # (image, [[x, y, w, h, ignored]])

@@ -30,6 +30,17 @@ IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 CACHE_VERSION = 1
 
 
+def image_files(folder, flag: str, skip=None) -> list:
+    """The images under `folder` (recursively, sorted), leaving out those inside `skip`
+    (a dataset folder there); a path that is not a folder is `flag`'s one-line error."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise SynthfaceError(f"{flag} {folder}: not a folder")
+    skip = Path(skip).resolve() if skip is not None else None
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS
+                  and (skip is None or skip not in p.resolve().parents))
+
+
 class ImageSource:
     """The image files of a folder or a zip, in sorted order, read as bytes.
     `split` ("train" / "validation") keeps FFHQ's official split, read from

@@ -43,7 +43,7 @@ import numpy as np
 
 from synthface.errors import SynthfaceError
 from synthface.geometry import iou
-from synthface.imagefiles import IMAGE_EXTS
+from synthface.imagefiles import image_files
 
 _STREAM = 0x5CE7E
 BLENDS = ("none", "gaussian", "feather", "poisson")
@@ -125,12 +125,7 @@ MIN_BACKGROUND = 16  # px a side: the crop of a smaller photo can be empty
 def background_files(folder, out=None) -> list:
     """The background photos under `folder`, leaving out a dataset folder `out` inside it
     (a scenes run's own images are no backgrounds)."""
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise SynthfaceError(f"--backgrounds {folder}: not a folder")
-    skip = Path(out).resolve() if out is not None else None
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS
-                  and (skip is None or skip not in p.resolve().parents))
+    return image_files(folder, "--backgrounds", out)
 
 
 # -- backgrounds --------------------------------------------------------------------------
