@@ -60,6 +60,10 @@ def main():
     p.add_argument("--syn", type=int, default=10000, help="synthetic faces (default 10000)")
     p.add_argument("--shares", type=float, nargs="*", default=[0.25, 0.5, 0.75],
                    help="real shares of the training faces to try (default 0.25 0.5 0.75)")
+    p.add_argument("--syn-dataset", metavar="DIR",
+                   help="use this synthface dataset as the synthetic faces (e.g. one made with --rotate-3d) "
+                        "instead of making --syn default ones; its folder name names its rows")
+    p.add_argument("--no-alone", action="store_true", help="skip the synthetic-alone and weight-1 rows")
     p.add_argument("--cases", nargs="*", default=["A->B", "B->A", "helen->afw"])
     p.add_argument("--oversampling-check", action="store_true",
                    help="also the real faces alone with dlib's oversampling (20): is the real baseline held back?")
@@ -72,9 +76,14 @@ def main():
     options = TrainOptions(oversampling_amount=5)  # fixed, as every row of the first runs had it
     half_a, half_b = halves(out)
     cases = {"A->B": (half_a, half_b), "B->A": (half_b, half_a), "helen->afw": (DEV / "helen-train", DEV / "afw")}
-    syn = out / f"syn_{args.syn}"
-    if not (syn / "labels.csv").is_file():  # made once (two runs may share --out)
-        make(syn, args.syn, "augmentation (--augment)", args.seed)
+    if args.syn_dataset:
+        syn = Path(args.syn_dataset)
+        if not (syn / "labels.csv").is_file():
+            sys.exit(f"bench_mixing: {syn} is not a synthface dataset (no labels.csv)")
+    else:
+        syn = out / f"syn_{args.syn}"
+        if not (syn / "labels.csv").is_file():  # made once (two runs may share --out)
+            make(syn, args.syn, "augmentation (--augment)", args.seed)
 
     def save():  # merged with the file as it is now: two runs (other --cases) may share --out
         path = out / "results.json"
@@ -101,6 +110,7 @@ def main():
         return r
 
     n_syn = sum(1 for _ in open(syn / "labels.csv")) - 1
+    label = f"{syn.name} {n_syn}" if args.syn_dataset else f"synthetic {n_syn}"
     for case in args.cases:
         real, _ = cases[case]
         n_real = len(list(Path(real).glob("*.pts")))
@@ -108,11 +118,13 @@ def main():
         # dlib's own oversampling for a few hundred faces: is the real baseline held back by ours (5)?
         if args.oversampling_check:
             row(case, "real alone, --oversampling-amount 20", [real], opts=TrainOptions(oversampling_amount=20))
-        row(case, f"synthetic {n_syn} alone", [syn], model=out / f"syn_{n_syn}.dat")
-        row(case, f"real + synthetic {n_syn}, weight 1", [real, syn], [1.0, 1.0])  # not the rule: plain
+        if not args.no_alone:
+            alone = out / (f"syn_{syn.name}.dat" if args.syn_dataset else f"syn_{n_syn}.dat")
+            row(case, f"{label} alone", [syn], model=alone)
+            row(case, f"real + {label}, weight 1", [real, syn], [1.0, 1.0])  # not the rule: plain
         for share in args.shares:
             w = round(real_weight(share, n_real, n_syn), 2)
-            row(case, f"real + synthetic {n_syn}, real share {share:.0%} (weight {w:g})", [real, syn], [w, 1.0])
+            row(case, f"real + {label}, real share {share:.0%} (weight {w:g})", [real, syn], [w, 1.0])
     report(results, out)
 
 

@@ -33,6 +33,7 @@ photos instead (random crops of 40-100% of the shorter side, flips).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections import Counter
@@ -258,19 +259,29 @@ def photometric(scene: np.ndarray, rng, amount: float = 1.0) -> np.ndarray:
     """The whole scene as photos vary (no pixel moves, so the labels stand): greyscale,
     low contrast, gamma, low resolution (down to 25-60% and back up), blur, sensor noise,
     vignetting, JPEG at quality 15-60, each with its PHOTO_RATES rate x `amount`, in that
-    order. A detector then cannot key on colour, contrast or sharpness."""
+    order. A detector then cannot key on colour, contrast or sharpness. A grey scene is
+    worked on as one channel; gamma and the noise's normal draws are table look-ups."""
     import cv2
 
+    from synthface.imaging import saturate_uint8
+
     hit = {name: rng.random() < min(1.0, rate * amount) for name, rate in PHOTO_RATES.items()}
+    if not any(hit.values()):
+        return np.ascontiguousarray(scene)
     img = scene.astype(np.float32)
     size = scene.shape[0]
     if hit["grey"]:
-        img = np.repeat(img @ np.float32([0.299, 0.587, 0.114])[:, None], 3, axis=2)
+        img = img @ np.float32([0.299, 0.587, 0.114])  # one channel until the end
     if hit["contrast"]:
         k = rng.uniform(0.35, 0.8)
-        img = img.mean() + k * (img - img.mean()) + rng.uniform(-30, 30)
-    if hit["gamma"]:
-        img = 255.0 * (np.clip(img, 0, 255) / 255.0) ** rng.uniform(0.6, 1.7)
+        shift = rng.uniform(-30, 30)
+        mean = float(img.mean())
+        img *= np.float32(k)
+        img += np.float32(mean * (1 - k) + shift)
+    if hit["gamma"]:  # on the nearest of 256 levels, as an 8-bit camera would
+        levels = saturate_uint8(img)
+        table = (255.0 * (np.arange(256) / 255.0) ** rng.uniform(0.6, 1.7)).astype(np.float32)
+        img = cv2.LUT(levels, table)
     if hit["lowres"]:
         small = max(8, int(round(size * rng.uniform(0.25, 0.6))))
         img = cv2.resize(cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA), (size, size),
@@ -279,18 +290,36 @@ def photometric(scene: np.ndarray, rng, amount: float = 1.0) -> np.ndarray:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 2.0))
     if hit["noise"]:
         sigma = np.float32(rng.uniform(3, 12))
-        noise = rng.standard_normal(img.shape[:2] if hit["grey"] else img.shape, dtype=np.float32) * sigma
-        img = img + (noise[..., None] if hit["grey"] else noise)
+        draws = np.frombuffer(rng.bytes(img.size), np.uint8).reshape(img.shape)
+        noise = cv2.LUT(draws, _normal_quantiles() * sigma)
+        img = img + noise
     if hit["vignette"]:
-        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1) - 0.5
-        img = img * (1 - rng.uniform(0.3, 0.7) * (xx ** 2 + yy ** 2) / 0.5)[..., None]
-    out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+        fall = 1 - np.float32(rng.uniform(0.3, 0.7)) * _radius2(size)
+        img = img * (fall if img.ndim == 2 else fall[..., None])
+    out = saturate_uint8(img)
     if hit["jpeg"]:
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 61))])
-        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-        if hit["grey"]:  # JPEG's chroma leaves a grey scene grey within a level; made exact
-            out = np.repeat(out[..., :1], 3, axis=2)
+        out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if out.ndim == 2:
+        out = np.repeat(out[..., None], 3, axis=2)
     return np.ascontiguousarray(out)
+
+
+@functools.lru_cache(maxsize=1)
+def _normal_quantiles() -> np.ndarray:
+    """256 quantiles of the standard normal: indexed by uniform byte draws, normal noise
+    (to 2.9 sigma)."""
+    from statistics import NormalDist
+
+    inv = NormalDist().inv_cdf
+    return np.array([inv((i + 0.5) / 256) for i in range(256)], np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _radius2(size: int) -> np.ndarray:
+    """Squared distance from the centre over its corner value (0 .. 1), for vignetting."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1) - 0.5
+    return (xx ** 2 + yy ** 2) / np.float32(0.5)
 
 
 def _paste(scene: np.ndarray, img: np.ndarray, m: np.ndarray, blend: str, rng) -> None:
@@ -317,30 +346,30 @@ def _paste(scene: np.ndarray, img: np.ndarray, m: np.ndarray, blend: str, rng) -
         square = np.zeros((h, w), np.uint8)
         cv2.ellipse(square, (w // 2, h // 2), (int(w * 0.46), int(h * 0.5)), 0, 0, 360, 255, -1)
     mask = cv2.warpAffine(square, mr, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    covered = cv2.countNonZero(mask)
+    if covered == 0:
         return
     ground = scene[roi]
     if blend != "poisson":  # colour match: the face's channel means moved a quarter of the way to the ground's
-        region = mask > 127
-        fm = warped[region].astype(np.float32).mean(0)
-        gm = ground[region].astype(np.float32).mean(0)
-        warped = np.clip(warped.astype(np.float32) + 0.25 * (gm - fm), 0, 255).astype(np.uint8)
+        region = (mask > 127).view(np.uint8)
+        fm, gm = np.array(cv2.mean(warped, region)[:3]), np.array(cv2.mean(ground, region)[:3])
+        warped = cv2.add(warped, tuple(float(v) for v in 0.25 * (gm - fm)) + (0.0,), dtype=cv2.CV_8U)
     if blend == "poisson":
-        x0, x1, y0, y1 = xs.min() + rx0, xs.max() + rx0, ys.min() + ry0, ys.max() + ry0
+        bx, by, bw, bh = cv2.boundingRect(mask)
+        x0, x1, y0, y1 = bx + rx0, bx + bw - 1 + rx0, by + ry0, by + bh - 1 + ry0
         if x0 > 1 and y0 > 1 and x1 < size - 2 and y1 < size - 2:
             centre = (int((x0 + x1 + 1) // 2), int((y0 + y1 + 1) // 2))
-            sub = (slice(y0 - ry0, y1 - ry0 + 1), slice(x0 - rx0, x1 - rx0 + 1))
+            sub = (slice(by, by + bh), slice(bx, bx + bw))
             out = cv2.seamlessClone(np.ascontiguousarray(warped[sub]), scene, np.ascontiguousarray(mask[sub]),
                                     centre, cv2.NORMAL_CLONE)
             scene[...] = out
             return
         blend = "feather"
     if blend in ("gaussian", "feather"):
-        sigma = max(1.0, 0.04 * math.sqrt(len(xs)))
+        sigma = max(1.0, 0.04 * math.sqrt(covered))
         mask = cv2.GaussianBlur(mask, (0, 0), sigma)
-    alpha = (mask.astype(np.float32) / 255.0)[..., None]
-    scene[roi] = (alpha * warped + (1 - alpha) * ground).astype(np.uint8)
+    alpha = mask.astype(np.float32) * np.float32(1 / 255)
+    scene[roi] = cv2.blendLinear(warped, ground, alpha, 1 - alpha)
 
 
 def _occlude(scene, base, box, pts, rng) -> np.ndarray:
