@@ -50,6 +50,21 @@ def halves(out: Path) -> tuple[Path, Path]:
     return folders[0], folders[1]
 
 
+def turned_subset(syn: Path, min_yaw: float) -> tuple[Path, int]:
+    """The faces of a synthface dataset with |yaw| >= min_yaw, as an imglab XML inside it
+    (so that it still counts as synthetic)."""
+    import pandas as pd
+
+    from synthface.landmarks import _write_imglab, load_face_set
+
+    labels = pd.read_csv(syn / "labels.csv")
+    keep = {str((syn / f).resolve()) for f in labels.loc[labels["yaw"].abs() >= min_yaw, "file"]}
+    faces = [f for f in load_face_set(syn) if str(f.image.resolve()) in keep]
+    xml = syn / f"select_yaw{min_yaw:g}.xml"
+    _write_imglab(faces, xml)
+    return xml, len(faces)
+
+
 def real_weight(share: float, n_real: int, n_syn: int) -> float:
     """The weight that makes the real faces `share` of all training faces."""
     return share / (1 - share) * n_syn / n_real
@@ -63,6 +78,9 @@ def main():
     p.add_argument("--syn-dataset", metavar="DIR",
                    help="use this synthface dataset as the synthetic faces (e.g. one made with --rotate-3d) "
                         "instead of making --syn default ones; its folder name names its rows")
+    p.add_argument("--syn-min-yaw", type=float, metavar="DEG",
+                   help="only the synthetic faces turned at least DEG degrees (|yaw| label): synthetic faces "
+                        "for the poses a real set has few of")
     p.add_argument("--no-alone", action="store_true", help="skip the synthetic-alone and weight-1 rows")
     p.add_argument("--cases", nargs="*", default=["A->B", "B->A", "helen->afw"])
     p.add_argument("--oversampling-check", action="store_true",
@@ -111,6 +129,9 @@ def main():
 
     n_syn = sum(1 for _ in open(syn / "labels.csv")) - 1
     label = f"{syn.name} {n_syn}" if args.syn_dataset else f"synthetic {n_syn}"
+    if args.syn_min_yaw is not None:
+        syn, n_syn = turned_subset(syn, args.syn_min_yaw)
+        label = f"{label} |yaw|>={args.syn_min_yaw:g} ({n_syn})"
     for case in args.cases:
         real, _ = cases[case]
         n_real = len(list(Path(real).glob("*.pts")))
@@ -119,7 +140,8 @@ def main():
         if args.oversampling_check:
             row(case, "real alone, --oversampling-amount 20", [real], opts=TrainOptions(oversampling_amount=20))
         if not args.no_alone:
-            alone = out / (f"syn_{syn.name}.dat" if args.syn_dataset else f"syn_{n_syn}.dat")
+            slug = "".join(c if c.isalnum() else "_" for c in label)
+            alone = out / (f"syn_{slug}.dat" if args.syn_dataset else f"syn_{n_syn}.dat")
             row(case, f"{label} alone", [syn], model=alone)
             row(case, f"real + {label}, weight 1", [real, syn], [1.0, 1.0])  # not the rule: plain
         for share in args.shares:
