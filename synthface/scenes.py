@@ -133,8 +133,13 @@ def background_files(folder, out=None) -> list:
 def procedural_background(rng, size: int) -> np.ndarray:
     import cv2
 
+    from synthface.imaging import saturate_uint8
+
     small = rng.uniform(0, 255, (4, 4, 3)).astype(np.float32)
-    img = cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
+    # a smooth colour field: cubic to an eighth of the frame, then linear (OpenCV's cubic
+    # straight from 4 px to 640 costs 7 ms, the two steps 0.3)
+    img = cv2.resize(cv2.resize(small, (size // 8, size // 8), interpolation=cv2.INTER_CUBIC), (size, size),
+                     interpolation=cv2.INTER_LINEAR)
     for _ in range(int(rng.integers(20, 60))):
         colour = tuple(float(c) for c in rng.uniform(0, 255, 3))
         kind = rng.integers(3)
@@ -148,13 +153,19 @@ def procedural_background(rng, size: int) -> np.ndarray:
         else:
             x2, y2 = (int(v) for v in rng.integers(0, size, 2))
             cv2.line(img, (x, y), (x2, y2), colour, int(rng.integers(1, 6)))
-    for scale in (2, 8, 32):  # texture at several scales
-        noise = rng.normal(0, 12, (size // scale + 1, size // scale + 1, 3)).astype(np.float32)
-        img += cv2.resize(noise, (size, size), interpolation=cv2.INTER_LINEAR)
+    # texture at several scales (32, 8 and 2 px grains): each coarser layer is carried up
+    # to the next one's grid, and only the sum is stretched to the whole frame
+    texture = None
+    for scale in (32, 8, 2):
+        n = size // scale + 1
+        layer = normal_noise(rng, (n, n, 3), 12.0)
+        texture = layer if texture is None else layer + cv2.resize(texture, (n, n), interpolation=cv2.INTER_LINEAR)
+    img += cv2.resize(texture, (size, size), interpolation=cv2.INTER_LINEAR)
     img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 1.5)))
-    grey = img.mean(axis=2, keepdims=True)
-    img = grey + (img - grey) * float(rng.uniform(0.2, 0.6))  # photos are far less saturated than random colours
-    return np.clip(img, 0, 255).astype(np.uint8)
+    # photos are far less saturated than random colours: each pixel moved towards its grey
+    k = float(rng.uniform(0.2, 0.6))
+    to_grey = np.full((3, 3), (1 - k) / 3, np.float32) + np.eye(3, dtype=np.float32) * k
+    return saturate_uint8(cv2.transform(img, to_grey))
 
 
 def photo_background(rng, files: list, size: int) -> np.ndarray:
@@ -290,9 +301,7 @@ def photometric(scene: np.ndarray, rng, amount: float = 1.0) -> np.ndarray:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 2.0))
     if hit["noise"]:
         sigma = np.float32(rng.uniform(3, 12))
-        draws = np.frombuffer(rng.bytes(img.size), np.uint8).reshape(img.shape)
-        noise = cv2.LUT(draws, _normal_quantiles() * sigma)
-        img = img + noise
+        img = img + normal_noise(rng, img.shape, sigma)
     if hit["vignette"]:
         fall = 1 - np.float32(rng.uniform(0.3, 0.7)) * _radius2(size)
         img = img * (fall if img.ndim == 2 else fall[..., None])
@@ -303,6 +312,15 @@ def photometric(scene: np.ndarray, rng, amount: float = 1.0) -> np.ndarray:
     if out.ndim == 2:
         out = np.repeat(out[..., None], 3, axis=2)
     return np.ascontiguousarray(out)
+
+
+def normal_noise(rng, shape, sigma: float) -> np.ndarray:
+    """float32 normal noise (to 2.9 sigma): uniform bytes through a table of 256 normal
+    quantiles, five times faster than numpy's normal draws."""
+    import cv2
+
+    draws = np.frombuffer(rng.bytes(int(np.prod(shape))), np.uint8).reshape(shape)
+    return cv2.LUT(draws, _normal_quantiles() * np.float32(sigma))
 
 
 @functools.lru_cache(maxsize=1)
