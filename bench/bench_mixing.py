@@ -78,6 +78,10 @@ def main():
     p.add_argument("--syn-dataset", metavar="DIR",
                    help="use this synthface dataset as the synthetic faces (e.g. one made with --rotate-3d) "
                         "instead of making --syn default ones; its folder name names its rows")
+    p.add_argument("--real-oversampling", type=int, nargs="*", default=[], metavar="K",
+                   help="also the real faces alone at these oversamplings: a weight w at oversampling 5 gives each "
+                        "real face 5w random starts, so real alone at 5w is the baseline that isolates the "
+                        "synthetic faces' part")
     p.add_argument("--syn-min-yaw", type=float, metavar="DEG",
                    help="only the synthetic faces turned at least DEG degrees (|yaw| label): synthetic faces "
                         "for the poses a real set has few of")
@@ -139,6 +143,8 @@ def main():
         # dlib's own oversampling for a few hundred faces: is the real baseline held back by ours (5)?
         if args.oversampling_check:
             row(case, "real alone, --oversampling-amount 20", [real], opts=TrainOptions(oversampling_amount=20))
+        for k in args.real_oversampling:
+            row(case, f"real alone, --oversampling-amount {k}", [real], opts=TrainOptions(oversampling_amount=k))
         if not args.no_alone:
             slug = "".join(c if c.isalnum() else "_" for c in label)
             alone = out / (f"syn_{slug}.dat" if args.syn_dataset else f"syn_{n_syn}.dat")

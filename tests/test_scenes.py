@@ -334,3 +334,19 @@ def test_hard_negatives_are_mined_and_trained_on(scenes, tmp_path):
     assert s["negatives"] == len(kept) and f"and {len(kept)} face-free images" in r.stdout
     r = run_cli("detector", "train", "--dataset", out, "--negatives", tmp_path / "nothing", "-o", tmp_path / "x.svm")
     assert r.returncode == 1 and r.stderr.strip().endswith("nothing: not a folder"), r.stderr
+
+
+def test_fast_pixel_helpers_round_clip_and_draw_normal_noise():
+    """saturate_uint8 rounds and clips like a camera's 8 bits; normal_noise is N(0, sigma)
+    to 2.9 sigma, the same for the same seed, shaped as asked."""
+    from synthface.imaging import saturate_uint8
+    from synthface.scenes import normal_noise
+
+    out = saturate_uint8(np.float32([[-3.2, 255.6, 7.4, 7.6, 300.0]]))
+    assert out.dtype == np.uint8 and out.tolist() == [[0, 255, 7, 8, 255]]
+    grey = saturate_uint8(np.full((4, 5, 3), 12.4, np.float32))
+    assert grey.shape == (4, 5, 3) and (grey == 12).all()
+    a = normal_noise(np.random.default_rng(3), (200, 300, 3), 5.0)
+    b = normal_noise(np.random.default_rng(3), (200, 300, 3), 5.0)
+    assert a.shape == (200, 300, 3) and a.dtype == np.float32 and np.array_equal(a, b)
+    assert abs(a.mean()) < 0.05 and 4.9 < a.std() < 5.05 and np.abs(a).max() <= 2.9 * 5
