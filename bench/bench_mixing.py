@@ -85,6 +85,9 @@ def main():
     p.add_argument("--syn-min-yaw", type=float, metavar="DEG",
                    help="only the synthetic faces turned at least DEG degrees (|yaw| label): synthetic faces "
                         "for the poses a real set has few of")
+    p.add_argument("--rule", action="store_true",
+                   help="also real + synthetic as `landmarks train` mixes them by default: no --weight (the "
+                        "mixing rule), automatic oversampling")
     p.add_argument("--no-alone", action="store_true", help="skip the synthetic-alone and weight-1 rows")
     p.add_argument("--cases", nargs="*", default=["A->B", "B->A", "helen->afw"])
     p.add_argument("--oversampling-check", action="store_true",
@@ -125,7 +128,9 @@ def main():
         else:
             s = train_landmarks([str(x) for x in sets], model, opts or options, progress=False, weights=weights)
         r = evaluate_landmarks(str(model), str(cases[case][1]), progress=False)
-        r.update(train_faces=s["faces"], sources=s["sources"], train_seconds=s["seconds"], weights=weights)
+        r.update(train_faces=s["faces"], sources=s["sources"], train_seconds=s["seconds"],
+                 weights=s.get("weights", weights), oversampling=s["options"]["oversampling_amount"],
+                 mixing_rule=s.get("mixing_rule"))
         results[key] = r
         save()
         print(f"{key}: NME {r['nme_mean']:.2%} (train {s['faces']} faces, {s['seconds']:.0f} s)", flush=True)
@@ -150,6 +155,8 @@ def main():
             alone = out / (f"syn_{slug}.dat" if args.syn_dataset else f"syn_{n_syn}.dat")
             row(case, f"{label} alone", [syn], model=alone)
             row(case, f"real + {label}, weight 1", [real, syn], [1.0, 1.0])  # not the rule: plain
+        if args.rule:
+            row(case, f"real + {label}, the default rule", [real, syn], opts=TrainOptions())
         for share in args.shares:
             w = round(real_weight(share, n_real, n_syn), 2)
             row(case, f"real + {label}, real share {share:.0%} (weight {w:g})", [real, syn], [w, 1.0])

@@ -106,9 +106,10 @@ class TrainOptions:
     tree_depth: int = 4  # 16 leaves a tree (dlib: 4)
     num_trees_per_cascade_level: int = 500  # (dlib: 500)
     nu: float = 0.1  # shrinkage; lower generalises better, needs more trees (dlib: 0.1)
-    # random box jitters per face (dlib: 20); 0: auto, ceil(10,000 / faces) within 5..20, so
-    # a few hundred real faces get dlib's 20 (432 helen faces: NME 7.42% with 5, 5.33% with
-    # 20, bench_mixing) and 2,000 or more get 5, which suits tens of thousands
+    # random starts per face (dlib: 20); 0: auto, ceil(30,000 / faces) within 5..35: a
+    # small set gets more (bench_mixing, NME by oversampling 5 / 20 / 35: 432 helen faces
+    # 7.42 / 5.33 / 5.00%, 870 faces scored on afw 7.21 / 6.18 / 5.82%), 6,000 or more get
+    # 5, which suits tens of thousands
     oversampling_amount: int = 0
     feature_pool_size: int = 400  # pixels sampled per level (dlib: 400)
     num_test_splits: int = 20  # candidate splits per node (dlib: 20)
@@ -133,8 +134,8 @@ class TrainOptions:
 
 
 def auto_oversampling(faces: int) -> int:
-    """TrainOptions' oversampling 0: dlib's 20 for a few hundred faces, 5 from 2,000."""
-    return min(20, max(5, -(-10_000 // max(faces, 1))))
+    """TrainOptions' oversampling 0: about 30,000 samples, within 5..35 per face."""
+    return min(35, max(5, -(-30_000 // max(faces, 1))))
 
 
 def _write_imglab(faces: list[Face], xml: Path) -> None:
@@ -173,6 +174,9 @@ def boxes_for_training(faces: list[Face], upsample: int = 1, progress: bool = Tr
     return out
 
 
+MAX_WEIGHT = 100.0
+
+
 def mix_face_sets(sets: list, weights=None, seed: int = 0, unit: str = "face") -> tuple[list, list]:
     """Faces of several sources, each oversampled by its weight: a weight w gives every
     face floor(w) times, plus a seeded random share w - floor(w) of them once more.
@@ -181,8 +185,8 @@ def mix_face_sets(sets: list, weights=None, seed: int = 0, unit: str = "face") -
     if len(weights) != len(sets):
         raise SynthfaceError(f"{len(weights)} --weight for {len(sets)} --dataset (give one per dataset, or none)")
     for w in weights:
-        if not 0 < w <= 100:  # NaN fails too
-            raise SynthfaceError(f"--weight must be above 0 and at most 100, got {w}")
+        if not 0 < w <= MAX_WEIGHT:  # NaN fails too
+            raise SynthfaceError(f"--weight must be above 0 and at most {MAX_WEIGHT:g}, got {w}")
     rng = np.random.default_rng(seed)
     out, counts = [], []
     for faces, w in zip(sets, weights):
@@ -216,18 +220,37 @@ def is_synthetic(path) -> bool:
     return False
 
 
-def mixing_rule(datasets: list, sizes: list, share: float = REAL_SHARE) -> list | None:
+def mixing_rule(datasets: list, sizes: list, share: float = REAL_SHARE, oversampling: int = 0) -> list | None:
     """Weights for real + synthetic sources without --weight: every synthetic source 1,
-    every real source weighted so that the real faces make up `share` of the training
-    faces (never below 1: real faces are never thinned); None when the sources are all
-    of one kind."""
+    every real source weighted so that the real faces make up at least `share` of the
+    training faces (never below 1: real faces are never thinned) and, with the automatic
+    oversampling (0), so that each real face gets at least the random starts it would
+    get alone: adding synthetic faces takes no training from the real ones. None when
+    the sources are all of one kind."""
     synthetic = [is_synthetic(d) for d in datasets]
     if all(synthetic) or not any(synthetic):
         return None
     n_syn = sum(n for n, s in zip(sizes, synthetic) if s)
     n_real = sum(n for n, s in zip(sizes, synthetic) if not s)
-    w = max(1.0, round(share / (1 - share) * n_syn / n_real, 2))
+    w = max(1.0, share / (1 - share) * n_syn / n_real)
+    if not oversampling:  # more faces, fewer starts each: raise w until the real faces' starts hold
+        alone = auto_oversampling(n_real)
+        for _ in range(20):
+            need = alone / auto_oversampling(round(n_real * w) + n_syn)
+            if need <= w + 1e-9:
+                break
+            w = need
+    w = round(min(w, MAX_WEIGHT), 2)  # beyond 100 real copies (100,000 synthetic faces), a lower share
     return [1.0 if s else w for s in synthetic]
+
+
+def rule_line(datasets: list, weights: list, sizes: list) -> str:
+    """What the mixing rule chose, as the summary says it."""
+    real = [(w, n) for d, w, n in zip(datasets, weights, sizes) if not is_synthetic(d)]
+    taken = sum(w * n for w, n in real)
+    part = taken / (taken + sum(n for d, n in zip(datasets, sizes) if is_synthetic(d)))
+    return (f"real faces weighted {real[0][0]:g}: {part:.0%} of the training faces (the rule: at least "
+            f"{REAL_SHARE:.0%}, and as many random starts a real face as alone; --weight overrides)")
 
 
 def train_landmarks(dataset, output, options: TrainOptions | None = None, upsample: int = 1,
@@ -254,7 +277,7 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
         sets.append(faces)
     rule = None
     if not weights and len(sets) > 1:
-        weights = rule = mixing_rule(datasets, [len(s) for s in sets])
+        weights = rule = mixing_rule(datasets, [len(s) for s in sets], oversampling=options.oversampling_amount)
     mix_face_sets(sets, weights)  # the weights checked before the detector runs on every face
     faces, counts = mix_face_sets([boxes_for_training(s, upsample, progress) for s in sets], weights)
     missing = [f.image for f in faces if not f.image.is_file()]
@@ -279,8 +302,7 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
         os.replace(output.with_name(output.name + ".tmp"), output)
     summary = {"faces": len(faces), "sources": {str(d): c for d, c in zip(datasets, counts)},
                "weights": list(weights) if weights else [1.0] * len(datasets),
-               "mixing_rule": (f"real faces weighted {max(rule):g} to make up {REAL_SHARE:.0%} of the training "
-                               f"faces (--weight overrides)") if rule else None,
+               "mixing_rule": rule_line(datasets, rule, [len(s) for s in sets]) if rule else None,
                "seconds": round(time.perf_counter() - t0, 1), "model": str(output),
                "options": {**asdict(options), "num_threads": opts["num_threads"],
                            "oversampling_amount": opts["oversampling_amount"]}}

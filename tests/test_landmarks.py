@@ -43,7 +43,7 @@ def test_training_on_fixture_faces_makes_a_model_that_loads(tmp_path):
     assert s["faces"] == 6 and (tmp_path / "m.dat").stat().st_size > 10000 and s["options"]["oversampling_amount"] == 10
     auto = train_landmarks(FACES_300W, tmp_path / "auto.dat", TrainOptions(cascade_depth=2, num_trees_per_cascade_level=5,
                                                                          num_threads=1), progress=False)
-    assert auto["options"]["oversampling_amount"] == 20  # 6 faces: dlib's 20
+    assert auto["options"]["oversampling_amount"] == 35  # 6 faces: the most
     assert json.loads((tmp_path / "m.json").read_text())["options"]["cascade_depth"] == 3
     load_predictor(str(tmp_path / "m.dat"))
     r = evaluate_landmarks(str(tmp_path / "m.dat"), FACES_300W, progress=False)
@@ -113,13 +113,18 @@ def test_real_and_synthetic_sources_are_mixed_by_the_rule(tmp_path):
     w = round(REAL_SHARE / (1 - REAL_SHARE) * 30 / 6, 2)
     assert mixing_rule([FACES_300W, syn], [6, 30]) == [w, 1.0] and mixing_rule([FACES_300W, FACES_300W], [6, 6]) is None
     assert mixing_rule([FACES_300W, syn], [600, 30]) == [1.0, 1.0]  # real faces are never thinned
+    # 870 real + 2,000 synthetic: half would be weight 2.3 at oversampling 8 (18 starts a real
+    # face); the real faces keep the 35 starts they get alone: weight 7 at 5 (75% of the faces)
+    assert mixing_rule([FACES_300W, syn], [870, 2000]) == [7.0, 1.0]
+    assert mixing_rule([FACES_300W, syn], [870, 2000], oversampling=5) == [2.3, 1.0]  # a given oversampling: half
+    assert mixing_rule([FACES_300W, syn], [870, 100000]) == [100.0, 1.0]  # at most --weight's 100
     small = ["--cascade-depth", "2", "--num-trees-per-cascade-level", "10", "--oversampling-amount", "1",
              "--num-threads", "1", "--no-progress"]
     r = run_cli("landmarks", "train", "--dataset", FACES_300W, "--dataset", syn, "-o", tmp_path / "m.dat", *small)
     assert r.returncode == 0, r.stderr
     s = json.loads((tmp_path / "m.json").read_text())
     assert s["sources"] == {str(FACES_300W): round(w * 6), str(syn): 30} and s["weights"] == [w, 1.0]
-    assert f"real faces weighted {w:g} to make up {REAL_SHARE:.0%} of the training faces" in r.stdout
+    assert f"real faces weighted {w:g}: {REAL_SHARE:.0%} of the training faces (the rule: at least" in r.stdout
     r = run_cli("landmarks", "train", "--dataset", FACES_300W, "--dataset", syn, "--weight", "1", "--weight", "1",
                 "-o", tmp_path / "m2.dat", *small)
     assert r.returncode == 0, r.stderr
@@ -129,11 +134,11 @@ def test_real_and_synthetic_sources_are_mixed_by_the_rule(tmp_path):
 
 
 def test_oversampling_follows_the_number_of_faces():
-    """TrainOptions' oversampling 0 (the default): dlib's 20 for a few hundred faces, 5
-    from 2,000; a given value stands; 0 passes validation, -1 does not."""
+    """TrainOptions' oversampling 0 (the default): about 30,000 samples within 5..35 per
+    face; a given value stands; 0 passes validation, -1 does not."""
     from synthface.landmarks import auto_oversampling
 
-    assert [auto_oversampling(n) for n in (6, 432, 870, 1000, 2000, 10000, 100000)] == [20, 20, 12, 10, 5, 5, 5]
+    assert [auto_oversampling(n) for n in (6, 432, 870, 1000, 2000, 10000, 100000)] == [35, 35, 35, 30, 15, 5, 5]
     TrainOptions().validate()
     with pytest.raises(SynthfaceError, match="--oversampling-amount must be from 1 to 100000, got -1"):
         TrainOptions(oversampling_amount=-1).validate()
