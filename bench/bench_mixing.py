@@ -10,7 +10,10 @@ Two cases, on real faces with human 68-point labels (300w-dev):
 - across datasets: train on all of helen-train, score on afw.
 Rows per case: the real faces alone; real + synthetic at weight 1 (every face once: the
 plain mix); real + synthetic with the real faces weighted to make up a share of the
-training faces (--shares); synthetic alone. The synthetic faces: `make-dataset
+training faces (--shares); synthetic alone; with --rule, the mix as `landmarks train`
+makes it by default; with --real-oversampling K, the real faces alone at K random starts
+(a weight w at oversampling 5 gives a real face 5w). --syn-dataset mixes another
+synthetic set (e.g. turned with --rotate-3d), --syn-min-yaw only its turned faces. The synthetic faces: `make-dataset
 --landmarks` defaults (augmented), --syn of them. The same TrainOptions throughout;
 boxes from dlib's detector as at test time. Writes results.json, results.md and CED
 plots (ced_<case>.png) to --out; datasets and models stay there (a rerun reuses them).
