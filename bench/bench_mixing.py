@@ -58,13 +58,13 @@ def turned_subset(syn: Path, min_yaw: float) -> tuple[Path, int]:
     (so that it still counts as synthetic)."""
     import pandas as pd
 
-    from synthface.landmarks import _write_imglab, load_face_set
+    from synthface.landmarks import load_face_set, write_training_xml
 
     labels = pd.read_csv(syn / "labels.csv")
     keep = {str((syn / f).resolve()) for f in labels.loc[labels["yaw"].abs() >= min_yaw, "file"]}
     faces = [f for f in load_face_set(syn) if str(f.image.resolve()) in keep]
     xml = syn / f"select_yaw{min_yaw:g}.xml"
-    _write_imglab(faces, xml)
+    write_training_xml(faces, xml)
     return xml, len(faces)
 
 

@@ -138,22 +138,22 @@ def auto_oversampling(faces: int) -> int:
     return min(35, max(5, -(-30_000 // max(faces, 1))))
 
 
-def _write_imglab(faces: list[Face], xml: Path) -> None:
+def write_training_xml(faces: list[Face], xml: Path) -> int:
     """The faces as imglab XML for dlib's trainer, through the dataset's own imglab writer
-    (absolute image paths, every attribute escaped)."""
+    (absolute image paths, every attribute escaped). A photo listed several times (a
+    weighted source's copies) is one image entry with all its boxes: dlib loads every
+    entry into memory, so a real set at weight 23 would otherwise be held 23 times.
+    Returns the number of image entries."""
     from synthface.formats.imglab import dlib_path, write_imglab
     from synthface.labels import Face as Labelled, LabelledImage, LabelSchema
 
-    links: dict = {}
-
-    def images():
-        for face in faces:
-            image = face.image.resolve()
-            if image not in links:
-                links[image] = dlib_path(image, xml.parent, len(links))
-            yield LabelledImage(links[image], faces=[Labelled(face.box, None, np.asarray(face.points))])
-
-    write_imglab(xml, images(), LabelSchema(landmarks=True))
+    by_image: dict = {}
+    for face in faces:
+        by_image.setdefault(face.image.resolve(), []).append(face)
+    links = [dlib_path(image, xml.parent, k) for k, image in enumerate(by_image)]
+    write_imglab(xml, (LabelledImage(link, faces=[Labelled(f.box, None, np.asarray(f.points)) for f in group])
+                       for link, group in zip(links, by_image.values())), LabelSchema(landmarks=True))
+    return len(by_image)
 
 
 def boxes_for_training(faces: list[Face], upsample: int = 1, progress: bool = True) -> list[Face]:
@@ -290,7 +290,7 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         xml = Path(tmp) / "train.xml"
-        _write_imglab(faces, xml)
+        write_training_xml(faces, xml)
         tmp_model = Path(tmp) / "model.dat"
         if progress:
             log.info("training dlib's shape predictor on %d faces (cascade depth %d, %d trees a level, "

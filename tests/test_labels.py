@@ -128,3 +128,27 @@ def test_a_script_gets_the_dataset_the_cli_makes(tmp_path):
     assert r.returncode == 0 and "--no-augment turns it off" in r.stdout
     make_dataset(tmp_path / "lib", MakeConfig(n=4, workers=0), ReplaySampler(FACES, 64), progress=False)
     assert (tmp_path / "lib" / "labels.csv").read_bytes() == (tmp_path / "cli" / "labels.csv").read_bytes()
+
+
+def test_training_xml_lists_each_photo_once_with_all_its_copies(tmp_path):
+    """A weighted source's copies are one image entry with repeated boxes (dlib loads
+    every entry into memory); the boxes and points go through unchanged."""
+    import xml.etree.ElementTree as ET
+
+    from conftest import FACES_300W
+    from synthface.geometry import points_box
+    from synthface.landmarks import Face, load_face_set, mix_face_sets, write_training_xml
+
+    real = [Face(f.image, points_box(f.points), f.points) for f in load_face_set(FACES_300W)]
+    faces, counts = mix_face_sets([real, real[:2]], [3, 1])
+    assert counts == [3 * len(real), 2]
+    xml = tmp_path / "train.xml"
+    assert write_training_xml(faces, xml) == len(real)
+    images = ET.parse(xml).getroot().find("images")
+    boxes = [len(image.findall("box")) for image in images]
+    assert len(boxes) == len(real) and sorted(boxes) == sorted([4, 4] + [3] * (len(real) - 2))
+    first = images[0].find("box")
+    x, y, w, h = (int(round(v)) for v in real[0].box)
+    assert (int(first.get("left")), int(first.get("top")), int(first.get("width"))) == (x, y, w)
+    parts = first.findall("part")
+    assert len(parts) == 68 and int(parts[36].get("x")) == round(real[0].points[36][0])
