@@ -13,8 +13,10 @@ plain mix); real + synthetic with the real faces weighted to make up a share of 
 training faces (--shares); synthetic alone; with --rule, the mix as `landmarks train`
 makes it by default; with --real-oversampling K, the real faces alone at K random starts
 (a weight w at oversampling 5 gives a real face 5w). --syn-dataset mixes another
-synthetic set (e.g. turned with --rotate-3d), --syn-min-yaw only its turned faces. The synthetic faces: `make-dataset
---landmarks` defaults (augmented), --syn of them. The same TrainOptions throughout;
+synthetic set (e.g. turned with --rotate-3d; several: several sources), --syn-min-yaw
+only its turned faces. The synthetic faces: `make-dataset --landmarks` defaults
+(augmented), --syn of them. The same TrainOptions throughout (--tree-depth changes it
+for every row, and the rows say so);
 boxes from dlib's detector as at test time. Writes results.json, results.md and CED
 plots (ced_<case>.png) to --out; datasets and models stay there (a rerun reuses them).
 """
@@ -78,9 +80,12 @@ def main():
     p.add_argument("--syn", type=int, default=10000, help="synthetic faces (default 10000)")
     p.add_argument("--shares", type=float, nargs="*", default=[0.25, 0.5, 0.75],
                    help="real shares of the training faces to try (default 0.25 0.5 0.75)")
-    p.add_argument("--syn-dataset", metavar="DIR",
+    p.add_argument("--syn-dataset", metavar="DIR", nargs="+",
                    help="use this synthface dataset as the synthetic faces (e.g. one made with --rotate-3d) "
-                        "instead of making --syn default ones; its folder name names its rows")
+                        "instead of making --syn default ones; its folder name names its rows; several are "
+                        "several synthetic sources, each at weight 1")
+    p.add_argument("--tree-depth", type=int, default=TrainOptions.tree_depth,
+                   help=f"every row's tree depth (default {TrainOptions.tree_depth}; rows name any other)")
     p.add_argument("--real-oversampling", type=int, nargs="*", default=[], metavar="K",
                    help="also the real faces alone at these oversamplings: a weight w at oversampling 5 gives each "
                         "real face 5w random starts, so real alone at 5w is the baseline that isolates the "
@@ -101,17 +106,25 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
-    options = TrainOptions(oversampling_amount=5)  # fixed, as every row of the first runs had it
+    def opts(**kw):  # every row's options; names say a tree depth other than the default
+        return TrainOptions(tree_depth=args.tree_depth, **kw)
+
+    depth = "" if args.tree_depth == TrainOptions.tree_depth else f", tree depth {args.tree_depth}"
+    options = opts(oversampling_amount=5)  # fixed, as every row of the first runs had it
     half_a, half_b = halves(out)
     cases = {"A->B": (half_a, half_b), "B->A": (half_b, half_a), "helen->afw": (DEV / "helen-train", DEV / "afw")}
     if args.syn_dataset:
-        syn = Path(args.syn_dataset)
-        if not (syn / "labels.csv").is_file():
-            sys.exit(f"bench_mixing: {syn} is not a synthface dataset (no labels.csv)")
+        syns = [Path(d) for d in args.syn_dataset]
+        for syn in syns:
+            if not (syn / "labels.csv").is_file():
+                sys.exit(f"bench_mixing: {syn} is not a synthface dataset (no labels.csv)")
+        if len(syns) > 1 and (args.syn_min_yaw is not None or not args.no_alone):
+            sys.exit("bench_mixing: several --syn-dataset take --no-alone and no --syn-min-yaw")
     else:
-        syn = out / f"syn_{args.syn}"
-        if not (syn / "labels.csv").is_file():  # made once (two runs may share --out)
-            make(syn, args.syn, "augmentation (--augment)", args.seed)
+        syns = [out / f"syn_{args.syn}"]
+        if not (syns[0] / "labels.csv").is_file():  # made once (two runs may share --out)
+            make(syns[0], args.syn, "augmentation (--augment)", args.seed)
+    syn = syns[0]
 
     def save():  # merged with the file as it is now: two runs (other --cases) may share --out
         path = out / "results.json"
@@ -122,7 +135,7 @@ def main():
         tmp.replace(path)
 
     def row(case, name, sets, weights=None, model=None, opts=None):
-        key = f"{case} | {name}"
+        key = f"{case} | {name}{depth}"
         if key in results:
             return results[key]
         model = model or out / (key.replace(" ", "").replace("|", "_").replace(">", "").replace("%", "pc") + ".dat")
@@ -139,10 +152,13 @@ def main():
         print(f"{key}: NME {r['nme_mean']:.2%} (train {s['faces']} faces, {s['seconds']:.0f} s)", flush=True)
         return r
 
-    n_syn = sum(1 for _ in open(syn / "labels.csv")) - 1
-    label = f"{syn.name} {n_syn}" if args.syn_dataset else f"synthetic {n_syn}"
+    sizes = [sum(1 for _ in open(s / "labels.csv")) - 1 for s in syns]
+    n_syn = sum(sizes)
+    label = (" + ".join(f"{s.name} {n}" for s, n in zip(syns, sizes)) if args.syn_dataset
+             else f"synthetic {n_syn}")
     if args.syn_min_yaw is not None:
         syn, n_syn = turned_subset(syn, args.syn_min_yaw)
+        syns = [syn]
         label = f"{label} |yaw|>={args.syn_min_yaw:g} ({n_syn})"
     for case in args.cases:
         real, _ = cases[case]
@@ -150,19 +166,19 @@ def main():
         row(case, "real alone", [real])
         # dlib's own oversampling for a few hundred faces: is the real baseline held back by ours (5)?
         if args.oversampling_check:
-            row(case, "real alone, --oversampling-amount 20", [real], opts=TrainOptions(oversampling_amount=20))
+            row(case, "real alone, --oversampling-amount 20", [real], opts=opts(oversampling_amount=20))
         for k in args.real_oversampling:
-            row(case, f"real alone, --oversampling-amount {k}", [real], opts=TrainOptions(oversampling_amount=k))
+            row(case, f"real alone, --oversampling-amount {k}", [real], opts=opts(oversampling_amount=k))
         if not args.no_alone:
             slug = "".join(c if c.isalnum() else "_" for c in label)
             alone = out / (f"syn_{slug}.dat" if args.syn_dataset else f"syn_{n_syn}.dat")
             row(case, f"{label} alone", [syn], model=alone)
             row(case, f"real + {label}, weight 1", [real, syn], [1.0, 1.0])  # not the rule: plain
         if args.rule:
-            row(case, f"real + {label}, the default rule", [real, syn], opts=TrainOptions())
+            row(case, f"real + {label}, the default rule", [real, *syns], opts=opts())
         for share in args.shares:
             w = round(real_weight(share, n_real, n_syn), 2)
-            row(case, f"real + {label}, real share {share:.0%} (weight {w:g})", [real, syn], [w, 1.0])
+            row(case, f"real + {label}, real share {share:.0%} (weight {w:g})", [real, *syns], [w] + [1.0] * len(syns))
     report(results, out)
 
 
