@@ -92,6 +92,9 @@ def main():
                    help="also the real faces alone at these oversamplings: a weight w at oversampling 5 gives each "
                         "real face 5w random starts, so real alone at 5w is the baseline that isolates the "
                         "synthetic faces' part")
+    p.add_argument("--train-seeds", nargs="*", default=[], metavar="S",
+                   help="also the real faces alone at 35 starts with these --random-seed values: how far "
+                        "training's own randomness moves the score")
     p.add_argument("--syn-min-yaw", type=float, metavar="DEG",
                    help="only the synthetic faces turned at least DEG degrees (|yaw| label): synthetic faces "
                         "for the poses a real set has few of")
@@ -171,6 +174,9 @@ def main():
             row(case, "real alone, --oversampling-amount 20", [real], opts=opts(oversampling_amount=20))
         for k in args.real_oversampling:
             row(case, f"real alone, --oversampling-amount {k}", [real], opts=opts(oversampling_amount=k))
+        for s in args.train_seeds:
+            row(case, f"real alone, --oversampling-amount 35, --random-seed {s}", [real],
+                opts=opts(oversampling_amount=35, random_seed=s))
         if not args.no_alone:
             slug = "".join(c if c.isalnum() else "_" for c in label)
             alone = out / (f"syn_{slug}.dat" if args.syn_dataset else f"syn_{n_syn}.dat")

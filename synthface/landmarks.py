@@ -115,6 +115,7 @@ class TrainOptions:
     num_test_splits: int = 20  # candidate splits per node (dlib: 20)
     lambda_param: float = 0.1  # locality prior of the sampled pixel pairs (dlib: 0.1)
     num_threads: int = 0  # 0: all cores
+    random_seed: str = ""  # dlib's seed of the random starts and pixel pairs, any text ("": dlib's)
 
     def validate(self) -> None:
         """dlib's own ranges, checked before any work (dlib raises mid-run otherwise)."""

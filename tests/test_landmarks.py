@@ -52,6 +52,22 @@ def test_training_on_fixture_faces_makes_a_model_that_loads(tmp_path):
     assert (tmp_path / "ced.png").stat().st_size > 1000
 
 
+def test_random_seed_makes_the_same_model_and_another_seed_another(tmp_path):
+    """Training is reproducible: the same --random-seed, the same bytes; another seed, another
+    model of the same faces (the run-to-run spread bench_mixing measures)."""
+    from conftest import run_cli
+
+    tiny = ["--cascade-depth", "2", "--num-trees-per-cascade-level", "5", "--oversampling-amount", "3",
+            "--num-threads", "2", "--no-progress"]
+    for name, seed in (("a", "7"), ("b", "7"), ("c", "8")):
+        r = run_cli("landmarks", "train", "--dataset", FACES_300W, "-o", tmp_path / f"{name}.dat", "--random-seed", seed,
+                    *tiny)
+        assert r.returncode == 0, r.stderr
+    a, b, c = ((tmp_path / f"{n}.dat").read_bytes() for n in "abc")
+    assert a == b and a != c
+    assert json.loads((tmp_path / "c.json").read_text())["options"]["random_seed"] == "8"
+
+
 def test_training_reads_a_synthface_dataset(tmp_path):
     from conftest import FACES
     from synthface.annotate import AnnotateConfig
