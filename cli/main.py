@@ -628,11 +628,12 @@ def _add_landmarks(sub) -> None:
     from synthface.landmarks import TrainOptions
     from dataclasses import fields
 
+    special = {"oversampling_amount": "(default 0: ceil(30000 / faces) within 5..35)",
+               "random_seed": "dlib's random seed, any text: another gives another model of the same data "
+                              "(default: dlib's own)"}
     for f in fields(TrainOptions):
         t.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
-                       help="(default 0: ceil(30000 / faces) within 5..35)" if f.name == "oversampling_amount"
-                       else "dlib's random seed, any text: another gives another model of the same data "
-                            "(default: dlib's own)" if f.name == "random_seed" else f"(default {f.default})")
+                       help=special.get(f.name, f"(default {f.default})"))
     t.add_argument("--upsample", type=int, default=1, help="detector upsampling for 300-W boxes (default 1)")
     t.add_argument("--pts-origin", type=int, default=1, choices=(0, 1), help=".pts coordinates' first pixel (default 1)")
     t.add_argument("--split", default="all", choices=("train", "val", "all"),
