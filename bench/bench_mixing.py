@@ -111,11 +111,12 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
-    def opts(**kw):  # every row's options; names say a tree depth other than the default
+
+    def row_options(**kw):  # every row's options; names say a tree depth other than the default
         return TrainOptions(tree_depth=args.tree_depth, **kw)
 
     depth = "" if args.tree_depth == TrainOptions.tree_depth else f", tree depth {args.tree_depth}"
-    options = opts(oversampling_amount=5)  # fixed, as every row of the first runs had it
+    options = row_options(oversampling_amount=5)  # fixed, as every row of the first runs had it
     half_a, half_b = halves(out)
     cases = {"A->B": (half_a, half_b), "B->A": (half_b, half_a), "helen->afw": (DEV / "helen-train", DEV / "afw")}
     if args.syn_dataset:
@@ -171,19 +172,19 @@ def main():
         row(case, "real alone", [real])
         # dlib's own oversampling for a few hundred faces: is the real baseline held back by ours (5)?
         if args.oversampling_check:
-            row(case, "real alone, --oversampling-amount 20", [real], opts=opts(oversampling_amount=20))
+            row(case, "real alone, --oversampling-amount 20", [real], opts=row_options(oversampling_amount=20))
         for k in args.real_oversampling:
-            row(case, f"real alone, --oversampling-amount {k}", [real], opts=opts(oversampling_amount=k))
+            row(case, f"real alone, --oversampling-amount {k}", [real], opts=row_options(oversampling_amount=k))
         for s in args.train_seeds:
             row(case, f"real alone, --oversampling-amount 35, --random-seed {s}", [real],
-                opts=opts(oversampling_amount=35, random_seed=s))
+                opts=row_options(oversampling_amount=35, random_seed=s))
         if not args.no_alone:
             slug = "".join(c if c.isalnum() else "_" for c in label)
             alone = out / (f"syn_{slug}.dat" if args.syn_dataset else f"syn_{n_syn}.dat")
             row(case, f"{label} alone", [syn], model=alone)
             row(case, f"real + {label}, weight 1", [real, syn], [1.0, 1.0])  # not the rule: plain
         if args.rule:
-            row(case, f"real + {label}, the default rule", [real, *syns], opts=opts())
+            row(case, f"real + {label}, the default rule", [real, *syns], opts=row_options())
         for share in args.shares:
             w = round(real_weight(share, n_real, n_syn), 2)
             row(case, f"real + {label}, real share {share:.0%} (weight {w:g})", [real, *syns], [w] + [1.0] * len(syns))
