@@ -7,7 +7,8 @@ should the real faces be weighted?
 Two cases, on real faces with human 68-point labels (300w-dev):
 - in-domain: helen-train split by photo into two halves (even / odd positions of the
   sorted photo names); train on one half, score on the other, and the reverse;
-- across datasets: train on all of helen-train, score on afw.
+- across datasets: train on all of helen-train, score on afw (A->afw, not by default: half
+  A scored on afw, the real set's size apart from the dataset).
 Rows per case: the real faces alone; real + synthetic at weight 1 (every face once: the
 plain mix); real + synthetic with the real faces weighted to make up a share of the
 training faces (--shares); synthetic alone; with --rule, the mix as `landmarks train`
@@ -102,7 +103,9 @@ def main():
                    help="also real + synthetic as `landmarks train` mixes them by default: no --weight (the "
                         "mixing rule), automatic oversampling")
     p.add_argument("--no-alone", action="store_true", help="skip the synthetic-alone and weight-1 rows")
-    p.add_argument("--cases", nargs="*", default=["A->B", "B->A", "helen->afw"])
+    p.add_argument("--cases", nargs="*", default=["A->B", "B->A", "helen->afw"],
+                   help="A->B, B->A, helen->afw, or A->afw (half A scored on afw: fewer real faces, another "
+                        "dataset)")
     p.add_argument("--oversampling-check", action="store_true",
                    help="also the real faces alone with dlib's oversampling (20): is the real baseline held back?")
     p.add_argument("--out", default="runs/mixing")
@@ -118,7 +121,8 @@ def main():
     depth = "" if args.tree_depth == TrainOptions.tree_depth else f", tree depth {args.tree_depth}"
     options = row_options(oversampling_amount=5)  # fixed, as every row of the first runs had it
     half_a, half_b = halves(out)
-    cases = {"A->B": (half_a, half_b), "B->A": (half_b, half_a), "helen->afw": (DEV / "helen-train", DEV / "afw")}
+    cases = {"A->B": (half_a, half_b), "B->A": (half_b, half_a), "helen->afw": (DEV / "helen-train", DEV / "afw"),
+             "A->afw": (half_a, DEV / "afw")}  # half the real faces across: set size apart from the domain
     if args.syn_dataset:
         syns = [Path(d) for d in args.syn_dataset]
         for syn in syns:
