@@ -15,8 +15,9 @@ training faces (--shares); synthetic alone; with --rule, the mix as `landmarks t
 makes it by default; with --real-oversampling K, the real faces alone at K random starts
 (a weight w at oversampling 5 gives a real face 5w). --syn-dataset mixes another
 synthetic set (e.g. turned with --rotate-3d; several: several sources), --syn-min-yaw
-only its turned faces. The synthetic faces: `make-dataset --landmarks` defaults
-(augmented), --syn of them. The same TrainOptions throughout (--tree-depth changes it
+only its turned faces. The synthetic faces: --syn of them, augmented and unturned
+(`make-dataset --landmarks --no-rotate-3d`; turned ones, the default now, through
+--syn-dataset). The same TrainOptions throughout (--tree-depth changes it
 for every row, and the rows say so);
 boxes from dlib's detector as at test time. Writes results.json, results.md and CED
 plots (ced_<case>.png) to --out; datasets and models stay there (a rerun reuses them).

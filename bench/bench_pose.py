@@ -94,9 +94,9 @@ def synthetic_row(n: int, targets, detector: str, workers: int, checkpoint=None)
 
     sampler = open_sampler(checkpoint, device="cpu", targets=targets)
     with tempfile.TemporaryDirectory() as tmp:
-        # the generator's own faces: no dataset-time augmentation
+        # the generator's own faces: no dataset-time augmentation, no 3D turn
         cfg = MakeConfig(n=n, workers=workers, formats=("csv",), annotate=AnnotateConfig(detector=detector),
-                         augment=None)
+                         augment=None, rotate3d=None)
         t0 = time.perf_counter()
         summary = make_dataset(Path(tmp) / "d", cfg, sampler, progress=False)
         seconds = time.perf_counter() - t0

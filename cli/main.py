@@ -103,7 +103,8 @@ def _add_make_dataset(sub) -> None:
     p.add_argument("--checkpoint", help="generator weights (.safetensors with its .json beside it; "
                                         "default: the bundled generator)")
     p.add_argument("--landmarks", action="store_true",
-                   help="also the 68 iBUG 300-W landmarks (else boxes only); turns on --augment unless --no-augment")
+                   help="also the 68 iBUG 300-W landmarks (else boxes only); turns on --augment and "
+                        "--rotate-3d=-30:30 unless --no-augment / --no-rotate-3d")
     p.add_argument("--seed", type=int, default=0, help="base seed; image j is made from (seed, j) (default 0)")
     p.add_argument("--image-size", type=int, help="side of the saved images (default: the generator's)")
     p.add_argument("--pad", type=float, default=0.0,
@@ -122,8 +123,12 @@ def _add_make_dataset(sub) -> None:
     p.add_argument("--no-augment", action="store_true", help="no dataset-time augmentation")
     p.add_argument("--rotate-3d", metavar="MIN:MAX",
                    help="turn each kept face in 3D by a yaw drawn from MIN:MAX degrees (e.g. --rotate-3d=-60:60), "
-                        "its landmarks carried exactly through the turn (needs --landmarks; before --augment)")
-    p.add_argument("--rotate-3d-pitch", metavar="MIN:MAX", help="with --rotate-3d: also a pitch, degrees (> 0: up)")
+                        "its landmarks carried exactly through the turn (needs --landmarks; before --augment); "
+                        "-30:30 is the default with --landmarks, where it trained the best landmark models "
+                        "(bench/bench_mixing.py); not with --scenes")
+    p.add_argument("--no-rotate-3d", action="store_true", help="no 3D turn (faces as the generator draws them)")
+    p.add_argument("--rotate-3d-pitch", metavar="MIN:MAX",
+                   help="also a pitch, degrees (> 0: up), with --rotate-3d's yaw (-30:30 unless given)")
     p.add_argument("--labels", default="single", choices=("single", "flip"),
                    help="flip: predict the landmarks on the image and its mirror and average the two; each row "
                         "gets their disagreement (in eye distances) as a label confidence (default single)")
@@ -226,13 +231,17 @@ def _run_make_dataset(args) -> int:
     if scene_only and not args.scenes:
         raise SynthfaceError(f"{' and '.join(scene_only)} go with --scenes (they shape scenes, not single faces)")
     rotate3d = parse_turns(args.rotate_3d, args.rotate_3d_pitch)
+    if rotate3d is not None and args.no_rotate_3d:
+        raise SynthfaceError("give --rotate-3d (or --rotate-3d-pitch) or --no-rotate-3d, not both")
     cfg = MakeConfig(
         n=args.n, seed=args.seed, image_size=None if args.scenes else args.image_size, pad=args.pad,
         batch_size=args.batch_size, workers=os.cpu_count() or 1 if args.workers is None else args.workers,
         max_tries=args.max_tries, formats=parse_formats(args.format), val_fraction=args.val_fraction,
         # the library's default ("auto": on with --landmarks) unless a flag says otherwise
         augment=AugmentConfig() if args.augment else None if args.no_augment or args.scenes else "auto",
-        num_shards=args.num_shards, shard_index=args.shard_index, rotate3d=rotate3d,
+        num_shards=args.num_shards, shard_index=args.shard_index,
+        # the same for the turn ("auto": -30:30 with --landmarks); scenes are for detectors, which it did not help
+        rotate3d=rotate3d if rotate3d is not None else None if args.no_rotate_3d or args.scenes else "auto",
         annotate=AnnotateConfig(upsample=args.upsample, min_score=args.min_score,
                                 landmarks=args.landmarks or args.scenes, predictor_path=args.predictor,
                                 detector=args.detector,
@@ -252,7 +261,8 @@ def _run_make_dataset(args) -> int:
     if cfg.rotate3d is not None:
         r = cfg.rotate3d
         print(f"turned in 3D: yaw {r.yaw[0]:g} to {r.yaw[1]:g} degrees, pitch {r.pitch[0]:g} to {r.pitch[1]:g} "
-              "(labels turned with the faces; columns turn_yaw, turn_pitch, hidden)")
+              "(labels turned with the faces; columns turn_yaw, turn_pitch, hidden)"
+              + ("; --no-rotate-3d turns it off" if rotate3d is None else ""))
     if cfg.augment is not None:
         print("augmented at dataset time (rotation, scale, shift, flip, colour, blur, noise, JPEG; labels moved "
               "with the pixels)" + ("; --no-augment turns it off" if not args.augment else ""))

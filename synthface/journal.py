@@ -340,7 +340,10 @@ def check_identity(out: Path, identity: dict) -> None:
         return
     keys = differing(saved, identity)
     if keys:
-        raise SynthfaceError(f"{out} was made with other settings ({', '.join(keys)} differ); "
+        # folders made before the turn was the default with --landmarks resume with --no-rotate-3d
+        hint = " (it was made without a 3D turn: add --no-rotate-3d)" if keys == ["rotate_3d"] and \
+            "rotate_3d" not in saved else ""
+        raise SynthfaceError(f"{out} was made with other settings ({', '.join(keys)} differ{hint}); "
                              "resume with the same command, or choose a new --out")
 
 

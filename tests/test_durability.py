@@ -82,7 +82,7 @@ def test_kill_at_any_moment_any_number_of_times_then_resume(tmp_path):
             assert proc.returncode == 143 and err.strip().splitlines() == ["synthface: terminated"], err
         assert not (out / "labels.csv").exists()
         if journal.is_file():  # never empty, never headerless
-            assert journal.read_bytes().startswith(b"index,seed,status,faces,file,x,y,w,h,score,x0,y0")
+            assert journal.read_bytes().startswith(b"index,seed,status,faces,file,x,y,w,h,score,hidden,x0,y0")
     resumed = _cli("make-dataset", "--out", out, *MAKE, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     for name in ("labels.csv", "labels.parquet", "dlib.xml", "coco.json", ".synthface/journal.csv"):

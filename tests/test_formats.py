@@ -23,9 +23,11 @@ from synthface.sampling import ReplaySampler
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory):
     """20 faces with landmarks, a 0.3 val split, in 96 px images (pad 0.25): the boxes lie
-    inside the image, as dlib's detector trainer needs."""
+    inside the image, as dlib's detector trainer needs; unturned, so every point is
+    visible (turned faces' hidden points: test_rotate3d)."""
     out = tmp_path_factory.mktemp("formats") / "faces"
-    cfg = MakeConfig(n=20, workers=0, batch_size=8, pad=0.25, val_fraction=0.3, annotate=AnnotateConfig())
+    cfg = MakeConfig(n=20, workers=0, batch_size=8, pad=0.25, val_fraction=0.3, annotate=AnnotateConfig(),
+                     rotate3d=None)
     make_dataset(out, cfg, ReplaySampler(FACES, 64), progress=False)
     return out
 

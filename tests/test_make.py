@@ -24,11 +24,11 @@ def replay():
 
 
 def _make(out, replay, n=20, **kw):
-    """The plain pipeline (no augmentation unless asked: these tests check pixels and
-    points against dlib and the generator exactly)."""
+    """The plain pipeline (no augmentation or 3D turn unless asked: these tests check
+    pixels and points against dlib and the generator exactly)."""
     annotate = kw.pop("annotate", AnnotateConfig())
     cfg = MakeConfig(n=n, workers=kw.pop("workers", 0), batch_size=kw.pop("batch_size", 8),
-                     annotate=annotate, augment=kw.pop("augment", None), **kw)
+                     annotate=annotate, augment=kw.pop("augment", None), rotate3d=kw.pop("rotate3d", None), **kw)
     return make_dataset(out, cfg, replay, progress=False)
 
 
@@ -194,7 +194,8 @@ def test_bad_inputs(tmp_path, replay):
     done = tmp_path / "done"
     _make(done, replay, n=2)
     with pytest.raises(SynthfaceError, match=r"made with other settings \(seed differ"):
-        make_dataset(done, MakeConfig(n=2, seed=1, workers=0, augment=None), replay, resume=True, progress=False)
+        make_dataset(done, MakeConfig(n=2, seed=1, workers=0, augment=None, rotate3d=None), replay, resume=True,
+                     progress=False)
 
 
 def _cli(*args):

@@ -165,3 +165,36 @@ def test_scenes_carry_the_hidden_points(tmp_path):
     assert {"turn_yaw", "hidden", "occluded"} <= set(df.columns) and df["hidden"].sum() > 0
     coco = json.loads((out / "coco.json").read_text())
     assert sum((np.array(a["keypoints"][2::3]) == 1).sum() for a in coco["annotations"]) >= 1
+
+
+def test_landmarks_are_turned_by_default_and_no_rotate_3d_keeps_the_faces_as_drawn(tmp_path):
+    """--landmarks turns faces by -30:30 unless --no-rotate-3d (scenes and box-only
+    datasets stay unturned); a folder made without the turn says how to resume it."""
+    from synthface.annotate import AnnotateConfig
+    from synthface.make import MakeConfig
+
+    assert MakeConfig(n=1, annotate=AnnotateConfig(landmarks=True)).rotate3d == Rotate3DConfig((-30.0, 30.0))
+    assert MakeConfig(n=1, annotate=AnnotateConfig(landmarks=False)).rotate3d is None
+    assert parse_turns(None, "-10:10") == Rotate3DConfig((-30.0, 30.0), (-10.0, 10.0))  # a pitch keeps the yaw
+    turned, plain = tmp_path / "turned", tmp_path / "plain"
+    r = run_cli("make-dataset", "-n", "8", "--landmarks", "--format", "csv", "--out", turned, "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "turned in 3D: yaw -30 to 30 degrees" in r.stdout and "--no-rotate-3d turns it off" in r.stdout
+    df = _labels(turned)
+    assert df["turn_yaw"].between(-30, 30).all() and df["turn_yaw"].abs().max() > 5
+    assert json.loads((turned / "dataset.json").read_text())["rotate_3d"] == {"yaw": [-30.0, 30.0],
+                                                                              "pitch": [0.0, 0.0]}
+    r = run_cli("make-dataset", "-n", "4", "--landmarks", "--no-rotate-3d", "--format", "csv", "--out", plain,
+                "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "turned in 3D" not in r.stdout and "turn_yaw" not in _labels(plain).columns
+    assert json.loads((plain / "dataset.json").read_text())["rotate_3d"] is None
+    r = run_cli("make-dataset", "-n", "6", "--landmarks", "--format", "csv", "--out", plain, "--resume")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert "rotate_3d differ (it was made without a 3D turn: add --no-rotate-3d)" in r.stderr
+    assert len(_labels(plain)) == 4  # nothing lost
+    r = run_cli("make-dataset", "-n", "4", "--landmarks", "--rotate-3d=-10:10", "--no-rotate-3d", "--out",
+                tmp_path / "both")
+    assert r.returncode == 1
+    assert r.stderr.strip() == "synthface: error: give --rotate-3d (or --rotate-3d-pitch) or --no-rotate-3d, not both"
+    assert not (tmp_path / "both").exists()
