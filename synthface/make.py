@@ -430,7 +430,7 @@ def write_turn_grid(out: Path, cfg: MakeConfig, sampler, annotator: Annotator) -
                                                      [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
     except OSError as exc:  # a full disk: the labels are written; only the card's picture is missing
         raise SynthfaceError(f"writing {out / 'turns.jpg'}: {exc.strerror or exc}; the labels are complete, "
-                             "run the same command with --resume again for the picture") from None
+                             "rerun the command with --resume for the picture") from None
 
 
 def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, state, progress: bool

@@ -184,6 +184,16 @@ def test_landmarks_are_turned_by_default_and_no_rotate_3d_keeps_the_faces_as_dra
     assert df["turn_yaw"].between(-30, 30).all() and df["turn_yaw"].abs().max() > 5
     assert json.loads((turned / "dataset.json").read_text())["rotate_3d"] == {"yaw": [-30.0, 30.0],
                                                                               "pitch": [0.0, 0.0]}
+    labels = (turned / "labels.csv").read_bytes()
+    (turned / "turns.jpg").unlink()
+    (turned / "turns.jpg").mkdir()  # the card's picture cannot be written: the labels still are
+    (turned / "turns.jpg" / "x").write_text("")
+    r = run_cli("make-dataset", "-n", "8", "--landmarks", "--format", "csv", "--out", turned, "--resume",
+                "--no-progress")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith(f"synthface: error: writing {turned / 'turns.jpg'}: ")
+    assert r.stderr.strip().endswith("the labels are complete, rerun the command with --resume for the picture")
+    assert (turned / "labels.csv").read_bytes() == labels
     r = run_cli("make-dataset", "-n", "4", "--landmarks", "--no-rotate-3d", "--format", "csv", "--out", plain,
                 "--no-progress")
     assert r.returncode == 0, r.stderr
