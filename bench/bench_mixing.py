@@ -6,7 +6,8 @@ should the real faces be weighted?
 
 Two cases, on real faces with human 68-point labels (300w-dev):
 - in-domain: helen-train split by photo into two halves (even / odd positions of the
-  sorted photo names); train on one half, score on the other, and the reverse;
+  sorted photo names); train on one half, score on the other, and the reverse (and, not
+  by default, in thirds: two thirds trained, the third left scored, QR->P, PR->Q, PQ->R);
 - across datasets: train on all of helen-train, score on afw (A->afw, not by default: half
   A scored on afw, the real set's size apart from the dataset).
 Rows per case: the real faces alone; real + synthetic at weight 1 (every face once: the
@@ -43,20 +44,40 @@ from synthface.landmarks import TrainOptions, evaluate_landmarks, plot_ced, trai
 DEV = ROOT.parent / "shared" / "data" / "300w-dev"
 
 
+def _link_photos(folder: Path, photos: list) -> Path:
+    """A folder of links to these helen-train photos' files (two runs may make it at once)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for photo in photos:
+        for f in (DEV / "helen-train").glob(f"{photo}_*"):
+            try:
+                (folder / f.name).symlink_to(f)
+            except FileExistsError:
+                pass
+    return folder
+
+
+def _helen_photos() -> list:
+    return sorted({p.stem.rsplit("_", 1)[0] for p in (DEV / "helen-train").glob("*.pts")})
+
+
 def halves(out: Path) -> tuple[Path, Path]:
     """helen-train as two folders of links, split by photo (a photo's faces stay together)."""
-    photos = sorted({p.stem.rsplit("_", 1)[0] for p in (DEV / "helen-train").glob("*.pts")})
-    folders = []
-    for k in (0, 1):
-        folder = out / f"helen_half{'AB'[k]}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for photo in photos[k::2]:
-            for f in (DEV / "helen-train").glob(f"{photo}_*"):
-                link = folder / f.name
-                if not link.exists():
-                    link.symlink_to(f)
-        folders.append(folder)
-    return folders[0], folders[1]
+    photos = _helen_photos()
+    return _link_photos(out / "helen_halfA", photos[0::2]), _link_photos(out / "helen_halfB", photos[1::2])
+
+
+def thirds(out: Path) -> dict:
+    """Three in-domain cases with two thirds of helen-train (about 580 faces, nearer the 870
+    of all of it than a half) trained and the last third scored: the photos in thirds P, Q,
+    R by position; case "QR->P" trains on Q and R and scores P."""
+    photos = _helen_photos()
+    cases = {}
+    for k, name in enumerate("PQR"):
+        rest = "".join(n for n in "PQR" if n != name)
+        train = [ph for i, ph in enumerate(photos) if i % 3 != k]
+        cases[f"{rest}->{name}"] = (_link_photos(out / f"helen_thirds{rest}", train),
+                                    _link_photos(out / f"helen_third{name}", photos[k::3]))
+    return cases
 
 
 def turned_subset(syn: Path, min_yaw: float) -> tuple[Path, int]:
@@ -105,8 +126,9 @@ def main():
                         "mixing rule), automatic oversampling")
     p.add_argument("--no-alone", action="store_true", help="skip the synthetic-alone and weight-1 rows")
     p.add_argument("--cases", nargs="*", default=["A->B", "B->A", "helen->afw"],
-                   help="A->B, B->A, helen->afw, or A->afw (half A scored on afw: fewer real faces, another "
-                        "dataset)")
+                   help="A->B, B->A, helen->afw, A->afw (half A scored on afw: fewer real faces, another "
+                        "dataset), or QR->P, PR->Q, PQ->R (two thirds of helen-train trained, the last third "
+                        "scored)")
     p.add_argument("--oversampling-check", action="store_true",
                    help="also the real faces alone with dlib's oversampling (20): is the real baseline held back?")
     p.add_argument("--out", default="runs/mixing")
@@ -123,7 +145,8 @@ def main():
     options = row_options(oversampling_amount=5)  # fixed, as every row of the first runs had it
     half_a, half_b = halves(out)
     cases = {"A->B": (half_a, half_b), "B->A": (half_b, half_a), "helen->afw": (DEV / "helen-train", DEV / "afw"),
-             "A->afw": (half_a, DEV / "afw")}  # half the real faces across: set size apart from the domain
+             "A->afw": (half_a, DEV / "afw"),  # half the real faces across: set size apart from the domain
+             **thirds(out)}
     if args.syn_dataset:
         syns = [Path(d) for d in args.syn_dataset]
         for syn in syns:
