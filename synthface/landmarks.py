@@ -76,12 +76,17 @@ def match_detection(detections: list, points: np.ndarray, min_iou: float = 0.3):
     return best if best is not None and iou(best, truth) >= min_iou else None
 
 
-def nme(pred: np.ndarray, truth: np.ndarray, name="") -> float:
+def point_errors(pred: np.ndarray, truth: np.ndarray, name="") -> np.ndarray:
+    """Each point's error over the outer-eye-corner distance (68,): their mean is the NME."""
     eyes = float(np.linalg.norm(truth[36] - truth[45]))
     if not eyes > 0:
         raise SynthfaceError(f"{name or 'a face'}: its outer eye corners (points 36 and 45) coincide, "
                              "so its NME is undefined; fix or remove its points")
-    return float(np.linalg.norm(pred - truth, axis=1).mean() / eyes)
+    return np.linalg.norm(pred - truth, axis=1) / eyes
+
+
+def nme(pred: np.ndarray, truth: np.ndarray, name="") -> float:
+    return float(point_errors(pred, truth, name).mean())
 
 
 def _detector_boxes(detector, rgb, upsample: int) -> list:
@@ -345,7 +350,7 @@ def evaluate_landmarks(model: str, data, boxes: str = "detector", upsample: int 
     predictor = load_predictor(model)
     detector = dlib.get_frontal_face_detector()
     faces = load_face_set(data, pts_origin, split)
-    errors, missed = [], 0
+    per_point, missed = [], 0
     for face in tqdm(faces, desc="landmarks eval", unit="face", disable=not progress, leave=False):
         rgb = read_rgb(face.image)
         if boxes == "truth":
@@ -355,8 +360,9 @@ def evaluate_landmarks(model: str, data, boxes: str = "detector", upsample: int 
             if box is None:
                 missed += 1
                 continue
-        errors.append(nme(shape_to_array(predictor(rgb, _rect(box))), face.points, face.image))
-    return summarize_nme(np.array(errors), len(faces), missed)
+        per_point.append(point_errors(shape_to_array(predictor(rgb, _rect(box))), face.points, face.image))
+    per_point = np.array(per_point).reshape(-1, 68)
+    return summarize_nme(per_point.mean(axis=1), len(faces), missed, per_point)
 
 
 def ced_curve(errors: np.ndarray, n_total: int, limit: float = FAIL_NME, steps: int = 81):
@@ -367,17 +373,25 @@ def ced_curve(errors: np.ndarray, n_total: int, limit: float = FAIL_NME, steps: 
     return ts, share
 
 
-def summarize_nme(errors: np.ndarray, n_total: int, missed: int) -> dict:
+def summarize_nme(errors: np.ndarray, n_total: int, missed: int, per_point: np.ndarray | None = None) -> dict:
+    """NME mean, median, failures and AUC of the scored faces' errors; with each face's
+    point errors (faces, 68), also the mean error of each region of the face (jaw, brows,
+    nose, eyes, mouth)."""
+    from synthface.scheme68 import REGIONS_68
+
     if n_total == 0:
         raise SynthfaceError("no faces with landmarks to score")
     if len(errors) == 0:
         raise SynthfaceError("no face could be scored (the detector missed all of them; try --boxes truth)")
     ts, share = ced_curve(errors, len(errors))
     auc = float(np.trapezoid(share, ts) / FAIL_NME)
-    return {"faces": int(n_total), "scored": int(len(errors)), "missed_by_detector": int(missed),
-            "nme_mean": float(errors.mean()), "nme_median": float(np.median(errors)),
-            "failure_rate": float((errors > FAIL_NME).mean()), "auc_at_8pct": auc,
-            "errors": [round(float(e), 6) for e in errors]}
+    r = {"faces": int(n_total), "scored": int(len(errors)), "missed_by_detector": int(missed),
+         "nme_mean": float(errors.mean()), "nme_median": float(np.median(errors)),
+         "failure_rate": float((errors > FAIL_NME).mean()), "auc_at_8pct": auc}
+    if per_point is not None:
+        r["nme_by_region"] = {k: round(float(per_point[:, a:b].mean()), 6) for k, (a, b) in REGIONS_68.items()}
+    r["errors"] = [round(float(e), 6) for e in errors]
+    return r
 
 
 def plot_ced(results: dict, path) -> None:
@@ -395,4 +409,6 @@ def plot_ced(results: dict, path) -> None:
 def format_nme(r: dict) -> str:
     return (f"{r['scored']} of {r['faces']} faces scored ({r['missed_by_detector']} missed by the detector): "
             f"NME mean {r['nme_mean']:.2%}, median {r['nme_median']:.2%}, failures (>8%) "
-            f"{r['failure_rate']:.1%}, AUC@8% {r['auc_at_8pct']:.3f}")
+            f"{r['failure_rate']:.1%}, AUC@8% {r['auc_at_8pct']:.3f}"
+            + ("; by region: " + ", ".join(f"{k} {v:.2%}" for k, v in r["nme_by_region"].items())
+               if r.get("nme_by_region") else ""))

@@ -13,6 +13,9 @@ N_POINTS = 68
 # labels.csv's point columns: x0, y0 .. x67, y67
 POINT_COLS = [c for i in range(N_POINTS) for c in (f"x{i}", f"y{i}")]
 
+# The face's regions as point ranges [start, end): where a landmark model's error lies.
+REGIONS_68 = {"jaw": (0, 17), "brows": (17, 27), "nose": (27, 36), "eyes": (36, 48), "mouth": (48, 68)}
+
 # The left-right mirror of each point (flip augmentation, flip-checked labels, YOLO's flip_idx).
 FLIP_IDX_68 = (list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30]
                + [35, 34, 33, 32, 31] + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]

@@ -36,6 +36,25 @@ def test_dlib_model_on_fixture_faces_gives_the_known_nme():
     assert r["nme_mean"] == pytest.approx(0.0299, abs=0.001)  # measured: 2.99%
     truth_boxes = evaluate_landmarks("dlib68", FACES_300W, boxes="truth", progress=False)
     assert truth_boxes["nme_mean"] == pytest.approx(0.0321, abs=0.001)
+    # the regions' errors, weighted by their points (17 jaw, 10 brows, 9 nose, 12 eyes, 20
+    # mouth), are the NME; the jaw, where dlib follows the silhouette, is the worst
+    regions = r["nme_by_region"]
+    assert list(regions) == ["jaw", "brows", "nose", "eyes", "mouth"]
+    sizes = {"jaw": 17, "brows": 10, "nose": 9, "eyes": 12, "mouth": 20}
+    assert sum(regions[k] * n for k, n in sizes.items()) / 68 == pytest.approx(r["nme_mean"], abs=1e-5)
+    assert max(regions, key=regions.get) == "jaw"
+
+
+def test_cli_eval_reports_each_region_in_its_line_and_its_report(tmp_path):
+    from conftest import run_cli
+
+    res = run_cli("landmarks", "eval", "--model", "dlib68", "--data", FACES_300W, "-o", tmp_path / "r.json",
+                  "--no-progress")
+    assert res.returncode == 0, res.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    line = next(x for x in res.stdout.splitlines() if "NME mean" in x)
+    assert line.endswith("by region: " + ", ".join(f"{k} {v:.2%}" for k, v in report["nme_by_region"].items()))
+    assert line.startswith("6 of 6 faces scored") and "jaw 4.53%" in line  # measured
 
 
 def test_training_on_fixture_faces_makes_a_model_that_loads(tmp_path):
