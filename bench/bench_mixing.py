@@ -18,8 +18,8 @@ makes it by default; with --real-oversampling K, the real faces alone at K rando
 synthetic set (e.g. turned with --rotate-3d; several: several sources), --syn-min-yaw
 only its turned faces. The synthetic faces: --syn of them, augmented and unturned
 (`make-dataset --landmarks --no-rotate-3d`; turned ones, the default now, through
---syn-dataset). The same TrainOptions throughout (--tree-depth changes it
-for every row, and the rows say so);
+--syn-dataset). The same TrainOptions throughout (--tree-depth and --random-seed change
+them for every row, and the rows say so);
 boxes from dlib's detector as at test time. Writes results.json, results.md and CED
 plots (ced_<case>.png) to --out; datasets and models stay there (a rerun reuses them).
 Every row is set against the real faces alone at the default oversampling, with a 95%
@@ -111,6 +111,9 @@ def main():
                         "several synthetic sources, each at weight 1")
     p.add_argument("--tree-depth", type=int, default=TrainOptions.tree_depth,
                    help=f"every row's tree depth (default {TrainOptions.tree_depth}; rows name any other)")
+    p.add_argument("--random-seed", default="", metavar="S",
+                   help="every row's training seed (dlib's --random-seed; rows name it): training's own "
+                        "randomness in a mix, as --train-seeds shows it for the real faces alone")
     p.add_argument("--real-oversampling", type=int, nargs="*", default=[], metavar="K",
                    help="also the real faces alone at these oversamplings: a weight w at oversampling 5 gives each "
                         "real face 5w random starts, so real alone at 5w is the baseline that isolates the "
@@ -138,10 +141,11 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     results = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
 
-    def row_options(**kw):  # every row's options; names say a tree depth other than the default
-        return TrainOptions(tree_depth=args.tree_depth, **kw)
+    def row_options(**kw):  # every row's options; names say a tree depth or seed other than the default
+        return TrainOptions(tree_depth=args.tree_depth, **{"random_seed": args.random_seed, **kw})
 
-    depth = "" if args.tree_depth == TrainOptions.tree_depth else f", tree depth {args.tree_depth}"
+    depth = (f", --random-seed {args.random_seed}" if args.random_seed else "") + (
+        "" if args.tree_depth == TrainOptions.tree_depth else f", tree depth {args.tree_depth}")
     options = row_options(oversampling_amount=5)  # fixed, as every row of the first runs had it
     half_a, half_b = halves(out)
     cases = {"A->B": (half_a, half_b), "B->A": (half_b, half_a), "helen->afw": (DEV / "helen-train", DEV / "afw"),
