@@ -144,7 +144,8 @@ def main():
     def row_options(**kw):  # every row's options; names say a tree depth or seed other than the default
         return TrainOptions(tree_depth=args.tree_depth, **{"random_seed": args.random_seed, **kw})
 
-    depth = (f", --random-seed {args.random_seed}" if args.random_seed else "") + (
+    # what every row name says of options other than the default
+    suffix = (f", --random-seed {args.random_seed}" if args.random_seed else "") + (
         "" if args.tree_depth == TrainOptions.tree_depth else f", tree depth {args.tree_depth}")
     options = row_options(oversampling_amount=5)  # fixed, as every row of the first runs had it
     half_a, half_b = halves(out)
@@ -173,7 +174,7 @@ def main():
         tmp.replace(path)
 
     def row(case, name, sets, weights=None, model=None, opts=None):
-        key = f"{case} | {name}{depth}"
+        key = f"{case} | {name}{suffix}"
         if key in results:
             return results[key]
         model = model or out / (key.replace(" ", "").replace("|", "_").replace(">", "").replace("%", "pc") + ".dat")
