@@ -41,7 +41,12 @@ def main():
     p.add_argument("rows", nargs="*", metavar="LABEL=KEY")
     p.add_argument("--results", default="runs/mixing/results.json")
     args = p.parse_args()
+    if not Path(args.results).is_file():
+        sys.exit(f"plot_mixing: no {args.results}: run bench/bench_mixing.py first (or give --results)")
     results = json.loads(Path(args.results).read_text())
+    bad = [r for r in args.rows if "=" not in r]
+    if bad:
+        sys.exit(f"plot_mixing: '{bad[0]}' is not LABEL=KEY")
     plots = {args.output: dict(r.split("=", 1) for r in args.rows)} if args.output else DOCS
     for output, rows in plots.items():
         missing = [key for key in rows.values() if key not in results]
