@@ -361,7 +361,9 @@ def evaluate_landmarks(model: str, data, boxes: str = "detector", upsample: int 
                 missed += 1
                 continue
         per_point.append(point_errors(shape_to_array(predictor(rgb, _rect(box))), face.points, face.image))
-    per_point = np.array(per_point).reshape(-1, 68)
+    from synthface.scheme68 import N_POINTS
+
+    per_point = np.array(per_point).reshape(-1, N_POINTS)  # (0, 68) when none was scored
     return summarize_nme(per_point.mean(axis=1), len(faces), missed, per_point)
 
 
