@@ -100,8 +100,8 @@ def _add_make_dataset(sub) -> None:
         epilog=MAKE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", type=int, required=True, help="number of labelled faces in the result")
     p.add_argument("--out", required=True, help="dataset folder (must be new or empty, unless --resume)")
-    p.add_argument("--checkpoint", help="generator weights (.safetensors with its .json beside it; "
-                                        "default: the bundled generator)")
+    p.add_argument("--checkpoint", help="generator weights (.safetensors with its .json beside it) or a "
+                                        "bundled generator's name: default64 (the default), celeba64")
     p.add_argument("--landmarks", action="store_true",
                    help="also the 68 iBUG 300-W landmarks (else boxes only); turns on --augment and "
                         "--rotate-3d=-30:30 unless --no-augment / --no-rotate-3d")
@@ -304,7 +304,7 @@ def _add_sample(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", type=int, default=64, help="number of faces (default 64)")
     p.add_argument("-o", "--output", default="grid.png", help="PNG to write (default grid.png)")
-    p.add_argument("--checkpoint", help="generator weights (default: the bundled generator)")
+    p.add_argument("--checkpoint", help="generator weights, or a bundled generator's name: default64 (the default), celeba64")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     p.add_argument("--scale", type=int, help="magnify each face (default 1; 3 with --rotate-3d)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
@@ -413,7 +413,7 @@ def _add_directions(sub) -> None:
                        epilog="examples:\n  synthface directions --checkpoint runs/x/generator.safetensors -n 10000\n"
                               "  synthface directions -o mine/default64.safetensors   # the bundled generator, anew",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", help="generator weights (default: the bundled generator)")
+    p.add_argument("--checkpoint", help="generator weights, or a bundled generator's name: default64 (the default), celeba64")
     p.add_argument("-o", "--output", metavar="NEW.safetensors",
                    help="copy the generator here and write the directions beside the copy (needed for the bundled "
                         "generator, whose directions ship with synthface)")
@@ -430,8 +430,8 @@ def _add_directions(sub) -> None:
 
 def _run_directions(args) -> int:
     from synthface.directions import directions_path, fit_directions
-    from synthface.sampling import default_checkpoint
-    checkpoint = args.checkpoint or default_checkpoint()
+    from synthface.sampling import resolve_checkpoint
+    checkpoint = resolve_checkpoint(args.checkpoint)
     s = fit_directions(checkpoint, args.n, args.seed, args.calibration_faces, args.workers, args.upsample,
                        args.device, not args.no_progress, args.output)
     print(f"{s['kept']} of {s['n']} faces labelled; directions in {directions_path(args.output or checkpoint)}")
@@ -579,7 +579,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--real", required=True, help="folder (or zip) of real faces: the generator's training data")
     p.add_argument("-n", type=int, default=2000, help="generated faces to measure (default 2000)")
     p.add_argument("-o", "--output", help="write the report as JSON here")
-    p.add_argument("--checkpoint", help="generator weights (default: the bundled generator)")
+    p.add_argument("--checkpoint", help="generator weights, or a bundled generator's name: default64 (the default), celeba64")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, help="dlib worker processes (default: all cores)")
     p.add_argument("--upsample", type=int, default=1, help="detector upsampling, as in make-dataset (default 1)")

@@ -119,7 +119,28 @@ class ReplaySampler:
         return out
 
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "models" / "default64.safetensors"
+MODELS = Path(__file__).resolve().parent / "models"
+DEFAULT_CHECKPOINT = MODELS / "default64.safetensors"
+
+
+def bundled_generators() -> list[str]:
+    """The names of the generators that ship inside the package (default64, ...)."""
+    return sorted(p.name.removesuffix(".safetensors") for p in MODELS.glob("*.safetensors")
+                  if not p.name.endswith(".directions.safetensors"))
+
+
+def resolve_checkpoint(checkpoint=None) -> Path:
+    """--checkpoint as a user gives it: a weights file, a bundled generator's name
+    (`celeba64`), or nothing for the bundled default."""
+    if checkpoint is None or str(checkpoint) == "":
+        return default_checkpoint()
+    name = str(checkpoint)
+    if Path(name).exists() or "/" in name or "\\" in name or name.endswith(".safetensors"):
+        return Path(name)
+    if name in bundled_generators():
+        return MODELS / f"{name}.safetensors"
+    raise SynthfaceError(f"--checkpoint {name}: no such file, nor a bundled generator "
+                         f"({', '.join(bundled_generators()) or 'none in this install'})")
 
 
 def default_checkpoint() -> Path:
@@ -137,7 +158,7 @@ def open_sampler(checkpoint=None, replay_faces=None, device: str = "auto", resol
         if targets:
             raise SynthfaceError("--yaw, --pitch, --mouth-open and --pose-mix steer a generator, not --replay-faces")
         return ReplaySampler(replay_faces, resolution)
-    return GeneratorSampler(checkpoint or default_checkpoint(), device, targets)
+    return GeneratorSampler(resolve_checkpoint(checkpoint), device, targets)
 
 
 def candidates(sampler, seed: int, start: int, count: int | None, num_shards: int = 1, shard_index: int = 0):

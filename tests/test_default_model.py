@@ -47,3 +47,40 @@ def test_commands_use_the_bundled_generator_without_checkpoint(tmp_path):
     # the dataset card and the model card name the generator's training data
     assert "trained on utkface-crop: UTKFace crop_part1" in (out / "README.md").read_text()
     assert "utkface-crop" in (DEFAULT_CHECKPOINT.parent / "MODEL_CARD.md").read_text()
+
+
+def test_bundled_generators_by_name(tmp_path):
+    from synthface.sampling import MODELS, bundled_generators, resolve_checkpoint
+    from synthface.steering import load_directions
+    from synthface.weights import file_sha256
+
+    assert bundled_generators() == ["celeba64", "default64"]
+    assert resolve_checkpoint(None) == DEFAULT_CHECKPOINT == resolve_checkpoint("default64")
+    celeba = resolve_checkpoint("celeba64")
+    assert celeba == MODELS / "celeba64.safetensors"
+    g, meta = load_generator(celeba)
+    assert meta["trained_on"].startswith("CelebA: 45,328 faces") and meta["stored_as"] == "float16"
+    # its directions ship with it and name its own weights
+    vectors, summary = load_directions(celeba)
+    assert vectors.shape == (5, 100) and summary["generator_sha256"] == file_sha256(celeba)
+    # the name works wherever --checkpoint does: face 0 of the grid is candidate 0 of seed 0
+    grid = tmp_path / "grid.png"
+    res = subprocess.run([sys.executable, "-m", "synthface", "sample", "-n", "2", "--checkpoint", "celeba64",
+                          "-o", str(grid)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    face = next(iter(candidates(open_sampler("celeba64"), 0, 0, 1)))[2]
+    assert np.array_equal(read_rgb(grid)[2:66, 2:66], face)
+    default_face = next(iter(candidates(open_sampler(), 0, 0, 1)))[2]
+    assert not np.array_equal(face, default_face)
+
+
+def test_an_unknown_generator_name_is_one_line(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "synthface", "sample", "-n", "2", "--checkpoint", "celeb64",
+                          "-o", str(tmp_path / "g.png")], capture_output=True, text=True)
+    assert res.returncode == 1 and not (tmp_path / "g.png").exists()
+    assert res.stderr.strip() == ("synthface: error: --checkpoint celeb64: no such file, nor a bundled "
+                                  "generator (celeba64, default64)")
+    # a path is a path, never a name
+    res = subprocess.run([sys.executable, "-m", "synthface", "sample", "-n", "2", "--checkpoint",
+                          str(tmp_path / "celeba64"), "-o", str(tmp_path / "g.png")], capture_output=True, text=True)
+    assert res.returncode == 1 and res.stderr.strip() == f"synthface: error: checkpoint not found: {tmp_path / 'celeba64'}"
