@@ -26,12 +26,15 @@ DOCS = {
     "docs/landmarks_mix_ced_halves.png": {
         "real": "A->B | real alone, --oversampling-amount 35",
         "+10k unturned": "A->B | real + synthetic 10000, the default rule",
-        "+10k turned": "A->B | real + rot-30_30_10000 10000, the default rule"},
+        "+10k turned": "A->B | real + rot-30_30_10000 10000, the default rule",
+        "+10k celeba64": "A->B | real + celeba-aug64-10000 10000, the default rule"},
     "docs/landmarks_mix_ced_afw.png": {
         "real": "helen->afw | real alone, --oversampling-amount 35",
         "+10k unturned": "helen->afw | real + synthetic 10000, the default rule",
         "+10k turned": "helen->afw | real + rot-30_30_10000 10000, real share 50% (weight 11.49)",
-        "+20k turned": "helen->afw | real + rot-30_30_20000 20000, the default rule"},
+        "+20k turned": "helen->afw | real + rot-30_30_20000 20000, the default rule",
+        "+10k celeba64": "helen->afw | real + celeba-aug64-10000 10000, the default rule",
+        "+20k celeba64": "helen->afw | real + celeba64-20000 20000, the default rule"},
 }
 
 
