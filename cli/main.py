@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from synthface import __version__
+from synthface.cli import plans
 from synthface.errors import SynthfaceError
 
 TRAIN_EXAMPLES = """\
@@ -51,7 +52,7 @@ def _add_train(sub) -> None:
     p.add_argument("--fast-dev-run", action="store_true", help="one batch, to check that everything runs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.add_argument("overrides", nargs="*", metavar="section.key=value", help="any other config value")
-    p.set_defaults(func=_run_train)
+    p.set_defaults(func=_run_train, plan=plans.train)
 
 
 def _run_train(args) -> int:
@@ -166,7 +167,7 @@ def _add_make_dataset(sub) -> None:
     p.add_argument("--replay-faces", metavar="DIR",
                    help="testing: replay real faces from DIR instead of a generator")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_make_dataset)
+    p.set_defaults(func=_run_make_dataset, plan=plans.make_dataset)
 
 
 def _run_make_scenes(args, cfg) -> int:
@@ -282,7 +283,7 @@ def _add_preview(sub) -> None:
     p.add_argument("-o", "--output", default="preview.png", help="PNG to write (default preview.png)")
     p.add_argument("-n", type=int, default=16, help="number of faces (default 16)")
     p.add_argument("--scale", type=int, help="magnification (default: to about 192 px a face)")
-    p.set_defaults(func=_run_preview)
+    p.set_defaults(func=_run_preview, plan=plans.preview)
 
 
 def _run_preview(args) -> int:
@@ -314,7 +315,7 @@ def _add_sample(sub) -> None:
                         "drawn (hidden points yellow), as make-dataset --rotate-3d does")
     p.add_argument("--steps", type=int, help="walk one steered attribute (or the --rotate-3d turn) from MIN to MAX "
                                              "in this many columns (one row per face)")
-    p.set_defaults(func=_run_sample)
+    p.set_defaults(func=_run_sample, plan=plans.sample)
 
 
 def _run_sample(args) -> int:
@@ -425,7 +426,7 @@ def _add_directions(sub) -> None:
     p.add_argument("--upsample", type=int, default=1, help="detector upsampling, as in make-dataset (default 1)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_run_directions)
+    p.set_defaults(func=_run_directions, plan=plans.directions)
 
 
 def _run_directions(args) -> int:
@@ -487,7 +488,7 @@ def _add_detector(sub) -> None:
     t.add_argument("--threads", type=int, default=0, help="threads (default: all cores)")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--verbose", action="store_true", help="dlib's own training output too")
-    t.set_defaults(func=_run_detector_train)
+    t.set_defaults(func=_run_detector_train, plan=plans.detector_train)
     m = dsub.add_parser("mine", help="hard negatives: face-free scenes where a detector fires",
                         description="Draw face-free scenes as --scenes draws its backgrounds (procedural, or crops "
                                     "of --backgrounds photos; --photometric as for scenes), run the detector on each "
@@ -503,7 +504,7 @@ def _add_detector(sub) -> None:
     m.add_argument("--seed", type=int, default=0, help="draw seed; another round, another seed (default 0)")
     m.add_argument("--upsample", type=int, default=1, help="detector upsampling, as at eval (default 1)")
     m.add_argument("--no-progress", action="store_true")
-    m.set_defaults(func=_run_detector_mine)
+    m.set_defaults(func=_run_detector_mine, plan=plans.detector_mine)
     e = dsub.add_parser("eval", help="AP50, recall and false positives per image of a detector",
                         description="Score a detector (a .svm, or dlib for dlib's stock frontal detector) on "
                                     "photos with face boxes: VOC AP at IoU 0.5, recall and false positives per image "
@@ -515,7 +516,7 @@ def _add_detector(sub) -> None:
     e.add_argument("--pr", help="write the precision-recall curve as a PNG here")
     e.add_argument("-o", "--output", help="write the report as JSON here")
     e.add_argument("--no-progress", action="store_true")
-    e.set_defaults(func=_run_detector_eval)
+    e.set_defaults(func=_run_detector_eval, plan=plans.detector_eval)
 
 
 def _run_detector_train(args) -> int:
@@ -549,10 +550,9 @@ def _run_detector_mine(args) -> int:
 
 def _run_detector_eval(args) -> int:
     from synthface.detector import evaluate_detector, plot_pr
-    from synthface.files import check_outputs, check_writable_file, write_atomic
+    from synthface.files import check_writable_file, write_atomic
     from synthface.imaging import check_image_path
 
-    check_outputs({"-o": args.output, "--pr": args.pr}, [args.data, None if args.model == "dlib" else args.model])
     if args.output:
         check_writable_file(args.output, "-o")
     if args.pr:
@@ -566,7 +566,9 @@ def _run_detector_eval(args) -> int:
     if args.output:
         import json
 
-        write_atomic(args.output, json.dumps(r, indent=2) + "\n")
+        from synthface.outputs import DETECTOR_REPORT
+
+        write_atomic(args.output, json.dumps({"format": DETECTOR_REPORT, **r}, indent=2) + "\n")
     return 0
 
 
@@ -586,7 +588,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--cache-dir", default="~/.cache/synthface", help='real-face cache ("" for none)')
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_run_evaluate)
+    p.set_defaults(func=_run_evaluate, plan=plans.evaluate)
 
 
 def _run_evaluate(args) -> int:
@@ -650,7 +652,7 @@ def _add_landmarks(sub) -> None:
                    help="which faces of a synthface dataset (default all)")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--verbose", action="store_true", help="dlib's own training output too")
-    t.set_defaults(func=_run_landmarks_train)
+    t.set_defaults(func=_run_landmarks_train, plan=plans.landmarks_train)
     e = lsub.add_parser("eval", help="score a shape predictor on real faces with 300-W points",
                         description="NME (outer-eye-corner normalised), failure rate at 8%, AUC@8% and "
                                     "detector misses of a shape predictor on faces with ground-truth points.",
@@ -666,7 +668,7 @@ def _add_landmarks(sub) -> None:
     e.add_argument("--split", default="all", choices=("train", "val", "all"),
                    help="which faces of a synthface dataset (default all)")
     e.add_argument("--no-progress", action="store_true")
-    e.set_defaults(func=_run_landmarks_eval)
+    e.set_defaults(func=_run_landmarks_eval, plan=plans.landmarks_eval)
 
 
 def _run_landmarks_train(args) -> int:
@@ -686,11 +688,10 @@ def _run_landmarks_train(args) -> int:
 def _run_landmarks_eval(args) -> int:
     import json
 
-    from synthface.files import check_outputs, check_writable_file, write_atomic
+    from synthface.files import check_writable_file, write_atomic
     from synthface.imaging import check_image_path
     from synthface.landmarks import evaluate_landmarks, format_nme, plot_ced
 
-    check_outputs({"-o": args.output, "--ced": args.ced}, [args.data, None if args.model == "dlib68" else args.model])
     if args.output:
         check_writable_file(args.output, "-o")
     if args.ced:
@@ -702,7 +703,10 @@ def _run_landmarks_eval(args) -> int:
         plot_ced({Path(args.model).stem: r}, args.ced)
         print(f"CED plot: {args.ced}")
     if args.output:
-        write_atomic(args.output, json.dumps({"model": args.model, "data": args.data, **r}, indent=2,
+        from synthface.outputs import LANDMARKS_REPORT
+
+        write_atomic(args.output, json.dumps({"format": LANDMARKS_REPORT, "model": args.model, "data": args.data, **r},
+                                             indent=2,
                                              allow_nan=False) + "\n")
         print(f"report: {args.output}")
     return 0
@@ -719,7 +723,7 @@ def _add_merge(sub) -> None:
     p.add_argument("parts", nargs="+", help="the shard folders")
     p.add_argument("-o", "--output", required=True, help="the merged dataset folder (new or empty)")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_run_merge)
+    p.set_defaults(func=_run_merge, plan=plans.merge)
 
 
 def _run_merge(args) -> int:
@@ -745,7 +749,7 @@ def _add_align(sub) -> None:
     p.add_argument("--predictor", help="path of shape_predictor_68_face_landmarks.dat")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in DST")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_run_align)
+    p.set_defaults(func=_run_align, plan=plans.align)
 
 
 def _run_align(args) -> int:
@@ -785,11 +789,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Terminated(BaseException):
-    """SIGTERM (a scheduler's kill, `timeout`): unwinds like Ctrl-C, so workers are ended."""
+    """SIGTERM (a scheduler's kill, `timeout`) or SIGHUP (a closed terminal): unwinds like
+    Ctrl-C, so workers are ended. Its argument: the signal."""
 
 
 def _on_sigterm(signum, frame):
-    raise _Terminated
+    raise _Terminated(signum)
 
 
 def _setup_logging() -> None:
@@ -820,7 +825,13 @@ def main(argv=None) -> int:
     _setup_logging()
     if threading_main():
         signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGHUP, _on_sigterm)
     try:
+        from synthface.outputs import check_plan, check_utf8
+
+        check_utf8(sys.argv[1:] if argv is None else argv)
+        # what the command writes, named and checked before any work (cli/plans.py)
+        check_plan(args.plan(args), command_name(args))
         return args.func(args)
     except SynthfaceError as exc:
         print(f"synthface: error: {_one_line(exc)}", file=sys.stderr)
@@ -828,9 +839,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("synthface: interrupted", file=sys.stderr)
         return 130
-    except _Terminated:
-        print("synthface: terminated", file=sys.stderr)
-        return 143
+    except _Terminated as exc:
+        print("synthface: terminated" + (" (hangup)" if exc.args[0] == signal.SIGHUP else ""), file=sys.stderr)
+        return 128 + exc.args[0]
     except OSError as exc:  # permission, disk full, not a directory, read-only file system
         where = f": {exc.filename}" if exc.filename else ""
         print(f"synthface: error: {_one_line(exc.strerror or exc)}{where}", file=sys.stderr)
@@ -844,6 +855,12 @@ def main(argv=None) -> int:
         print(f"synthface: error: unexpected {type(exc).__name__}: {_one_line(exc)[:300]} "
               "(SYNTHFACE_DEBUG=1 shows the traceback; please report it)", file=sys.stderr)
         return 1
+
+
+def command_name(args) -> str:
+    """The command as a user types it: "make-dataset", "landmarks train"."""
+    sub = getattr(args, "detector_command", None) or getattr(args, "landmarks_command", None)
+    return f"{args.command} {sub}" if sub else args.command
 
 
 def threading_main() -> bool:

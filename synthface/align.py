@@ -110,12 +110,14 @@ def _align_photo(models, args):
     import dlib
 
     from synthface.annotate import rect_to_box, shape_to_array
+    from synthface.imagefiles import is_incomplete
 
     path, size = args
     detector, predictor, upsample = models
     try:
         data = Path(path).read_bytes()
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+        whole = data and not is_incomplete(data)  # a cut-off photo may decode, grey below the cut
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if whole else None
     except OSError:
         bgr = None
     if bgr is None:
@@ -150,16 +152,47 @@ def _photos(src: Path, dst: Path) -> tuple[list[Path], str]:
     return [src / name for name in source.names], source.fingerprint()
 
 
+STATUSES = ("", "unreadable", "no_face")
+
+
+def _face_name(k: int) -> str:
+    """Aligned face k's file in DST: FFHQ's layout, 1,000 a folder."""
+    return f"{k // 1000:05d}/{k:05d}.png"
+
+
 def _align_records(journal: Path):
     """The journal's per-photo records, a torn last line dropped (read a line at a time:
-    a 46k-photo journal with every face's 68 points is 100 MB of JSON)."""
+    a 46k-photo journal with every face's 68 points is 100 MB of JSON), each checked: a
+    record of the next photo, a known status, its faces named in order. A hand-edited or
+    damaged journal is one line naming the line."""
     from synthface.journal import cut_torn_tail
 
     cut_torn_tail(journal)
-    if journal.is_file():
-        with open(journal) as f:
-            for line in f:
-                yield json.loads(line)
+    if not journal.is_file():
+        return
+    n_faces = 0
+    with open(journal, "rb") as f:
+        for line, raw in enumerate(f, start=1):
+            def damaged(what):
+                return SynthfaceError(f"{journal}, line {line}: {what}; the align journal is damaged (restore it, "
+                                      "or align into a new DST)")
+
+            try:
+                rec = json.loads(raw)
+            except ValueError:  # not JSON, or not text
+                raise damaged("not a JSON record") from None
+            if not (isinstance(rec, dict) and isinstance(rec.get("faces"), list)):
+                raise damaged("not a photo's record")
+            if rec.get("photo") != line - 1:
+                raise damaged(f"the record of photo {rec.get('photo')!r}, not {line - 1}")
+            if rec.get("status") not in STATUSES:
+                raise damaged(f"unknown status {rec.get('status')!r}")
+            for face in rec["faces"]:
+                name = _face_name(n_faces)
+                if not (isinstance(face, dict) and face.get("file") == name):
+                    raise damaged(f"face {n_faces} is not {name} (a record removed or edited?)")
+                n_faces += 1
+            yield rec
 
 
 def _read_align_journal(journal: Path) -> tuple[int, int]:
@@ -193,7 +226,7 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
     from synthface.annotate import check_upsample, load_shape_predictor
     from synthface.files import folder_lock, write_atomic
     from synthface.journal import STATE_DIR
-    from synthface.workers import Pool, check_workers
+    from synthface.workers import RESUME_HINT, Pool, check_workers
 
     src, dst = Path(src).expanduser(), Path(dst).expanduser()
     if not 16 <= size <= MAX_ALIGN_SIZE:
@@ -214,7 +247,12 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
             raise SynthfaceError(f"{dst} is not empty; add --resume to continue, or choose a new DST")
         if not run.is_file():
             raise SynthfaceError(f"{dst} is not an align output folder (no {STATE_DIR}/align.json)")
-        saved = json.loads(run.read_text())
+        try:
+            saved = json.loads(run.read_text())
+        except ValueError:
+            saved = None
+        if not isinstance(saved, dict):
+            raise SynthfaceError(f"{run} is damaged (not a JSON object); align into a new DST")
         if {k: saved.get(k) for k in settings} != settings:
             raise SynthfaceError(f"{dst} holds another alignment run (other source, size or upsample)")
         if saved.get("fingerprint", fingerprint) != fingerprint:
@@ -224,13 +262,17 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
         if not (dst / STATE_DIR / "align.json").is_file():
             write_atomic(dst / STATE_DIR / "align.json", json.dumps({**settings, "fingerprint": fingerprint}))
         done, n_faces = _read_align_journal(journal)
+        if done > len(photos):
+            raise SynthfaceError(f"{journal} records {done} photos, {src} has {len(photos)}; the align journal is "
+                                 "damaged (restore it, or align into a new DST)")
         todo = [(str(p), size) for p in photos[done:]]
         with tqdm(total=len(photos), initial=done, desc="align", unit="photo", disable=not progress) as bar, \
-                Pool(workers, _load_models, (upsample, predictor_path)) as pool, open(journal, "a") as jf:
+                Pool(workers, _load_models, (upsample, predictor_path), RESUME_HINT) as pool, \
+                open(journal, "a") as jf:
             for k, (status, faces) in enumerate(pool.imap(_align_photo, todo, chunksize=4), start=done):
                 metas = []
                 for png, meta in faces:
-                    name = f"{n_faces // 1000:05d}/{n_faces:05d}.png"
+                    name = _face_name(n_faces)
                     write_atomic(dst / name, png)
                     metas.append({"file": name, "source": str(photos[k].relative_to(src) if src.is_dir()
                                                               else photos[k].name), **meta})

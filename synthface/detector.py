@@ -14,10 +14,8 @@ AP is the area under the precision envelope (all-point interpolation).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -43,6 +41,28 @@ def load_boxes(path) -> list:
             (ignored if face.ignore else boxes).append(box)
         out.append((Path(image.file), boxes, ignored))
     return out
+
+
+def face_set_sign(folder) -> str | None:
+    """What shows `folder` to be labelled faces (a dataset, or photos with points),
+    or None: its label files, a .pts file in it, or a synthface dataset it is part of."""
+    folder = Path(folder).expanduser()
+    for name in ("labels.csv", "dataset.json", "dlib.xml", "coco.json", ".synthface"):
+        if (folder / name).exists():
+            return f"it holds {name}"
+    for parent in folder.resolve().parents[:2]:  # DATASET/images, DATASET/images/00000
+        if (parent / "labels.csv").is_file() or (parent / ".synthface").is_dir():
+            return f"it is inside the dataset {parent}"
+    pts = next(folder.rglob("*.pts"), None) if folder.is_dir() else None
+    return f"it holds face points ({pts.relative_to(folder)})" if pts is not None else None
+
+
+def check_negatives(folder) -> None:
+    """--negatives are face-free images; a face set there would teach faces as not-faces."""
+    sign = face_set_sign(folder)
+    if sign:
+        raise SynthfaceError(f"--negatives {folder} is a face set ({sign}); negatives must be face-free images, "
+                             "such as `detector mine` writes")
 
 
 # -- training ---------------------------------------------------------------------------
@@ -89,7 +109,9 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
     import cv2
     import dlib
 
-    from synthface.files import check_outputs, check_writable_file
+    from synthface.files import check_writable_file, publish_file, write_summary
+    from synthface.imaging import read_image
+    from synthface.outputs import DETECTOR_MODEL, sha256_of
     from synthface.landmarks import mix_face_sets
     from synthface.workers import run_in_child
 
@@ -97,7 +119,8 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
     options.validate()
     output = check_writable_file(output, "-o")
     datasets = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]
-    check_outputs({"-o": output, "its summary": output.with_suffix(".json")}, datasets)
+    if negatives is not None:
+        check_negatives(negatives)
     sets = []
     for d in datasets:
         images = load_boxes(d)
@@ -116,12 +139,8 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
     entries = []  # (image, [[x, y, w, h, ignored]])
     sizes: dict = {}
     for image, boxes, ignore in images:
-        if image not in sizes:
-            grey = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
-            if grey is None:
-                raise SynthfaceError(f"image listed in {', '.join(map(str, datasets))} is missing or unreadable: "
-                                     f"{image}")
-            sizes[image] = grey.shape[:2]
+        if image not in sizes:  # each read whole once, before dlib's trainer reads them (a cut-off file would crash it)
+            sizes[image] = read_image(image, cv2.IMREAD_GRAYSCALE).shape[:2]
         height, width = (v * scale for v in sizes[image])
         rows = []
         for b, ign in [(b, False) for b in boxes] + [(b, True) for b in ignore]:
@@ -189,16 +208,17 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
                     raise SynthfaceError(f"dlib's trainer: {' '.join(str(exc).split())[:300]}") from None
                 row[4] = True  # a box no window position reaches (IoU < 0.5): ignore it, retry
                 unmatchable += 1
-        shutil.move(tmp_model, output.with_name(output.name + ".tmp"))
-        os.replace(output.with_name(output.name + ".tmp"), output)
+        publish_file(tmp_model, output)
     faces = sum(not r[4] for _, rows, _ in entries for r in rows)
-    summary = {"images": len(entries), "faces": faces, "ignored": sum(len(rows) for _, rows, _ in entries) - faces,
+    # format and sha256: how a later run knows the model (and this summary) for its own
+    summary = {"format": DETECTOR_MODEL, "model_sha256": sha256_of(output), "images": len(entries), "faces": faces,
+               "ignored": sum(len(rows) for _, rows, _ in entries) - faces,
                "unmatchable": unmatchable, "seconds": round(time.perf_counter() - t0, 1),
                "model": str(output), "options": asdict(options),
                "dataset": str(datasets[0]) if len(datasets) == 1 else [str(d) for d in datasets],
                "sources": {str(d): c for d, c in zip(datasets, counts)},
                "negatives": 0 if negatives is None else len(negative_images)}
-    output.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_summary(output, summary)
     return summary
 
 

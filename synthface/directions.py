@@ -88,6 +88,7 @@ def fit_directions(checkpoint, n: int = 5000, seed: int = 0, calibration_faces: 
 
     from synthface.annotate import check_upsample
     from synthface.files import check_writable_file, write_atomic
+    from synthface.outputs import DIRECTIONS
     from synthface.sampling import GeneratorSampler, candidate_seed, check_seed, noise
     from synthface.workers import Pool, check_workers
 
@@ -106,9 +107,6 @@ def fit_directions(checkpoint, n: int = 5000, seed: int = 0, calibration_faces: 
         output = check_writable_file(output, "-o")
         if output.suffix != ".safetensors" or package in output.resolve().parents:
             raise SynthfaceError(f"-o must be a NAME.safetensors outside the installed package, got {output}")
-        from synthface.files import check_outputs
-
-        check_outputs({"-o": output}, [checkpoint])
     sampler = GeneratorSampler(checkpoint, device)
     out = directions_path(output if output is not None else sampler.checkpoint)
     check_writable_file(out, "the directions file")
@@ -126,7 +124,7 @@ def fit_directions(checkpoint, n: int = 5000, seed: int = 0, calibration_faces: 
         if len(kept) < 100:
             raise SynthfaceError(f"dlib kept only {len(kept)} of {n} faces; is the generator trained?")
         zk = z[kept]
-        summary = {"format": "synthface-directions/1", "names": list(POSE_COLS), "method": "ridge",
+        summary = {"format": DIRECTIONS, "names": list(POSE_COLS), "method": "ridge",
                    "alpha": RIDGE_ALPHA, "n": n, "kept": len(kept), "seed": seed,
                    "generator_sha256": sampler.identity["sha256"], "attributes": {}}
         vectors = []

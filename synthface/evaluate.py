@@ -132,8 +132,9 @@ def _real_descriptors(real, size: int, workers: int, upsample: int, cache_dir: s
     key = hashlib.sha1(f"{source.fingerprint()}-{size}-{upsample}-{part}".encode()).hexdigest()[:16]
     cache = Path(os.path.expanduser(cache_dir)) / f"descriptors-{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
-        with np.load(cache) as z:
-            return z["found"], z["desc"], total
+        cached = _cached_descriptors(cache)
+        if cached is not None:
+            return (*cached, total)
     faces = load_faces(real, size, cache_dir, progress, exclude=exclude)
     if pick is not None:
         faces = faces[pick] if len(faces) == total else faces[:limit]
@@ -146,6 +147,25 @@ def _real_descriptors(real, size: int, workers: int, upsample: int, cache_dir: s
         with atomic_open(cache, "wb") as f:
             np.savez(f, found=found, desc=desc)
     return found, desc, total
+
+
+def _cached_descriptors(cache: Path):
+    """(found, descriptors) from a cache file, or None (with a warning) when it is
+    damaged (cut off, edited, another program's): then they are computed again."""
+    import logging
+    import zipfile
+    import zlib
+
+    try:
+        with np.load(cache) as z:
+            found, desc = z["found"], z["desc"]
+        if found.ndim == 1 and desc.shape == (len(found), 128) and len(found) and np.isfinite(desc).all():
+            return found, desc
+        why = "not descriptors"
+    except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        why = type(exc).__name__
+    logging.getLogger("synthface").warning("%s is damaged (%s); describing the real faces again", cache, why)
+    return None
 
 
 def quick_scores(images: np.ndarray, real, cache_dir: str = "~/.cache/synthface", upsample: int = 1,
@@ -249,4 +269,6 @@ def format_report(r: dict) -> str:
 def write_report(report: dict, path) -> None:
     from synthface.files import write_atomic
 
-    write_atomic(path, json.dumps(report, indent=2, allow_nan=False) + "\n")
+    from synthface.outputs import GENERATOR_REPORT
+
+    write_atomic(path, json.dumps({"format": GENERATOR_REPORT, **report}, indent=2, allow_nan=False) + "\n")

@@ -64,6 +64,45 @@ def write_atomic(path, data: bytes | str, durable: bool = False) -> None:
         f.write(data.encode() if isinstance(data, str) else data)
 
 
+def publish_file(src, dst, flag: str = "-o") -> None:
+    """Move a finished file (made in a temporary folder, perhaps on another disk) to
+    `dst`: copied beside it as `dst.tmp`, synced, renamed into place. On a failure (a
+    full disk) the temporary is removed, `dst` stays as it was, and the one-line error
+    names `dst` (`flag` says which option gave it), never the temporary."""
+    import shutil
+
+    dst = Path(dst)
+    tmp = dst.with_name(dst.name + ".tmp")
+    try:
+        shutil.move(src, tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, dst)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise SynthfaceError(f"{flag} {dst}: cannot be written ({exc.strerror or exc}); nothing was written "
+                                 "there") from None
+        raise
+    fsync_dir(dst.parent)
+
+
+def write_summary(model, summary: dict) -> None:
+    """A trainer's summary, MODEL.json beside its published model, written atomically; a
+    failure (a full disk) is one line naming the summary, not its temporary."""
+    import json
+
+    path = Path(model).with_suffix(".json")
+    try:
+        write_atomic(path, json.dumps(summary, indent=2) + "\n")
+    except OSError as exc:
+        raise SynthfaceError(f"{model} was written but not its summary {path} ({exc.strerror or exc}); "
+                             "free some space and train again") from None
+
+
 @contextmanager
 def folder_lock(state_dir, folder, what: str = "run"):
     """Hold the one-writer lock of `folder` (its file lives in `state_dir`)."""
@@ -114,41 +153,3 @@ def check_writable_file(path, what: str) -> Path:
     if not os.access(parent, os.W_OK):
         raise SynthfaceError(f"{what} {path}: cannot write in {parent} (permission denied)")
     return path
-
-
-# What an input folder is made of (a dataset, a folder of photos): never an output.
-# Anything else there (a model trained earlier, its summary) may be written again.
-DATASET_FILES = {"labels.csv", "labels.parquet", "metadata.jsonl", "dlib.xml", "coco.json", "data.yaml",
-                 "dataset.json", "README.md", "trainset.txt", "valset.txt", "alignment.json"}
-DATASET_DIRS = {"images", "labels", ".synthface"}
-PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".pts"}
-
-
-def _part_of(folder: Path, p: Path) -> bool:
-    if folder not in p.parents:
-        return False
-    rel = p.relative_to(folder)
-    return (p.name in DATASET_FILES and len(rel.parts) == 1) or rel.parts[0] in DATASET_DIRS \
-        or p.suffix.lower() in PHOTO_SUFFIXES
-
-
-def check_outputs(outputs: dict, inputs) -> None:
-    """Before any work: no output replaces an input or another output of the same run.
-    `outputs` maps a name for the message ("-o", "its summary") to a path; `inputs` are
-    files or folders read. An output is refused when it is an input file, a file an
-    input folder is made of (a dataset's labels.csv, an image, a .pts), or the same file
-    as another output."""
-    seen: dict = {}
-    for what, path in outputs.items():
-        if path is None:
-            continue
-        p = Path(path).expanduser().resolve()
-        if p in seen:
-            raise SynthfaceError(f"{what} and {seen[p]} are the same file ({path}); give another name")
-        seen[p] = what
-        for src in inputs:
-            if src is None:
-                continue
-            s = Path(src).expanduser().resolve()
-            if p == s or (s.is_dir() and _part_of(s, p)):
-                raise SynthfaceError(f"{what} {path} would replace an input ({src}); write it elsewhere")

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -138,12 +139,55 @@ def load_ffhq_metadata(json_path) -> dict:
     return out
 
 
-def _is_truncated(data: bytes) -> bool:
-    """libjpeg decodes a cut-off JPEG into a grey-bottomed image without failing."""
-    if data[:2] == b"\xff\xd8":
-        return not data.rstrip(b"\x00").endswith(b"\xff\xd9")
+def is_incomplete(data: bytes) -> bool:
+    """Whether an image file's bytes were cut off before its end (a copy or download
+    stopped short): libjpeg only warns on a cut-off JPEG, and dlib's loader (the trainers
+    read their images with it; OpenCV's too, in some versions) returns it grey below the
+    cut. A JPEG must reach its end marker (EOI), a PNG its IEND chunk, a WebP the size
+    its header gives; bytes after the end (padding, or the video a phone's motion photo
+    appends) are allowed. Other formats: False."""
+    if data[:3] == b"\xff\xd8\xff":
+        return not _jpeg_reaches_eoi(data)
     if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return b"IEND" not in data[-32:]
+        pos = 8
+        while pos + 8 <= len(data):  # chunks: length, type, data, CRC
+            length, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+            pos += 12 + length
+            if kind == b"IEND":
+                return pos > len(data)
+        return True
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return len(data) < 8 + int.from_bytes(data[4:8], "little")
+    return False
+
+
+# the marker that ends a JPEG scan's entropy-coded data: FF, then neither a stuffed zero,
+# a fill byte nor a restart marker
+_SCAN_END = re.compile(rb"\xff[^\x00\xff\xd0-\xd7]")
+
+
+def _jpeg_reaches_eoi(data: bytes) -> bool:
+    """Walk a JPEG's segments by their lengths (an EXIF thumbnail's own EOI inside APP1
+    is skipped so) and each scan's data to the marker after it, up to EOI."""
+    pos, n = 2, len(data)
+    while pos < n:
+        if data[pos] != 0xFF:  # not a marker where one belongs: judge by the file's end
+            return data.rstrip(b"\x00").endswith(b"\xff\xd9")
+        while pos < n and data[pos] == 0xFF:  # fill bytes before a marker
+            pos += 1
+        if pos >= n:
+            return False
+        code, pos = data[pos], pos + 1
+        if code == 0xD9:
+            return True
+        if code == 0x01 or 0xD0 <= code <= 0xD7:  # markers without a length
+            continue
+        pos += int.from_bytes(data[pos:pos + 2], "big")  # the length counts its own 2 bytes
+        if code == 0xDA:  # a scan: its entropy-coded data runs to the next marker
+            found = _SCAN_END.search(data, pos)
+            if found is None:
+                return False
+            pos = found.start()
     return False
 
 
@@ -152,7 +196,7 @@ def decode_face(data: bytes, size: int) -> np.ndarray | None:
     16-bit images are converted; a non-square image is centre-cropped first."""
     import cv2
 
-    if not data or _is_truncated(data):
+    if not data or is_incomplete(data):
         return None
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
@@ -187,11 +231,12 @@ def load_faces(path, size: int, cache_dir: str = "", progress: bool = True, spli
         raise SynthfaceError(f"no image files (png, jpg, webp, bmp) under {source.path}{extra}")
     cache = _cache_file(cache_dir, source, size)
     if cache is not None and cache.is_file():
-        faces = np.load(cache, mmap_mode="r")
-        stats = json.loads(cache.with_suffix(".json").read_text())
-        _warn_skipped(source, stats["unreadable"], stats["unreadable_examples"])
-        log.info("loaded %d decoded faces from cache %s", len(faces), cache)
-        return np.ascontiguousarray(faces)
+        cached = _cached_faces(cache, size)
+        if cached is not None:
+            faces, stats = cached
+            _warn_skipped(source, stats["unreadable"], stats["unreadable_examples"])
+            log.info("loaded %d decoded faces from cache %s", len(faces), cache)
+            return faces
 
     def work(name):
         try:
@@ -228,6 +273,26 @@ def load_faces(path, size: int, cache_dir: str = "", progress: bool = True, spli
         with atomic_open(cache, "wb") as f:  # last: the array's presence means both are whole
             np.save(f, faces)
     return faces
+
+
+def _cached_faces(cache: Path, size: int):
+    """(faces, stats) from a cache file and its .json, or None (with a warning) when
+    either is damaged (cut off, edited, another program's): then they are decoded again."""
+    path = cache
+    try:
+        faces = np.ascontiguousarray(np.load(cache, mmap_mode="r"))
+        path = cache.with_suffix(".json")
+        stats = json.loads(path.read_text())
+        ok = (faces.dtype == np.uint8 and faces.ndim == 4 and faces.shape[1:] == (size, size, 3) and len(faces)
+              and isinstance(stats, dict) and stats.get("count") == len(faces)
+              and isinstance(stats.get("unreadable"), int) and isinstance(stats.get("unreadable_examples"), list))
+        path, why = (cache, "") if ok else (cache, "its array and .json do not match")
+    except (OSError, ValueError, EOFError) as exc:  # cut off, not an array, not JSON, missing
+        why = type(exc).__name__
+    if not why:
+        return faces, stats
+    log.warning("%s is damaged (%s); decoding the faces again", path, why)
+    return None
 
 
 def _warn_skipped(source: ImageSource, n_bad: int, examples: list) -> None:

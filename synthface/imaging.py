@@ -66,22 +66,43 @@ def write_image(path, rgb: np.ndarray) -> None:
     ok, buf = cv2.imencode(ext, np.ascontiguousarray(rgb[..., ::-1]), params)
     if not ok:
         raise SynthfaceError(f"could not encode {path}")
-    write_atomic(path, buf.tobytes())
+    from synthface.outputs import mark_image
+
+    write_atomic(path, mark_image(buf.tobytes()))  # marked: a later run may replace its own file, nothing else
 
 
-def write_png(path, rgb: np.ndarray) -> None:
-    """Write atomically: a reader (or a resumed run) never sees half a PNG."""
+def write_png(path, rgb: np.ndarray, mark: bool = False) -> None:
+    """Write atomically: a reader (or a resumed run) never sees half a PNG. mark: with
+    synthface's mark (outputs.mark_image), for a file a command's -o names."""
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
     if not ok:
         raise SynthfaceError(f"could not encode {path} as PNG")
-    write_atomic(path, buf.tobytes())
+    from synthface.outputs import mark_image
+
+    write_atomic(path, mark_image(buf.tobytes()) if mark else buf.tobytes())
+
+
+def read_image(path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """An image file decoded by OpenCV (BGR, or as `flags` say), or one line naming it:
+    missing, cut off before its end (imagefiles.is_incomplete) or not an image.
+    The bytes are read by Python: OpenCV's imread crashes on a name that is not UTF-8."""
+    from synthface.imagefiles import is_incomplete
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SynthfaceError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    if is_incomplete(data):
+        raise SynthfaceError(f"cannot read image {path}: the file is incomplete (cut off before its end)")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
+    if img is None:
+        raise SynthfaceError(f"cannot read image {path}: not an image OpenCV can decode")
+    return img
 
 
 def read_rgb(path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise SynthfaceError(f"cannot read image {path}")
-    return img[..., ::-1].copy()
+    return read_image(path)[..., ::-1].copy()
 
 
 def plot_curves(xs, series: dict, path, x_label: str = "epoch", width: int = 720, height: int = 400,
@@ -129,4 +150,4 @@ def plot_curves(xs, series: dict, path, x_label: str = "epoch", width: int = 720
         # a legend: in one row above the plot for a few series, else one line each inside it
         where = (x0 + 10 + 150 * i, y1 - 10) if len(series) <= 4 else (x0 + 10, y1 + 16 + 15 * i)
         cv2.putText(img, name, where, font, 0.45 if len(series) > 4 else 0.5, color, 1, cv2.LINE_AA)
-    write_png(path, img)
+    write_png(path, img, mark=True)

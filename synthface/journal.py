@@ -9,7 +9,14 @@ The journal is the dataset: images are named from it, every label format is writ
 from it, --resume continues after its last row, merge joins several. It is created
 with its header already on disk (written, fsynced, renamed into place), so it is never
 empty or headerless; rows are appended a chunk at a time and fsynced. A kill can only
-tear the last row, and `read_records` drops a torn row (in this one place).
+tear the last row, and `iter_records` drops a torn row (in this one place).
+
+Each row ends with its `check`: 16 hex digits of blake2b over the previous row's check
+and the row's other fields (the row's text), so a hand edit of any value, or a row
+deleted, repeated or moved, is found on reading and named by its line. Journals written
+before the check existed (no `check` column) are read as they are, their values
+unverified (there is nothing to verify them against), and a resume gives them their
+checks: refusing them would make their owners remake datasets that took hours.
 
 One `FaceRecord` is a candidate with its labels; every stage that reads or writes a
 dataset goes through it (make, export, merge, preview, landmarks).
@@ -18,6 +25,7 @@ dataset goes through it (make, export, merge, preview, landmarks).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -35,13 +43,41 @@ STATE_DIR = ".synthface"
 REJECT_REASONS = ("no_face", "several_faces", "low_score", "disagreement")
 BOX_COLS = ["x", "y", "w", "h", "score"]
 BASE_COLS = ["index", "seed", "status", "faces", "file"]
+CHECK_COL = "check"  # last: the row's chained hash (row_check)
 
 
 def journal_columns(landmarks: bool, confidence: bool = False, hidden: bool = False) -> list[str]:
     """The journal's columns; `confidence`: flip-checked labels' disagreement too;
     `hidden`: faces turned in 3D, the points their turn hid (a hex mask, point i bit i)."""
     return (BASE_COLS + BOX_COLS + (["disagreement"] if confidence else []) + (["hidden"] if hidden else [])
-            + (POINT_COLS if landmarks else []))
+            + (POINT_COLS if landmarks else []) + [CHECK_COL])
+
+
+def row_check(previous: str, values) -> str:
+    """A row's check: its fields' text chained to the previous row's check ("" before the
+    first row), so that an edit, a removed or a moved row breaks it."""
+    text = previous + "\n" + ",".join(values)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # a PNG's last chunk, always the same 12 bytes
+
+
+def image_complete(path) -> bool:
+    """A quick test that an image file was written whole: a PNG from its signature to
+    its IEND chunk, a JPEG from SOI to EOI (12 bytes read at each end, no decoding)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(max(f.seek(0, 2) - 12, 0))
+            tail = f.read(12)
+    except OSError:
+        return False
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return tail == PNG_END
+    if head.startswith(b"\xff\xd8"):
+        return tail.endswith(b"\xff\xd9")
+    return False
 
 
 def split_of(seed: int, val_fraction: float) -> str:
@@ -148,14 +184,17 @@ def cut_torn_tail(path) -> None:
             os.fsync(f.fileno())
 
 
-def iter_records(path, seed_of=None, contiguous: bool = False) -> "iter[FaceRecord]":
+def iter_records(path, seed_of=None, contiguous: bool = False, repair: bool = True) -> "iter[FaceRecord]":
     """Every complete row of a journal, in order (a torn last row is dropped), checked:
-    indices increasing (`contiguous`: by one, an unsharded run's), known statuses, finite
-    numbers, kept faces named images/.. in order, and (`seed_of`: index -> the seed the
-    run draws for it) each row's seed its index's. A hand-edited or damaged journal is
-    one line naming the line, never a silently wrong dataset."""
+    each row's check (row_check), indices increasing (`contiguous`: by one, an unsharded
+    run's), known statuses, finite numbers, kept faces named images/.. in order, and
+    (`seed_of`: index -> the seed the run draws for it) each row's seed its index's. A
+    hand-edited or damaged journal is one line naming the line, never a silently wrong
+    dataset. `repair`: cut a torn last row on disk too (the writer's side, before it
+    appends); without, the file is only read (merge's shards may be read-only)."""
     path = Path(path)
-    cut_torn_tail(path)
+    if repair:
+        cut_torn_tail(path)
     if not path.is_file() or path.stat().st_size == 0:
         return
     with open(path, "rb") as f:  # streamed a line at a time: memory stays flat in the journal's length
@@ -164,6 +203,8 @@ def iter_records(path, seed_of=None, contiguous: bool = False) -> "iter[FaceReco
 
 def _text_lines(path: Path, f):
     for line, raw in enumerate(f, start=1):
+        if not raw.endswith(b"\n"):  # a torn last row (left on disk when read without repair)
+            return
         try:
             yield raw.decode()
         except UnicodeDecodeError:
@@ -178,7 +219,13 @@ def _checked_records(path: Path, lines, seed_of, contiguous: bool):
         fieldnames = None
     if fieldnames is None or fieldnames[:len(BASE_COLS)] != BASE_COLS:
         raise SynthfaceError(f"{path} is not a synthface journal (its header is {fieldnames})")
-    previous, kept = -1, 0
+    checked = fieldnames[-1] == CHECK_COL  # written before checks existed: read as it is
+    if checked and fieldnames != journal_columns("x0" in fieldnames, "disagreement" in fieldnames,
+                                                 "hidden" in fieldnames):
+        raise SynthfaceError(f"{path}, line 1: columns {fieldnames} are not a journal's; the journal is damaged "
+                             "(restore it, or make the dataset in a new --out)")
+    values = fieldnames[:-1]
+    previous, kept, check = -1, 0, ""
     rows = iter(reader)
     line = 1
     while True:
@@ -215,6 +262,15 @@ def _checked_records(path: Path, lines, seed_of, contiguous: bool):
             if not np.isfinite(np.asarray(numbers, float)).all():
                 raise damaged("a box, score or point that is not a finite number")
             kept += 1
+        elif rec.file:
+            raise damaged(f"candidate {rec.index} is {rec.status!r} but holds kept face {kept}'s "
+                          f"{rec.file!r} (its status edited?)")
+        if checked:  # after the checks above, which say more precisely what is wrong
+            expected = row_check(check, [row[c] for c in values])
+            if row[CHECK_COL] != expected:
+                raise damaged("the row's values do not match its check (edited by hand, or a row before it "
+                              "removed or moved?)")
+            check = expected
         previous = rec.index
         yield rec
 
@@ -247,27 +303,82 @@ def read_progress(path, seed_of=None, contiguous: bool = False) -> Progress:
     return p
 
 
+def _header(path: Path) -> list:
+    with open(path, newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def add_checks(path) -> bool:
+    """Give a journal written before checks existed its check column (a new file, renamed
+    into place); its rows' text stays as it was. Returns whether it changed."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    header = _header(path)
+    if header + [CHECK_COL] != journal_columns("x0" in header, "disagreement" in header, "hidden" in header):
+        return False  # already checked (or not a journal: its reader says so)
+    data = _recover(path).decode()
+    check = ""
+    with atomic_open(path, "w", durable=True, newline="") as f:
+        writer = csv.writer(f)
+        for i, row in enumerate(csv.reader(io.StringIO(data, newline=""))):
+            if i == 0:
+                f.write(",".join(row + [CHECK_COL]) + "\n")
+                continue
+            check = row_check(check, row)
+            writer.writerow(row + [check])
+    return True
+
+
+def _last_check(path: Path) -> str:
+    """The last row's check ("" when the journal holds only its header): where the chain
+    of the next appended row starts."""
+    with open(path, "rb") as f:
+        end = f.seek(0, 2)
+        step = 1 << 14
+        while True:  # the last complete line, read from the end
+            start = max(end - step, 0)
+            f.seek(start)
+            tail = f.read(end - start).rstrip(b"\r\n")
+            i = tail.rfind(b"\n")
+            if i >= 0 or start == 0:
+                break
+            step *= 4
+    last = tail[i + 1:].decode()
+    return "" if start == 0 and i < 0 else last.rsplit(",", 1)[-1]
+
+
 class Journal:
-    """The append side: `append(records)` writes whole rows and fsyncs them."""
+    """The append side: `append(records)` writes whole rows, each with its check, and
+    fsyncs them."""
 
     def __init__(self, path, landmarks: bool, confidence: bool = False, hidden: bool = False):
         self.path, self.landmarks, self.confidence, self.hidden = Path(path), landmarks, confidence, hidden
         columns = journal_columns(landmarks, confidence, hidden)
+        self.check = ""
         if not self.path.is_file() or self.path.stat().st_size == 0:
             # the header is durable before the first row can be: never an empty journal
             write_atomic(self.path, ",".join(columns) + "\n", durable=True)
         else:
-            with open(self.path, newline="") as f:
-                header = next(csv.reader(f), [])
+            cut_torn_tail(self.path)
+            if _header(self.path) == columns[:-1]:  # written before checks existed
+                add_checks(self.path)
+            header = _header(self.path)
             if header != columns:
                 raise SynthfaceError(f"{self.path} has other columns than this run writes "
                                      f"({'with' if 'x0' in header else 'without'} landmarks); "
                                      "resume with the same options")
+            self.check = _last_check(self.path)
         self.f = open(self.path, "a", newline="")
         self.writer = csv.writer(self.f)
 
     def append(self, records) -> None:
-        self.writer.writerows(r.to_row(self.landmarks, self.confidence, self.hidden) for r in records)
+        rows = []
+        for r in records:
+            row = [str(v) for v in r.to_row(self.landmarks, self.confidence, self.hidden)]
+            self.check = row_check(self.check, row)
+            rows.append(row + [self.check])
+        self.writer.writerows(rows)
         self.f.flush()
         os.fsync(self.f.fileno())
 

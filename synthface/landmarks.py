@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -123,20 +122,51 @@ class TrainOptions:
     random_seed: str = ""  # dlib's seed of the random starts and pixel pairs, any text ("": dlib's)
 
     def validate(self) -> None:
-        """dlib's own ranges, checked before any work (dlib raises mid-run otherwise)."""
-        for name in ("cascade_depth", "tree_depth", "num_trees_per_cascade_level", "oversampling_amount",
-                     "feature_pool_size", "num_test_splits"):
+        """dlib's own ranges and a model that fits in memory, checked before any work
+        (dlib raises mid-run otherwise, or runs out of memory)."""
+        import math
+
+        for name, (lo, hi) in COUNT_RANGES.items():
             value = getattr(self, name)
             if name == "oversampling_amount" and value == 0:
                 continue  # auto
-            if not 1 <= value <= 100_000:
-                raise SynthfaceError(f"--{name.replace('_', '-')} must be from 1 to 100000, got {value}")
-        if not 0 < self.nu <= 1:
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise SynthfaceError(f"--{name.replace('_', '-')} must be from {lo} to {hi}, got {value}")
+        if not 0 < self.nu <= 1:  # NaN fails too
             raise SynthfaceError(f"--nu must be in (0, 1], got {self.nu}")
-        if not 0 < self.lambda_param:
-            raise SynthfaceError(f"--lambda-param must be above 0, got {self.lambda_param}")
+        if not (0 < self.lambda_param and math.isfinite(self.lambda_param)):
+            raise SynthfaceError(f"--lambda-param must be a number above 0, got {self.lambda_param}")
         if not 0 <= self.num_threads <= 1024:
             raise SynthfaceError(f"--num-threads must be from 0 (all cores) to 1024, got {self.num_threads}")
+        try:
+            str(self.random_seed).encode("utf-8")
+        except UnicodeEncodeError:  # bytes from argv that are not UTF-8 come as surrogates
+            raise SynthfaceError("--random-seed must be text (UTF-8); it holds bytes that are not") from None
+        size = model_bytes(self)
+        if size > MAX_MODEL_BYTES:
+            raise SynthfaceError(f"--tree-depth {self.tree_depth} with --cascade-depth {self.cascade_depth} and "
+                                 f"--num-trees-per-cascade-level {self.num_trees_per_cascade_level} makes a model of "
+                                 f"about {size / 2**30:,.0f} GiB (a tree has 2^depth leaves of 68 points); at most "
+                                 f"{MAX_MODEL_BYTES >> 30} GiB: lower one of them")
+
+
+# Each count's (lowest, highest). dlib refuses 0 for every one and a feature pool below 2
+# (a split compares two of its pixels). The tops are sanity, not dlib's: a tree of depth
+# d has 2^d leaves, so at 16 (65,536 leaves) a leaf holds under one random start of a
+# 50,000-start set, and each level past that only doubles the model (dlib accepts 30 and
+# fails allocating it).
+COUNT_RANGES = {"cascade_depth": (1, 100_000), "tree_depth": (1, 16), "num_trees_per_cascade_level": (1, 100_000),
+                "oversampling_amount": (1, 100_000), "feature_pool_size": (2, 100_000),
+                "num_test_splits": (1, 100_000)}
+# A trained model is held whole in memory by dlib while it trains and by every annotate
+# worker that loads it; dlib's own 68-point model is 100 MB, the defaults here about 45 MB.
+MAX_MODEL_BYTES = 4 << 30
+
+
+def model_bytes(options: TrainOptions) -> int:
+    """About the size of the model `options` train: per tree, 2^depth leaves of 68
+    float (x, y) offsets and a split each (measured: 559 bytes a leaf at depth 20)."""
+    return options.cascade_depth * options.num_trees_per_cascade_level * (2 ** options.tree_depth) * 560
 
 
 def auto_oversampling(faces: int) -> int:
@@ -265,7 +295,8 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
     """Train a 68-point dlib shape predictor on a face set, or on several (`dataset` a
     list, each oversampled by its `weights` entry); returns a summary."""
     from synthface.annotate import check_upsample
-    from synthface.files import check_outputs, check_writable_file
+    from synthface.files import check_writable_file, publish_file, write_summary
+    from synthface.outputs import LANDMARKS_MODEL, sha256_of
     from synthface.workers import run_in_child
 
     options = options or TrainOptions()
@@ -274,7 +305,6 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
     # checked before training, not after: a model that cannot be saved is lost work
     output = check_writable_file(output, "-o")
     datasets = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]
-    check_outputs({"-o": output, "its summary": output.with_suffix(".json")}, datasets)
     sets = []
     for d in datasets:
         faces = load_face_set(d, pts_origin, split)
@@ -289,6 +319,12 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
     missing = [f.image for f in faces if not f.image.is_file()]
     if missing:
         raise SynthfaceError(f"{len(missing)} image(s) listed in {dataset} are missing, e.g. {missing[0]}")
+    import cv2
+
+    from synthface.imaging import read_image
+
+    for image in dict.fromkeys(f.image for f in faces):  # each read whole once: a cut-off file crashes dlib's trainer
+        read_image(image, cv2.IMREAD_GRAYSCALE)
     opts = {k: v for k, v in asdict(options).items() if k != "num_threads"}
     opts.update(num_threads=options.num_threads or os.cpu_count() or 1, be_verbose=verbose,
                 oversampling_amount=options.oversampling_amount or auto_oversampling(len(faces)))
@@ -304,15 +340,16 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
                      options.num_trees_per_cascade_level, opts["oversampling_amount"])
         # in a child process: Ctrl-C stops it at once (dlib's C++ loop ignores signals)
         run_in_child(_train_shape_predictor, str(xml), str(tmp_model), opts)
-        shutil.move(tmp_model, output.with_name(output.name + ".tmp"))
-        os.replace(output.with_name(output.name + ".tmp"), output)
-    summary = {"faces": len(faces), "sources": {str(d): c for d, c in zip(datasets, counts)},
+        publish_file(tmp_model, output)
+    # format and sha256: how a later run knows the model (and this summary) for its own
+    summary = {"format": LANDMARKS_MODEL, "model_sha256": sha256_of(output), "faces": len(faces),
+               "sources": {str(d): c for d, c in zip(datasets, counts)},
                "weights": list(weights) if weights else [1.0] * len(datasets),
                "mixing_rule": rule_line(datasets, rule, [len(s) for s in sets]) if rule else None,
                "seconds": round(time.perf_counter() - t0, 1), "model": str(output),
                "options": {**asdict(options), "num_threads": opts["num_threads"],
                            "oversampling_amount": opts["oversampling_amount"]}}
-    output.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_summary(output, summary)
     return summary
 
 

@@ -32,8 +32,9 @@ from synthface.annotate import DETECTORS, LABELS, MAX_UPSAMPLE, AnnotateConfig, 
 from synthface.errors import SynthfaceError
 from synthface.files import folder_lock, write_atomic
 from synthface.formats import ALL_FORMATS, parse_formats
-from synthface.journal import (DEFAULT_VAL_FRACTION, STATE_DIR, FaceRecord, Journal, check_identity, image_name,
-                               prepare_folder, read_progress, truncate_after, write_options)
+from synthface.journal import (DEFAULT_VAL_FRACTION, STATE_DIR, FaceRecord, Journal, add_checks, check_identity,
+                               image_complete, image_name, iter_records, prepare_folder, read_progress,
+                               truncate_after, write_options)
 from synthface.sampling import BLOCK, MAX_SEED, candidate_seed, candidate_seeds, candidates, check_seed  # noqa: F401
 from synthface.workers import ChunkWorkers, check_workers
 
@@ -385,6 +386,8 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
             if state.accepted > cfg.target:  # resumed with a smaller -n
                 truncate_after(journal, cfg.target)
                 state = read_progress(journal, **checks)
+            add_checks(journal)  # a journal written before rows had checks gets them now
+            remade = remake_damaged_images(out, cfg, workers.context, state.accepted, checks)
             t_start = time.perf_counter()
             made, stats = _sample(out, cfg, sampler, spec, workers, state, progress)
             wall = time.perf_counter() - t_start
@@ -398,8 +401,42 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
     finally:
         workers.close()
     summary["this_run"] = {"faces": made, "seconds": round(wall, 2), "export_s": round(export_s, 2),
+                           **({"images_remade": remade} if remade else {}),
                            **{k: round(v, 2) for k, v in stats.items()}}
     return summary
+
+
+def remake_damaged_images(out: Path, cfg: MakeConfig, context, kept: int, checks: dict) -> int:
+    """On resume: the first `kept` faces' images must be there and whole (image_complete:
+    both ends of each file, no decoding, so 100,000 faces take seconds); any missing or
+    truncated one is made again from its candidate, which gives the same pixels and
+    labels. Returns how many were remade."""
+    damaged = [k for k in range(kept) if not image_complete(out / image_name(k))]
+    if not damaged:
+        return 0
+    wanted, records, k = set(damaged), [], 0
+    for rec in iter_records(out / STATE_DIR / "journal.csv", **checks):
+        if rec.kept:
+            if k in wanted:
+                records.append(rec)
+            k += 1
+    landmarks, flip, turned = cfg.annotate.landmarks, cfg.annotate.labels == "flip", cfg.rotate3d is not None
+    for start in range(0, len(records), BLOCK):
+        chunk = records[start:start + BLOCK]
+        results = _chunk_task(context, [r.index for r in chunk], cfg.seed, cfg.image_size, cfg.pad,
+                              [r.seed for r in chunk], cfg.augment, cfg.rotate3d)[0]
+        for rec, (status, n_faces, face, png) in zip(chunk, results):
+            again = None if status else FaceRecord(
+                rec.index, rec.seed, "", n_faces, rec.file, tuple(int(v) for v in face["box"]), face["score"],
+                face.get("landmarks"), face.get("disagreement"), face.get("hidden"))
+            if again is None or again.to_row(landmarks, flip, turned) != rec.to_row(landmarks, flip, turned):
+                raise SynthfaceError(f"{out / rec.file} is missing or damaged, and made again it is not the face "
+                                     "the journal labels (another generator or library version?); restore the "
+                                     "image, or make the dataset in a new --out")
+            write_atomic(out / rec.file, png)
+    log.warning("%d image(s) of the journal missing or damaged (e.g. %s): made again", len(records),
+                records[0].file)
+    return len(records)
 
 
 TURN_STEPS = 7
@@ -484,6 +521,7 @@ def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, st
                     f"({counts}); the generator may be untrained or broken (look at it with a sample grid), "
                     f"or loosen --min-score; --max-tries raises the limit, --resume continues")
             if not pending[0].done():
+                workers.check()  # a dead worker process's chunks would never finish
                 workers.changed.wait(0.05)  # a chunk finished, or look again for ready processes
                 continue
             task = pending.popleft()

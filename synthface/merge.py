@@ -8,15 +8,16 @@ every candidate before the n-th accepted one has been made by some shard.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 from synthface.errors import SynthfaceError
-from synthface.files import folder_lock
+from synthface.files import folder_lock, write_atomic
 from synthface.formats import ALL_FORMATS
-from synthface.journal import (DEFAULT_VAL_FRACTION, STATE_DIR, Journal, check_identity, differing, image_name, iter_records, read_identity,
-                               read_options, write_options)
+from synthface.journal import (DEFAULT_VAL_FRACTION, STATE_DIR, Journal, _is_fresh, check_identity, differing,
+                               image_complete, image_name, iter_records, read_identity, read_options, write_options)
 from synthface.sampling import BLOCK
 
 
@@ -27,7 +28,42 @@ def _read_part(part: Path) -> tuple[dict, list]:
         raise SynthfaceError(f"{part} is not a make-dataset folder (no {STATE_DIR}/run.json and journal.csv)")
     if "shards" not in identity:
         raise SynthfaceError(f"{part} was not made with --num-shards")
-    return identity, list(iter_records(journal))
+    return identity, list(iter_records(journal, repair=False))  # only read: shards may be on read-only storage
+
+
+MARK = "merge.json"  # in the state folder: the folder is a merge, of which shards
+
+
+def _check_output(out: Path, shards: dict) -> None:
+    """-o is new, empty, or a merge of the same shards (an interrupted or finished one is
+    redone): a folder holding anything else, a make-dataset run above all, is refused."""
+    if not out.exists() or (out.is_dir() and _is_fresh(out)):
+        return
+    mark = out / STATE_DIR / MARK
+    if mark.is_file():
+        try:
+            made = json.loads(mark.read_text())
+        except ValueError:
+            raise SynthfaceError(f"{mark} is damaged (not JSON); choose a new -o") from None
+    elif read_identity(out) is None:
+        raise SynthfaceError(f"{out} is not empty and holds no merge of these shards; choose a new -o")
+    else:
+        made = _merged_before_marks(out, shards)
+    if made is None:
+        raise SynthfaceError(f"{out} holds a make-dataset run, not a merge: merging into it would replace its "
+                             "labels; choose a new -o")
+    if made != shards:
+        raise SynthfaceError(f"{out} holds a merge of other shards ({made.get('num')} shards of -n "
+                             f"{made.get('n')}); choose a new -o")
+
+
+def _merged_before_marks(out: Path, shards: dict) -> dict | None:
+    """A merge made before merges were marked: its dataset card names the command."""
+    try:
+        card = json.loads((out / "dataset.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return shards if str(card.get("command", "")).startswith("synthface merge ") else None
 
 
 def _first_unmade(records: list, num: int, index: int) -> int:
@@ -43,6 +79,13 @@ def _first_unmade(records: list, num: int, index: int) -> int:
     return j
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def merge_shards(parts, out, progress: bool = True) -> dict:
     """Merge shard folders into `out`; returns the summary written to dataset.json."""
     from tqdm.auto import tqdm
@@ -53,12 +96,11 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
 
     parts = [Path(p) for p in parts]
     out = Path(out)
-    # an interrupted (or finished) merge of the same run may be run again: it is redone
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and read_identity(out) is None:
-        raise SynthfaceError(f"{out} is not empty and holds no merge of these shards; choose a new -o")
     read = [_read_part(p) for p in parts]
     first = read[0][0]
     num, n = first["shards"]["num"], first["shards"]["n"]
+    # an interrupted (or finished) merge of the same run may be run again: it is redone
+    _check_output(out, {"num": num, "n": n})
     common = {k: v for k, v in first.items() if k != "shards"}
     seen = {}
     for part, (identity, _) in zip(parts, read):
@@ -90,7 +132,12 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
                              "run each shard again with --resume and a larger -n, then merge again")
     lost = [by_part[k] / rec.file for k, rec in kept if rec.kept and not (by_part[k] / rec.file).is_file()]
     if lost:
-        raise SynthfaceError(f"{len(lost)} image(s) listed in the shards' journals are missing, e.g. {lost[0]}")
+        raise SynthfaceError(f"{len(lost)} image(s) listed in the shards' journals are missing, e.g. {lost[0]}; "
+                             "run that shard again with --resume, which makes them again")
+    damaged = [by_part[k] / rec.file for k, rec in kept if rec.kept and not image_complete(by_part[k] / rec.file)]
+    if damaged:
+        raise SynthfaceError(f"{len(damaged)} image(s) of the shards are not whole PNG files (truncated?), e.g. "
+                             f"{damaged[0]}; run that shard again with --resume, which makes them again")
     # the formats any shard chose (an unfinished shard has no dataset card yet)
     formats, fractions = set(), set()
     for part in parts:
@@ -105,6 +152,7 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
 
     landmarks = common["annotate"]["landmarks"]
     with folder_lock(out / STATE_DIR, out, "merge"):
+        write_atomic(out / STATE_DIR / MARK, json.dumps({"num": num, "n": n}) + "\n", durable=True)
         check_identity(out, common)
         write_options(out, formats, val_fraction)
         journal = out / STATE_DIR / "journal.csv"
@@ -119,11 +167,14 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
                     (out / name).parent.mkdir(parents=True, exist_ok=True)
                     tmp_image = out / (name + ".tmp")
                     tmp_image.unlink(missing_ok=True)
-                    try:
-                        os.link(src, tmp_image)  # same file system: no copy
-                    except OSError:
-                        shutil.copyfile(src, tmp_image)
-                    os.replace(tmp_image, out / name)  # a rerun replaces what an interrupted one left
+                    if not _same_file(src, out / name):  # a rerun over a linked merge has nothing to do
+                        try:
+                            os.link(src, tmp_image)  # same file system: no copy
+                        except OSError:
+                            shutil.copyfile(src, tmp_image)
+                        os.replace(tmp_image, out / name)  # a rerun replaces what an interrupted one left
+                        # renaming a link onto another link of the same file does nothing: the temporary stays
+                        tmp_image.unlink(missing_ok=True)
                     rec.file = name
                     face += 1
                 batch.append(rec)

@@ -13,8 +13,9 @@ The forms, told apart by what `path` is:
   their points' extent. Images with no point file are images without faces.
 
 Image paths come back joined to the folder they are relative to. Every malformed value
-(a box that is not four finite numbers, a point that is not a number) is one line that
-names the file and where in it.
+(a box that is not four numbers within MAX_COORD pixels with a width and height above 0,
+a point that is not such a number) is one line that names the file and where in it
+(check_face_values), before any trainer sees it.
 """
 
 from __future__ import annotations
@@ -34,17 +35,40 @@ from synthface.labels import BOX_COLS, Face, LabelledImage
 from synthface.scheme68 import N_POINTS, POINT_COLS, parse_pts
 
 SPLITS = ("train", "val", "all")
+# pixels: no photo is a million pixels a side, and dlib keeps boxes and points as integers
+# (its XML reader refuses 1e300): a larger coordinate is a damaged file, not a face
+MAX_COORD = 1_000_000
+
+
+def check_face_values(where: str, box, points=None, name: str = "box") -> None:
+    """A face's box (x, y, w, h: four numbers within MAX_COORD, w and h above 0) and
+    points ((68, 2) numbers within MAX_COORD), or one line naming `where`."""
+    if box is not None:
+        if len(box) != 4 or not all(math.isfinite(v) and abs(v) <= MAX_COORD for v in box):
+            raise SynthfaceError(f"{where}: its {name} [{', '.join(f'{v:g}' for v in box)}] is not x, y, w, h in "
+                                 f"pixels (four numbers within +-{MAX_COORD:,})")
+        if not (box[2] > 0 and box[3] > 0):
+            raise SynthfaceError(f"{where}: its {name} has width {box[2]:g} and height {box[3]:g}; both must be "
+                                 "above 0")
+    if points is not None:
+        bad = ~(np.isfinite(points) & (np.abs(points) <= MAX_COORD)).all(1)
+        if bad.any():
+            k = int(bad.argmax())
+            raise SynthfaceError(f"{where}: its point {k} is ({points[k][0]:g}, {points[k][1]:g}), not a pixel "
+                                 f"position within +-{MAX_COORD:,}")
 
 
 def read_pts(path, origin: int = 1) -> np.ndarray:
     """A 300-W .pts file -> (68, 2) points, 0-based (`origin`: the file's first pixel)."""
     path = Path(path)
     try:
-        return parse_pts(path.read_text(errors="replace"), origin)
+        points = parse_pts(path.read_text(errors="replace"), origin)
     except ValueError as exc:
         raise SynthfaceError(f"{path}: {exc}") from None
     except OSError as exc:
         raise SynthfaceError(f"{path}: cannot be read ({exc.strerror})") from None
+    check_face_values(str(path), None, points)
+    return points
 
 
 def read_labelled(path, split: str = "all", pts_origin: int = 1) -> list[LabelledImage]:
@@ -87,18 +111,22 @@ def read_labels(root, split: str = "all"):
         if "split" not in frame:
             raise SynthfaceError(f"{path} has no split column (made by an older synthface); "
                                  "run the same make-dataset command with --resume to write it again")
-        frame = frame[frame["split"] == split].reset_index(drop=True)
+        frame = frame[frame["split"] == split]  # the index stays the row's place in the file
     return frame
 
 
 def _finite_rows(frame, cols, path: Path, what: str) -> np.ndarray:
+    """The columns as numbers, each finite and within MAX_COORD pixels, or one line
+    naming the file's line and the column."""
     import pandas as pd
 
     values = frame[cols].apply(pd.to_numeric, errors="coerce").to_numpy(float)
-    bad = ~np.isfinite(values).all(1)
+    bad = ~(np.isfinite(values) & (np.abs(values) <= MAX_COORD))
     if bad.any():
-        line = int(frame.index[bad.argmax()]) + 2
-        raise SynthfaceError(f"{path}, line {line}: a {what} that is not a number")
+        row, col = np.argwhere(bad)[0]
+        raw = f"{cols[col]} is {frame[cols[col]].iloc[row]!s:.40}"
+        problem = "that is not a number" if not np.isfinite(values[row, col]) else f"beyond +-{MAX_COORD:,} px"
+        raise SynthfaceError(f"{path}, line {int(frame.index[row]) + 2}: a {what} {problem} ({raw})")
     return values
 
 
@@ -107,6 +135,11 @@ def read_dataset(root: Path, split: str = "all") -> list[LabelledImage]:
     frame = read_labels(root, split)
     path = root / "labels.csv"
     boxes = _finite_rows(frame, BOX_COLS, path, "box value")
+    empty = ~((boxes[:, 2] > 0) & (boxes[:, 3] > 0))
+    if empty.any():
+        row = int(empty.argmax())
+        raise SynthfaceError(f"{path}, line {int(frame.index[row]) + 2}: a box of width {boxes[row, 2]:g} and "
+                             f"height {boxes[row, 3]:g}; both must be above 0")
     points = (_finite_rows(frame, POINT_COLS, path, "landmark").reshape(-1, N_POINTS, 2)
               if set(POINT_COLS) <= set(frame.columns) else None)
     skip = {"file", "split", *BOX_COLS, "score", *POINT_COLS}
@@ -137,15 +170,17 @@ def read_imglab(xml: Path) -> list[LabelledImage]:
     out = []
     for img in meta.images:
         faces = []
-        for b in img.boxes:
+        # dlib hands back attribute text undecoded: &amp; and the like, as XML writers escape them
+        name = unescape(img.filename, {"&quot;": '"', "&apos;": "'"})
+        for k, b in enumerate(img.boxes):
             parts = b.parts
             pts = (np.array([(parts[f"{i:02d}"].x, parts[f"{i:02d}"].y) for i in range(N_POINTS)], float)
                    if len(parts) == N_POINTS and all(f"{i:02d}" in parts for i in range(N_POINTS)) else None)
             r = b.rect
-            faces.append(Face((r.left(), r.top(), r.width(), r.height()), None, pts, ignore=bool(b.ignore),
-                              attributes={"parts": len(parts)}))
-        # dlib hands back attribute text undecoded: &amp; and the like, as XML writers escape them
-        name = unescape(img.filename, {"&quot;": '"', "&apos;": "'"})
+            box = (r.left(), r.top(), r.width(), r.height())
+            # dlib reads a negative width as an empty box (width 0)
+            check_face_values(f"{xml}: image {name}, box {k + 1}", box, pts)
+            faces.append(Face(box, None, pts, ignore=bool(b.ignore), attributes={"parts": len(parts)}))
         out.append(LabelledImage(str(xml.parent / name), faces=faces))
     return out
 
@@ -163,17 +198,27 @@ def read_coco(path: Path) -> list[LabelledImage]:
     for a in anns:
         where = f"{path}: annotation {a.get('id', '?') if isinstance(a, dict) else '?'}"
         try:
+            if not isinstance(a["bbox"], list):
+                raise TypeError("bbox")
             box = tuple(float(v) for v in a["bbox"])
             image = images[a["image_id"]]
         except (KeyError, TypeError, ValueError):
             raise SynthfaceError(f"{where}: no bbox of four numbers, or an unknown image_id") from None
-        if len(box) != 4 or not all(math.isfinite(v) for v in box) or box[2] < 0 or box[3] < 0:
-            raise SynthfaceError(f"{where}: its bbox {a['bbox']} is not x, y, w, h (four finite numbers, w, h >= 0)")
+        if len(box) != 4:
+            raise SynthfaceError(f"{where}: its bbox {a['bbox']} is not x, y, w, h (four numbers)")
+        check_face_values(where, box, name="bbox")
         pts = vis = None
         kp = a.get("keypoints")
         if isinstance(kp, list) and len(kp) == 3 * N_POINTS:
-            arr = np.asarray(kp, float).reshape(N_POINTS, 3)
-            pts, vis = arr[:, :2], arr[:, 2].astype(int)
+            try:
+                arr = np.asarray(kp, float).reshape(N_POINTS, 3)
+            except (TypeError, ValueError):
+                raise SynthfaceError(f"{where}: its keypoints are not all numbers") from None
+            pts = arr[:, :2]
+            check_face_values(where, None, pts)
+            if not np.isin(arr[:, 2], (0, 1, 2)).all():
+                raise SynthfaceError(f"{where}: a keypoint visibility is not 0, 1 or 2 (COCO's flags)")
+            vis = arr[:, 2].astype(int)
         image.faces.append(Face(box, a.get("score"), pts, vis, ignore=bool(a.get("iscrowd")),
                                 attributes=dict(a.get("attributes") or {})))
     return list(images.values())

@@ -131,9 +131,10 @@ def bundled_generators() -> list[str]:
 
 def resolve_checkpoint(checkpoint=None) -> Path:
     """--checkpoint as a user gives it: a weights file, a bundled generator's name
-    (`celeba64`), or nothing for the bundled default."""
-    if checkpoint is None or str(checkpoint) == "":
+    (`celeba64`), or nothing (None) for the bundled default."""
+    if checkpoint is None:
         return default_checkpoint()
+    check_checkpoint_text(checkpoint)
     name = str(checkpoint)
     if Path(name).exists() or "/" in name or "\\" in name or name.endswith(".safetensors"):
         return Path(name)
@@ -141,6 +142,15 @@ def resolve_checkpoint(checkpoint=None) -> Path:
         return MODELS / f"{name}.safetensors"
     raise SynthfaceError(f"--checkpoint {name}: no such file, nor a bundled generator "
                          f"({', '.join(bundled_generators()) or 'none in this install'})")
+
+
+def check_checkpoint_text(checkpoint) -> None:
+    """--checkpoint "" (an unset shell variable, say) is a mistake, not the default."""
+    if checkpoint is not None and not str(checkpoint).strip():
+        names = ", ".join(bundled_generators()) or "none here"
+        raise SynthfaceError(f"--checkpoint {str(checkpoint)!r} is empty: give a generator's weights file "
+                             f"(.safetensors) or a bundled generator's name ({names}), or leave --checkpoint out "
+                             "for the default")
 
 
 def default_checkpoint() -> Path:
@@ -154,6 +164,7 @@ def default_checkpoint() -> Path:
 def open_sampler(checkpoint=None, replay_faces=None, device: str = "auto", resolution: int = 64, targets=None):
     """The --checkpoint generator, the bundled default, or the replay stand-in;
     `targets` (steering.Target list) steers a generator's pose and expression."""
+    check_checkpoint_text(checkpoint)
     if replay_faces:
         if targets:
             raise SynthfaceError("--yaw, --pitch, --mouth-open and --pose-mix steer a generator, not --replay-faces")

@@ -87,10 +87,19 @@ class SceneConfig:
             return
         import cv2
 
+        from synthface.imagefiles import is_incomplete
+
         for path in background_files(self.backgrounds, out):
-            img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise SynthfaceError(f"--backgrounds: {path} cannot be read ({exc.strerror})") from None
+            # libjpeg decodes a cut-off JPEG into a grey-bottomed image without failing
+            img = (None if not data or is_incomplete(data)
+                   else cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED))
             if img is None:
-                raise SynthfaceError(f"--backgrounds: {path} is not a readable image; remove or replace it")
+                raise SynthfaceError(f"--backgrounds: {path} is not a readable image (or is cut off); "
+                                     "remove or replace it")
             if min(img.shape[:2]) < MIN_BACKGROUND:
                 raise SynthfaceError(f"--backgrounds: {path} is {img.shape[1]}x{img.shape[0]} px; backgrounds need "
                                      f"at least {MIN_BACKGROUND} px a side")
@@ -426,16 +435,18 @@ def mine_negatives(model: str, out, n: int, cfg: SceneConfig, seed: int = 0, ups
     from tqdm.auto import tqdm
 
     from synthface.detector import open_detector
-    from synthface.files import write_atomic
-    from synthface.sampling import candidate_seed
+    from synthface.files import check_output_folder, write_atomic
+    from synthface.sampling import candidate_seed, check_seed
 
     cfg.validate()
+    check_seed(seed)
     if n < 1:
         raise SynthfaceError(f"-n must be at least 1, got {n}")
+    out = Path(out).expanduser()
+    check_output_folder(out, "--out")
+    cfg.check_backgrounds()  # every one now: a bad photo drawn late would cost the run
     detector = open_detector(model)
     files = background_files(cfg.backgrounds) if cfg.backgrounds is not None else None
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     kept = detections = 0
     for i in tqdm(range(n), desc="negatives", unit="image", disable=not progress, leave=False):
         rng = np.random.default_rng([candidate_seed(seed, i), _STREAM, 3])
@@ -446,7 +457,7 @@ def mine_negatives(model: str, out, n: int, cfg: SceneConfig, seed: int = 0, ups
         rects, scores, _ = detector.run(img, upsample, 0.0)
         if len(rects):
             ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
-            write_atomic(out / f"neg_{seed}_{i:07d}.jpg", buf.tobytes())
+            write_atomic(out / f"neg_{seed}_{i:07d}.jpg", buf.tobytes())  # makes --out with its first image
             kept += 1
             detections += len(rects)
     return {"drawn": n, "kept": kept, "false_positives": detections, "folder": str(out)}
@@ -470,18 +481,19 @@ def _scene_init(out: str, faces_dir: str, cfg: SceneConfig):
 
 
 def _scene_task(context, item):
-    """Compose scene i (unless its image is already there) and return its placements."""
+    """Compose scene i (written unless its image is already there, whole) and return its placements."""
     import cv2
 
     from synthface.files import write_atomic
     from synthface.imaging import read_rgb
+    from synthface.journal import image_complete
 
     out, faces_dir, cfg, files = context
     i, scene_seed, faces = item
     loaded = [(read_rgb(faces_dir / f), box, pts) for f, box, pts in faces]
     img, placed = compose_scene(scene_seed, loaded, cfg, files)
     path = out / scene_name(i)
-    if not path.is_file():
+    if not image_complete(path):  # new, or deleted or truncated since: written (again)
         path.parent.mkdir(parents=True, exist_ok=True)
         ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
         write_atomic(path, buf.tobytes())
@@ -513,7 +525,7 @@ def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: 
     from synthface.journal import STATE_DIR, check_identity, iter_records, prepare_folder, read_identity
     from synthface.make import MakeConfig, make_dataset
     from synthface.sampling import candidate_seed
-    from synthface.workers import Pool
+    from synthface.workers import RESUME_HINT, Pool
 
     cfg.validate()
     out = Path(out)
@@ -545,7 +557,7 @@ def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: 
             k, i = k + m, i + 1
         counts = {"faces": 0, "blends": Counter(), "splits": Counter()}
         with tqdm(total=len(items), desc="scenes", unit="scene", disable=not progress, leave=False) as bar, \
-                Pool(workers, _scene_init, (str(out), str(faces_dir), cfg)) as pool:
+                Pool(workers, _scene_init, (str(out), str(faces_dir), cfg), RESUME_HINT) as pool:
             from synthface.export import turn_labels
 
             turn = turn_labels(read_identity(faces_dir))

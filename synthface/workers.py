@@ -6,8 +6,12 @@ evaluate, align).
 - A failed load does not crash the process: a multiprocessing Pool restarts a worker
   whose initializer raised, forever (hundreds of tracebacks, never an end). The error is
   kept, and the worker's first task raises it as one SynthfaceError line instead.
-- Workers ignore SIGINT from their first instruction: a terminal's Ctrl-C reaches the
-  whole process group, and the parent turns it into one line and ends the workers.
+- Workers ignore SIGINT and SIGHUP from their first instruction: a terminal's Ctrl-C
+  (or its closing) reaches the whole process group, and the parent turns it into one
+  line and ends the workers.
+- A worker process that dies (killed when memory runs out, a crash in native code) is
+  noticed within a fraction of a second: its tasks would never finish, and a pool would
+  wait for them forever. The parent raises one line saying so (`WorkerDied`).
 - Processes are spawned (no fork of a process that holds torch threads or dlib).
 
 `Pool` maps a function over items in order (processes=0: inline, same code path);
@@ -17,6 +21,7 @@ plus processes that join when they have loaded their models.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import os
 import signal
@@ -44,14 +49,56 @@ def check_workers(workers, flag: str = "--workers") -> int:
 
 _context = None  # a worker process's models, from its init
 _init_error = ""
+# signals the parent turns into one line and an orderly end (Ctrl-C; a closed terminal's
+# SIGHUP): its workers ignore them
+_PARENT_SIGNALS = {signal.SIGINT, signal.SIGHUP}
+POLL_S = 0.1  # how often a waiting parent looks for dead workers
+# what a user can do when a worker died: the end of WorkerDied's line
+AGAIN_HINT = "run the command again (with fewer --workers if memory ran out)"
+RESUME_HINT = "run the same command with --resume to continue (with fewer --workers if memory ran out)"
+
+
+class WorkerDied(SynthfaceError):
+    """A worker process ended in the middle of a run."""
+
+
+def death_message(exitcode: int, hint: str = "") -> str:
+    """One line for a worker process that ended with `exitcode` (negative: a signal)."""
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "an unknown signal"
+        why = {signal.SIGKILL: ": out of memory?", signal.SIGSEGV: ": a crash in native code"}.get(-exitcode, "")
+        how = f"killed by signal {-exitcode}, {name}{why}"
+    else:
+        how = f"exit code {exitcode}"
+    return f"a worker process died ({how}){'; ' + hint if hint else ''}"
+
+
+class _Watch:
+    """The processes of a multiprocessing Pool, checked for one that died. The Pool
+    replaces a dead worker silently and the tasks it held are lost, so any worker seen
+    to end before the pool is closed is a death."""
+
+    def __init__(self, pool, hint: str):
+        self.pool, self.hint = pool, hint
+        self.seen = list(pool._pool)  # noqa: SLF001 - the Pool keeps no other list of its processes
+
+    def check(self) -> None:
+        self.seen += [p for p in list(self.pool._pool) if p not in self.seen]  # noqa: SLF001 - replacements
+        for p in self.seen:
+            if p.exitcode is not None:
+                raise WorkerDied(death_message(p.exitcode, self.hint))
 
 
 def _init_process(init, args, ready=None) -> None:
     global _context, _init_error
     import cv2
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked since its start: see sigint_held
+    for sig in _PARENT_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENT_SIGNALS)  # blocked since its start: see sigint_held
     cv2.setNumThreads(1)
     try:
         _context = init(*args)
@@ -69,22 +116,31 @@ def _call(fn, *args):
     return fn(_context, *args)
 
 
-def _call_one(fn_item):
-    fn, item = fn_item
-    return _call(fn, item)
+def _call_chunk(fn_chunk):
+    fn, chunk = fn_chunk
+    return [_call(fn, item) for item in chunk]
+
+
+def _chunks(items, size: int):
+    items = iter(items)
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
 
 
 @contextmanager
 def sigint_held():
-    """SIGINT blocked while worker processes are started: they inherit the blocked mask
-    (through fork and exec), so a Ctrl-C cannot reach one before it ignores SIGINT in
-    `_init_process`; here a Ctrl-C that came meanwhile is delivered when the block ends
-    (KeyboardInterrupt as usual; the main process ends the workers). The resource
-    tracker is started first: starting it unblocks SIGINT, which would end the hold."""
+    """SIGINT and SIGHUP blocked while worker processes are started: they inherit the
+    blocked mask (through fork and exec), so a Ctrl-C or a closed terminal cannot reach
+    one before it ignores them in `_init_process`; here a signal that came meanwhile is
+    delivered when the block ends (KeyboardInterrupt, or main()'s handler; the main
+    process ends the workers). The resource tracker is started inside the SIGHUP block
+    (it then never unblocks SIGHUP, so a closed terminal does not end it under the
+    parent) and before the SIGINT block: starting it unblocks SIGINT."""
     from multiprocessing import resource_tracker
 
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     resource_tracker.ensure_running()
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    signal.pthread_sigmask(signal.SIG_BLOCK, _PARENT_SIGNALS)
     try:
         yield
     finally:
@@ -98,15 +154,17 @@ def _spawn_pool(processes: int, init, args, ready=None):
 
 class Pool:
     """`with Pool(n, init, args) as pool: for r in pool.imap(fn, items): ...` where each
-    worker runs `context = init(*args)` once and each item is `fn(context, item)`."""
+    worker runs `context = init(*args)` once and each item is `fn(context, item)`.
+    `hint`: what the user can do when a worker dies (ends WorkerDied's line)."""
 
-    def __init__(self, processes: int, init, args=()):
-        self.processes, self.init, self.args = processes, init, args
-        self.pool, self.context = None, None
+    def __init__(self, processes: int, init, args=(), hint: str = AGAIN_HINT):
+        self.processes, self.init, self.args, self.hint = processes, init, args, hint
+        self.pool, self.context, self.watch = None, None, None
 
     def __enter__(self):
         if self.processes > 0:
             self.pool = _spawn_pool(self.processes, self.init, self.args)
+            self.watch = _Watch(self.pool, self.hint)
         else:
             self.context = self.init(*self.args)
         return self
@@ -114,7 +172,22 @@ class Pool:
     def imap(self, fn, items, chunksize: int = 1):
         if self.pool is None:
             return (fn(self.context, item) for item in items)
-        return self.pool.imap(_call_one, ((fn, item) for item in items), chunksize)
+        # chunked here, not by the Pool: its chunked imap is a generator, with no timeout
+        results = self.pool.imap(_call_chunk, ((fn, chunk) for chunk in _chunks(items, chunksize)))
+        return self._watched(results, self.watch)
+
+    @staticmethod
+    def _watched(results, watch: _Watch):
+        """The results in order, the workers checked while waiting for each chunk."""
+        while True:
+            try:
+                chunk = results.next(timeout=POLL_S)
+            except StopIteration:
+                return
+            except mp.TimeoutError:
+                watch.check()
+                continue
+            yield from chunk
 
     def __exit__(self, *exc):
         if self.pool is not None:
@@ -137,15 +210,22 @@ class ChunkWorkers:
     chunk finishes. Why a thread and processes rather than threads: dlib's shape
     predictor holds the GIL (see make.py)."""
 
-    def __init__(self, count: int, threads: int, init, init_args):
+    def __init__(self, count: int, threads: int, init, init_args, hint: str = RESUME_HINT):
         self.context = None  # the calling process's models, set by the caller
         self.stop, self.changed = threading.Event(), threading.Event()
         self.threads = min(count, threads)
         self.thread = ThreadPoolExecutor(self.threads, thread_name_prefix="synthface") if count > 0 else None
-        self.pool = self.ready = None
+        self.pool = self.ready = self.watch = None
         if count > self.threads:
-            self.ready = mp.get_context("spawn").Value("i", 0)
+            with sigint_held():  # the resource tracker started here, not by the counter's lock: see sigint_held
+                self.ready = mp.get_context("spawn").Value("i", 0)
             self.pool = _spawn_pool(count - self.threads, init, init_args, self.ready)
+            self.watch = _Watch(self.pool, hint)
+
+    def check(self) -> None:
+        """WorkerDied if a worker process has died (its chunks would never finish)."""
+        if self.watch is not None:
+            self.watch.check()
 
     def free(self, pending) -> str | None:
         """A worker with room for another chunk, if any."""
@@ -183,11 +263,13 @@ class ChunkWorkers:
             self.pool.join()
             # drop the pool's and the counter's semaphores now, not at exit (where an
             # interrupted run would leave them to the resource tracker, which warns)
-            self.pool = self.ready = None
+            self.pool = self.ready = self.watch = None
 
 
 def _child(fn, args, conn) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends the child on Ctrl-C
+    for sig in _PARENT_SIGNALS:  # the parent ends the child on Ctrl-C or a closed terminal
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _PARENT_SIGNALS)
     try:
         conn.send(("ok", fn(*args)))
     except BaseException as exc:  # noqa: BLE001 - sent to the parent, raised there
@@ -210,7 +292,7 @@ def run_in_child(fn, *args, poll: float = 0.1):
     try:
         while not recv.poll(poll):
             if not proc.is_alive():
-                raise SynthfaceError(f"the worker process died (exit code {proc.exitcode}; out of memory?)")
+                raise WorkerDied(death_message(proc.exitcode))
         kind, value = recv.recv()
     except BaseException:
         proc.terminate()

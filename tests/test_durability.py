@@ -395,7 +395,7 @@ def test_a_damaged_zip_member_is_skipped_and_counted(tmp_path, caplog):
     (["landmarks", "train", "--dataset", str(FACES_300W), "-o", "{t}/m.dat", "--cascade-depth", "0"],
      "--cascade-depth must be from 1"),
     (["landmarks", "train", "--dataset", str(FACES_300W), "-o", "{t}/m.dat", "--nu", "5"], "--nu must be in (0, 1]"),
-    (["preview", "{t}", "-o", "{t}/p.png"], "has no labels.csv"),
+    (["preview", "{t}/ds", "-o", "{t}/p.png"], "has no labels.csv"),
     (["evaluate", "--real", str(FACES), "-n", "1"], "-n must be from 2"),
 ])
 def test_bad_inputs_are_one_line(tmp_path, args, message):

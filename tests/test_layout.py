@@ -16,7 +16,7 @@ PACKAGE = ROOT / "synthface"
 # Lowest first. A module may import from its own tier or any tier before it.
 TIERS = [
     ["errors", "scheme68", "geometry", "pose"],  # leaves: constants and pure functions
-    ["files", "labels", "augment", "networks", "rotate3d"],
+    ["files", "outputs", "labels", "augment", "networks", "rotate3d"],
     ["imaging", "imagefiles", "journal", "weights", "workers", "config", "annotate",
      "formats.base", "formats.table", "formats.parquet", "formats.hf", "formats.imglab", "formats.pts",
      "formats.coco", "formats.yolo", "formats.side"],

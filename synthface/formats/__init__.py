@@ -31,6 +31,9 @@ def parse_formats(text) -> tuple:
     unknown = sorted(set(names) - set(FORMATS))
     if unknown:
         raise SynthfaceError(f"unknown --format {', '.join(unknown)} (known: {', '.join(ALL_FORMATS)})")
+    if not names:  # --format "" (an unset variable, say) is a mistake, not csv alone
+        raise SynthfaceError(f"--format {text!r} names no format: give all, or some of "
+                             f"{', '.join(ALL_FORMATS)} separated by commas")
     return tuple(f for f in ALL_FORMATS if f in set(names) | {ALWAYS})
 
 

@@ -1,0 +1,101 @@
+"""What each command writes and reads, from its parsed flags: the plan `main()` checks
+(synthface.outputs.check_plan) before the command runs. Every command has one; a new
+command without one fails tests/test_outputs.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synthface.outputs import (DETECTOR_MODEL, DETECTOR_REPORT, DIRECTIONS, GENERATOR_REPORT, LANDMARKS_MODEL,
+                               LANDMARKS_REPORT, Output, Plan, copy_of, generator_files, json_with_format,
+                               marked_image, model_with_summary, only_files)
+
+
+def _checkpoint(args) -> list:
+    from synthface.sampling import resolve_checkpoint
+
+    if getattr(args, "replay_faces", None):
+        return []
+    return generator_files(resolve_checkpoint(args.checkpoint))
+
+
+def _model_and_summary(output, model_format: str) -> list:
+    summary = Path(output).expanduser().with_suffix(".json")
+    return [Output(output, "-o", model_with_summary(summary, model_format)),
+            Output(summary, "its summary", json_with_format(model_format))]
+
+
+def train(args) -> Plan:
+    # the run folder may lie inside --data: train leaves it out of the data
+    return Plan([Output(args.out, "--out", folder=True, nested_in=(args.data,))], [args.data])
+
+
+def make_dataset(args) -> Plan:
+    # a dataset may lie inside --backgrounds (its own scenes are left out of them), not --replay-faces
+    return Plan([Output(args.out, "--out", folder=True, nested_in=(args.backgrounds,))],
+                [args.replay_faces, args.backgrounds, args.predictor, *_checkpoint(args)])
+
+
+def preview(args) -> Plan:
+    return Plan([Output(args.output, "-o", marked_image)], [args.dataset])
+
+
+def sample(args) -> Plan:
+    return Plan([Output(args.output, "-o", marked_image)], _checkpoint(args))
+
+
+def evaluate(args) -> Plan:
+    cache = Output(args.cache_dir or None, "--cache-dir", folder=True)  # the real faces' descriptors
+    return Plan([Output(args.output, "-o", json_with_format(GENERATOR_REPORT)), cache],
+                [args.real, *_checkpoint(args)])
+
+
+def directions(args) -> Plan:
+    from synthface.directions import directions_path
+    from synthface.sampling import resolve_checkpoint
+
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    found = directions_path(args.output or checkpoint)
+    outputs = [Output(found, "the directions file", json_with_format(DIRECTIONS)),
+               Output(found.with_suffix(".safetensors"), "the directions' vectors",
+                      lambda p: json_with_format(DIRECTIONS)(found))]
+    if args.output is None:  # written beside the generator, which stays an input
+        return Plan(outputs, [checkpoint, checkpoint.with_suffix(".json")])
+    new = Path(args.output).expanduser()
+    outputs += [Output(new, "-o", copy_of(checkpoint)),
+                Output(new.with_suffix(".json"), "the copy's description", copy_of(checkpoint.with_suffix(".json")))]
+    return Plan(outputs, generator_files(checkpoint))
+
+
+def detector_train(args) -> Plan:
+    return Plan(_model_and_summary(args.output, DETECTOR_MODEL), [*args.dataset, args.negatives])
+
+
+def detector_mine(args) -> Plan:
+    model = None if args.model == "dlib" else args.model
+    return Plan([Output(args.out, "--out", only_files("neg_", ".jpg"), folder=True)], [model, args.backgrounds])
+
+
+def detector_eval(args) -> Plan:
+    model = None if args.model == "dlib" else args.model
+    return Plan([Output(args.output, "-o", json_with_format(DETECTOR_REPORT)),
+                 Output(args.pr, "--pr", marked_image)], [args.data, model])
+
+
+def landmarks_train(args) -> Plan:
+    return Plan(_model_and_summary(args.output, LANDMARKS_MODEL), list(args.dataset))
+
+
+def landmarks_eval(args) -> Plan:
+    model = None if args.model == "dlib68" else args.model
+    return Plan([Output(args.output, "-o", json_with_format(LANDMARKS_REPORT)),
+                 Output(args.ced, "--ced", marked_image)], [args.data, model])
+
+
+def merge(args) -> Plan:
+    return Plan([Output(args.output, "-o", folder=True)], list(args.parts))
+
+
+def align(args) -> Plan:
+    # dst may lie inside src: align leaves it out of the photos it reads
+    return Plan([Output(args.dst, "dst", folder=True, nested_in=(args.src,))], [args.src, args.predictor])

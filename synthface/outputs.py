@@ -1,0 +1,237 @@
+"""What a command writes, named and checked before it does any work.
+
+Every command of the CLI declares its plan (`Plan`: the outputs it will write, every
+side file included, and the inputs it reads); `check_plan` refuses, in one line and
+before anything is made:
+- an output that is an input, a file an input folder is made of (a dataset's labels, an
+  image, a .pts), or a folder inside an input folder (or holding one), through symlinks;
+- two outputs that are the same file;
+- an existing file that this command did not write itself. Each output says how to
+  recognise its own earlier file (`ours`): a JSON file by its "format" field, an image
+  by the synthface mark that `mark_image` puts in it, a model by the sha256 its summary
+  records, a copy by its bytes. Anything else (a photo, a generator's description, a
+  README) is the user's and is never replaced;
+- a place that cannot be written (a file where its folder should be, no permission).
+Nothing is created by the check itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from synthface.errors import SynthfaceError
+
+MARK = b"synthface"  # the text an image written by synthface carries (PNG tEXt "Software", JPEG comment)
+
+# The "format" field of each JSON file a command writes, by which it knows its own.
+LANDMARKS_MODEL = "synthface-landmarks-model/1"  # landmarks train's summary beside its .dat
+DETECTOR_MODEL = "synthface-detector-model/1"  # detector train's summary beside its .svm
+LANDMARKS_REPORT = "synthface-landmarks-report/1"  # landmarks eval -o
+DETECTOR_REPORT = "synthface-detector-report/1"  # detector eval -o
+GENERATOR_REPORT = "synthface-generator-report/1"  # evaluate -o
+DIRECTIONS = "synthface-directions/1"  # directions' NAME.directions.json
+
+
+@dataclass(frozen=True)
+class Output:
+    """One path a command writes. `what` names it in messages ("-o", "its summary");
+    `ours(path)` says whether an existing file there is one this command wrote (then it
+    may be replaced; None: never replace). `folder`: a folder the command fills, whose
+    own checks (new, empty, or a run to resume) decide what may already be in it;
+    `ours` then, when given, must accept an existing non-empty folder.
+    `nested_in`: input folders this folder may lie inside (the command leaves it out of
+    what it reads there)."""
+
+    path: object
+    what: str
+    ours: Callable[[Path], bool] | None = None
+    folder: bool = False
+    nested_in: tuple = ()
+
+
+@dataclass
+class Plan:
+    """A command's outputs and the files or folders it reads (None entries are skipped)."""
+
+    outputs: list = field(default_factory=list)
+    inputs: list = field(default_factory=list)
+
+
+# What an input folder is made of (a dataset, a folder of photos): never an output.
+# Anything else there (a model trained earlier, its summary) may be written again.
+DATASET_FILES = {"labels.csv", "labels.parquet", "metadata.jsonl", "dlib.xml", "coco.json", "data.yaml",
+                 "dataset.json", "README.md", "trainset.txt", "valset.txt", "alignment.json", "turns.jpg",
+                 "pose.png", "loss.csv", "loss.png", "config.yaml", "generator.safetensors", "generator.json"}
+DATASET_DIRS = {"images", "labels", ".synthface", "checkpoints", "weights", "samples"}
+PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".pts", ".zip"}
+
+
+def check_utf8(args) -> None:
+    """Every command-line argument must be valid UTF-8 text: a file name with other bytes
+    cannot be written into the labels (UTF-8 files) and crashes OpenCV's readers."""
+    for a in args:
+        try:
+            str(a).encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(str(a)).decode("utf-8", "backslashreplace")
+            raise SynthfaceError(f"argument {shown!r} is not valid UTF-8 text; give every value and path in "
+                                 "UTF-8 (rename such a file or folder: labels are UTF-8 files)") from None
+
+
+def _real(path) -> Path:
+    return Path(os.path.abspath(Path(path).expanduser())).resolve()
+
+
+def _part_of(folder: Path, p: Path) -> bool:
+    """Is `p` (inside `folder`) one of the files such a folder is made of? A dataset or
+    run folder is made of its labels, state and images/; any other folder read as input
+    (photos, faces, backgrounds) of every image and .pts in it, at any depth. Other
+    files there (a model trained beside the dataset, a preview) are not the input."""
+    rel = p.relative_to(folder)
+    if (p.name in DATASET_FILES and len(rel.parts) == 1) or rel.parts[0] in DATASET_DIRS:
+        return True
+    made = any((folder / name).exists() for name in ("labels.csv", "dataset.json", ".synthface", "config.yaml"))
+    return not made and p.suffix.lower() in PHOTO_SUFFIXES
+
+
+def _writable_place(path: Path, what: str, folder: bool) -> None:
+    """The nearest existing folder above `path` is a folder we may write in."""
+    if path.exists() and not folder and path.is_dir():
+        raise SynthfaceError(f"{what} {path} is a folder; give a file name")
+    if path.exists() and folder and not path.is_dir():
+        raise SynthfaceError(f"{what} {path} is a file, not a folder")
+    for p in path.parents:
+        if p.exists():
+            if not p.is_dir():
+                raise SynthfaceError(f"{what} {path}: {p} is a file, not a folder")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise SynthfaceError(f"{what} {path}: cannot write in {p} (permission denied)")
+            return
+
+
+def check_plan(plan: Plan, command: str) -> None:
+    """Refuse the plan (one SynthfaceError line) when an output would replace an input,
+    another output, or a file this command did not write; see the module's text."""
+    inputs = []
+    for src in plan.inputs:
+        if src is None or str(src) == "":
+            continue
+        s = _real(src)
+        inputs.append((src, s, s.is_dir()))
+    seen: dict = {}
+    for out in plan.outputs:
+        if out.path is None:
+            continue
+        given = Path(out.path).expanduser()
+        p = _real(given)
+        if p in seen:
+            raise SynthfaceError(f"{out.what} and {seen[p]} are the same file ({out.path}); give another name")
+        seen[p] = out.what
+        for src, s, is_dir in inputs:
+            if p == s:
+                raise SynthfaceError(f"{out.what} {out.path} would replace an input ({src}); write it elsewhere")
+            if is_dir and s in p.parents and not out.folder and _part_of(s, p):
+                raise SynthfaceError(f"{out.what} {out.path} would replace an input's file (the folder {src} "
+                                     "holds it); write it elsewhere")
+            if is_dir and s in p.parents and out.folder and s not in {_real(n) for n in out.nested_in if n}:
+                raise SynthfaceError(f"{out.what} {out.path} lies inside the input {src}; write it elsewhere")
+            if out.folder and p in s.parents and is_dir:
+                raise SynthfaceError(f"{out.what} {out.path} holds the input {src}; write it elsewhere")
+        _writable_place(given, out.what, out.folder)
+        if out.folder:
+            if out.ours is not None and p.is_dir() and any(p.iterdir()) and not out.ours(p):
+                raise SynthfaceError(f"{out.what} {out.path} holds files that `synthface {command}` did not "
+                                     "write; choose a new or empty folder")
+        elif p.exists() and not (out.ours is not None and _safely(out.ours, p)):
+            raise SynthfaceError(f"{out.what} {out.path} exists and was not written by `synthface {command}`; "
+                                 "remove it or give another name")
+
+
+def _safely(test, path: Path) -> bool:
+    try:
+        return bool(test(path))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+
+
+# -- how a command recognises its own earlier files ----------------------------------------
+def json_with_format(*formats: str) -> Callable[[Path], bool]:
+    """A JSON object whose "format" field is one of `formats`."""
+    def ours(path: Path) -> bool:
+        if path.stat().st_size > 256 << 20:
+            return False
+        obj = json.loads(path.read_text(encoding="utf-8"))
+        return isinstance(obj, dict) and obj.get("format") in formats
+    return ours
+
+
+def marked_image(path: Path) -> bool:
+    """An image that synthface wrote (`mark_image`): PNG and JPEG carry the mark."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        f.seek(max(0, path.stat().st_size - 64))
+        tail = f.read()
+    return MARK in head or MARK in tail
+
+
+def mark_image(data: bytes) -> bytes:
+    """Encoded PNG or JPEG bytes with the synthface mark added (a PNG tEXt chunk before
+    IEND, a JPEG comment after SOI), so a later run knows the file for its own; other
+    formats are returned as they are."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[-12:-8] == b"\x00\x00\x00\x00" and data[-8:-4] == b"IEND":
+        text = b"Software\x00" + MARK
+        chunk = struct.pack(">I", len(text)) + b"tEXt" + text + struct.pack(">I", zlib.crc32(b"tEXt" + text))
+        return data[:-12] + chunk + data[-12:]
+    if data[:2] == b"\xff\xd8":
+        return data[:2] + b"\xff\xfe" + struct.pack(">H", len(MARK) + 2) + MARK + data[2:]
+    return data
+
+
+def sha256_of(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_with_summary(summary: Path, *formats: str) -> Callable[[Path], bool]:
+    """A trained model whose summary beside it (one of `formats`) records its sha256."""
+    def ours(path: Path) -> bool:
+        if not summary.is_file() or not json_with_format(*formats)(summary):
+            return False
+        return json.loads(summary.read_text())["model_sha256"] == sha256_of(path)
+    return ours
+
+
+def copy_of(src) -> Callable[[Path], bool]:
+    """The same bytes as `src` (a copy made earlier)."""
+    def ours(path: Path) -> bool:
+        return Path(src).is_file() and path.stat().st_size == Path(src).stat().st_size \
+            and sha256_of(path) == sha256_of(src)
+    return ours
+
+
+def only_files(prefix: str, suffix: str) -> Callable[[Path], bool]:
+    """A folder that holds nothing but PREFIX*SUFFIX files (what a command adds to it)."""
+    def ours(folder: Path) -> bool:
+        return all(e.is_file() and e.name.startswith(prefix) and e.name.endswith(suffix) for e in folder.iterdir())
+    return ours
+
+
+def generator_files(checkpoint) -> list:
+    """A generator checkpoint and every file that belongs to it (its description, its
+    directions): inputs none of a command's outputs may replace."""
+    if checkpoint is None or str(checkpoint) == "":
+        return []
+    p = Path(checkpoint).expanduser()
+    stem = p.name.removesuffix(".safetensors")
+    return [p, p.with_name(stem + ".json"), p.with_name(stem + ".directions.safetensors"),
+            p.with_name(stem + ".directions.json")]

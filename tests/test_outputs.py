@@ -1,0 +1,149 @@
+"""The output guard, through the CLI: every command names what it writes before any
+work, and none replaces an input, another output, or a file it did not write itself.
+CASES holds one refused case per command; a new command without a plan and a case
+fails test_every_command_declares_its_outputs."""
+
+import hashlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FACES, FACES_300W, run_cli
+from synthface.annotate import AnnotateConfig
+from synthface.make import MakeConfig, make_dataset
+from synthface.sampling import DEFAULT_CHECKPOINT, ReplaySampler
+
+
+def _one_line(r, message):
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("synthface: error: ") and message in lines[0], r.stderr
+
+
+def _tree(root):
+    """Every file under root with its sha256: 'nothing changed on disk'."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(root.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A small world a user may hold: a dataset, real photos, a zip, a generator with its
+    description and directions, negatives, backgrounds, a photo of their own."""
+    w = tmp_path_factory.mktemp("world")
+    make_dataset(w / "ds", MakeConfig(n=6, workers=0, batch_size=8, annotate=AnnotateConfig()),
+                 ReplaySampler(FACES, 64), progress=False)
+    shutil.copytree(FACES, w / "real")
+    shutil.make_archive(str(w / "real"), "zip", FACES)
+    (w / "gen").mkdir()
+    for suffix in (".safetensors", ".json", ".directions.safetensors", ".directions.json"):
+        shutil.copy(DEFAULT_CHECKPOINT.with_name("default64" + suffix), w / "gen" / ("g" + suffix))
+    shutil.copytree(FACES, w / "neg")
+    shutil.copytree(FACES, w / "bg")
+    shutil.copytree(FACES_300W, w / "300w")
+    (w / "me.png").write_bytes((FACES / sorted(p.name for p in FACES.iterdir())[0]).read_bytes())
+    return w
+
+
+G = "{w}/gen/g.safetensors"
+CASES = {
+    "train": (["--data", "{w}/real", "--out", "{w}/real", "--config", "tiny"], "would replace an input"),
+    "make-dataset": (["-n", "4", "--out", "{w}/real/out", "--replay-faces", "{w}/real"], "lies inside the input"),
+    "preview": (["{w}/ds", "-o", "{w}/ds/images/00000/00000000.png"], "would replace an input's file"),
+    "sample": (["-n", "4", "-o", "{w}/me.png"], "exists and was not written by `synthface sample`"),
+    "evaluate": (["--real", "{w}/real.zip", "-o", "{w}/real.zip", "-n", "10"], "would replace an input"),
+    "directions": (["--checkpoint", G, "-o", "{w}/gen/g.directions.safetensors", "-n", "200"],
+                   "would replace an input"),
+    "detector train": (["--dataset", "{w}/ds", "--negatives", "{w}/neg", "-o", "{w}/neg/00000.jpg"],
+                       "would replace an input's file"),
+    "detector mine": (["--model", "dlib", "-n", "2", "--out", "{w}/bg", "--backgrounds", "{w}/bg"],
+                      "would replace an input"),
+    "detector eval": (["--model", "dlib", "--data", "{w}/ds", "--pr", "{w}/me.png"],
+                      "exists and was not written by `synthface detector eval`"),
+    "landmarks train": (["--dataset", "{w}/300w", "-o", "{w}/gen/g.dat"], "its summary"),
+    "landmarks eval": (["--model", "dlib68", "--data", "{w}/300w", "--ced", "{w}/300w/100032540_1.jpg"],
+                       "would replace an input's file"),
+    "merge": (["{w}/ds", "-o", "{w}/ds"], "would replace an input"),
+    "align": (["{w}/real", "{w}/real"], "would replace an input"),
+}
+
+
+def _leaf_commands():
+    import argparse
+
+    from synthface.cli.main import build_parser
+
+    def walk(parser, prefix):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, f"{prefix} {name}".strip())
+                return
+        yield prefix, parser
+
+    return dict(walk(build_parser(), ""))
+
+
+def test_every_command_declares_its_outputs():
+    commands = _leaf_commands()
+    assert set(commands) == set(CASES)  # a new command needs a plan (cli/plans.py) and a case here
+    for name, parser in commands.items():
+        assert callable(parser.get_default("plan")), name
+
+
+@pytest.mark.parametrize("command", sorted(CASES))
+def test_no_command_replaces_an_input_or_a_file_it_did_not_write(world, command):
+    args, message = CASES[command]
+    before = _tree(world)
+    _one_line(run_cli(*command.split(), *[a.format(w=world) for a in args]), message)
+    assert _tree(world) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    # the report over a real photo, a zip, or the generator's own description
+    (["evaluate", "--real", "{w}/real", "-o", "{w}/real/00001.jpg"], "would replace an input's file"),
+    (["evaluate", "--real", "{w}/real", "--checkpoint", G, "-o", "{w}/gen/g.json"], "would replace an input"),
+    # a trainer's summary X.json beside -o X.dat/.svm is named before training
+    (["detector", "train", "--dataset", "{w}/ds", "-o", "{w}/gen/g.svm"], "its summary {w}/gen/g.json"),
+    # a model over the user's photo, a summary over a folder
+    (["landmarks", "train", "--dataset", "{w}/300w", "-o", "{w}/me.png"],
+     "exists and was not written by `synthface landmarks train`"),
+    (["detector", "train", "--dataset", "{w}/ds", "-o", "{w}/bg.svm"], "its summary {w}/bg.json is a folder"),
+    # the copy directions makes over another generator of the user's
+    (["directions", "--checkpoint", G, "-o", "{w}/other.safetensors", "-n", "200"],
+     "-o {w}/other.safetensors exists and was not written by `synthface directions`"),
+    # mine adds to a folder of its own negatives, not to a face set
+    (["detector", "mine", "--model", "dlib", "-n", "2", "--out", "{w}/real"],
+     "holds files that `synthface detector mine` did not write"),
+    (["merge", "{w}/ds", "-o", "{w}"], "holds the input"),
+])
+def test_more_outputs_that_would_lose_data(world, args, message):
+    (world / "bg.json").mkdir(exist_ok=True)
+    if not (world / "other.safetensors").exists():
+        (world / "other.safetensors").write_bytes(b"another generator")
+    before = _tree(world)
+    _one_line(run_cli(*[a.format(w=world) for a in args]), message.format(w=world))
+    assert _tree(world) == before
+
+
+def test_a_command_replaces_its_own_earlier_output(world, tmp_path):
+    grid = tmp_path / "grid.png"
+    for _ in range(2):  # the second run replaces the first run's grid
+        r = run_cli("sample", "-n", "4", "-o", grid)
+        assert r.returncode == 0, r.stderr
+    from synthface.outputs import marked_image
+
+    assert marked_image(grid)
+    import cv2
+
+    assert cv2.imread(str(grid)).shape == (134, 134, 3)  # the mark leaves a valid PNG
+
+
+def test_an_argument_that_is_not_utf8_is_one_line(tmp_path):
+    bad = bytes(tmp_path / "o") + b"/bad\xff"
+    r = subprocess.run([sys.executable, "-m", "synthface", "make-dataset", "-n", "4", "--out", bad, "--replay-faces",
+                        str(FACES), "--workers", "0", "--no-progress"], capture_output=True, text=True, timeout=120)
+    _one_line(r, "is not valid UTF-8 text")
+    assert not (tmp_path / "o").exists()
