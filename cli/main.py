@@ -558,9 +558,9 @@ def _run_detector_eval(args) -> int:
     if args.pr:
         check_image_path(args.pr)
     r = evaluate_detector(args.model, args.data, args.upsample, progress=not args.no_progress)
-    print(f"{r['model']}: AP50 {r['ap50']:.1%}, max recall {r['max_recall']:.1%}; at score 0: recall "
-          f"{r['recall_at_0']:.1%}, {r['fp_per_image_at_0']:.2f} false positives per image "
-          f"({r['images']} images, {r['faces']} faces)")
+    print(f"{r['model']}: AP50 {r['ap50']:.1%} (AP30 {r['ap30']:.1%}), max recall {r['max_recall']:.1%}; at score 0: "
+          f"recall {r['recall_at_0']:.1%}, {r['fp_per_image_at_0']:.2f} false positives per image, mean IoU of the "
+          f"matched boxes {r['mean_iou_at_0'] or 0:.2f} ({r['images']} images, {r['faces']} faces)")
     if args.pr:
         plot_pr({Path(args.model).stem: r}, args.pr)
     if args.output:

@@ -274,9 +274,10 @@ def _unmatchable_box(message: str, entries, flipped: bool):
 
 
 # -- scoring -----------------------------------------------------------------------------
-def match(detections, truth, ignored=(), threshold: float = 0.5) -> list:
+def match(detections, truth, ignored=(), threshold: float = 0.5, ious: list | None = None) -> list:
     """Per detection (score, 1 true positive / 0 false positive / None ignored), VOC's
-    greedy matching in descending score."""
+    greedy matching in descending score; `ious` collects (score, IoU) of each true
+    positive (how well the matched boxes sit)."""
     used = [False] * len(truth)
     out = []
     for score, box in sorted(detections, key=lambda d: -d[0]):
@@ -288,6 +289,8 @@ def match(detections, truth, ignored=(), threshold: float = 0.5) -> list:
         if best >= threshold:
             used[k] = True
             out.append((score, 1))
+            if ious is not None:
+                ious.append((score, best))
         elif any(iou(box, g) >= threshold for g in ignored):
             out.append((score, None))
         else:
@@ -329,7 +332,10 @@ def open_detector(model: str):
 def evaluate_detector(model: str, data, upsample: int = 1, threshold: float = -0.5, progress: bool = True,
                       images=None) -> dict:
     """AP at IoU 0.5, recall, and false positives per image at the detector's own
-    threshold (score 0); detections down to `threshold` feed the PR curve."""
+    threshold (score 0); detections down to `threshold` feed the PR curve. Also AP at IoU
+    0.3 and the mean IoU of the boxes matched there at score 0: a detector that finds the
+    faces but draws its boxes in another convention (brows to lip, forehead to chin) has
+    an AP30 far above its AP50 and a mean IoU near 0.5."""
     from tqdm.auto import tqdm
 
     from synthface.annotate import check_upsample
@@ -338,18 +344,22 @@ def evaluate_detector(model: str, data, upsample: int = 1, threshold: float = -0
     check_upsample(upsample)
     detector = open_detector(model)
     images = images if images is not None else load_boxes(data)
-    matched, n_truth, fp_at_0, tp_at_0 = [], 0, 0, 0
+    matched, matched30, ious, n_truth, fp_at_0, tp_at_0 = [], [], [], 0, 0, 0
     t0 = time.perf_counter()
     for image, truth, ignored in tqdm(images, desc="detector eval", unit="image", disable=not progress, leave=False):
         rects, scores, _ = detector.run(read_rgb(image), upsample, threshold)
         dets = [(float(s), (r.left(), r.top(), r.width(), r.height())) for r, s in zip(rects, scores)]
         m = match(dets, truth, ignored)
         matched += m
+        matched30 += match(dets, truth, ignored, 0.3, ious)
         n_truth += len(truth)
         tp_at_0 += sum(1 for s, t in m if t == 1 and s >= 0)
         fp_at_0 += sum(1 for s, t in m if t == 0 and s >= 0)
     ap, recall, precision = average_precision(matched, n_truth)
+    at_0 = [o for s, o in ious if s >= 0]
     return {"model": model, "images": len(images), "faces": n_truth, "ap50": ap,
+            "ap30": average_precision(matched30, n_truth)[0],
+            "mean_iou_at_0": float(np.mean(at_0)) if at_0 else None,
             "max_recall": float(recall[-1]) if len(recall) else 0.0,
             "recall_at_0": tp_at_0 / n_truth, "fp_per_image_at_0": fp_at_0 / max(len(images), 1),
             "seconds": round(time.perf_counter() - t0, 1), "upsample": upsample,

@@ -167,6 +167,17 @@ def test_average_precision_known_cases():
     assert [t for _, t in m] == [1, 0, None]
 
 
+def test_a_box_in_another_convention_misses_at_iou_50_and_hits_at_30():
+    from synthface.detector import average_precision, match
+
+    truth = [(0, 0, 10, 10)]
+    shifted = [(0.9, (0, 4, 10, 10))]  # the same face, the box drawn 4 px lower: IoU 60/140
+    ious = []
+    assert average_precision(match(shifted, truth), 1)[0] == 0.0
+    assert average_precision(match(shifted, truth, threshold=0.3, ious=ious), 1)[0] == pytest.approx(1.0)
+    assert ious == [(0.9, pytest.approx(60 / 140))]
+
+
 def test_the_300w_photo_reader_groups_name_k_files(tmp_path):
     from synthface.detector import load_boxes
     from synthface.readers import read_pts
@@ -193,6 +204,7 @@ def test_detector_train_and_eval_from_the_cli(scenes, tmp_path):
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["ap50"] > 0.3 and report["images"] == pd.read_csv(out / "labels.csv")["file"].nunique()
+    assert report["ap30"] >= report["ap50"] and 0.5 <= report["mean_iou_at_0"] <= 1.0
     assert (tmp_path / "pr.png").is_file()
     r = run_cli("detector", "train", "--dataset", out, "-o", tmp_path / "det.svm", "--window", "32", "--no-progress")
     assert r.returncode == 0, r.stderr
