@@ -138,6 +138,9 @@ def _add_make_dataset(sub) -> None:
     p.add_argument("--format", default="all",
                    help="label formats, comma-separated: csv,parquet,hf,xml,pts,coco,yolo (default all; csv always), "
                         "for faces and scenes alike")
+    p.add_argument("--box", default="dlib", choices=("dlib", "points", "head"),
+                   help="face box convention: dlib's (brows to lower lip; default), points (the square around the "
+                        "68 points) or head (forehead to chin, as WIDER FACE); points and head need --landmarks")
     _add_steering_flags(p)
     p.add_argument("--scenes", action="store_true",
                    help="face-detector data: paste the -n faces into scenes (backgrounds with several faces each)")
@@ -188,7 +191,8 @@ def _run_make_scenes(args, cfg) -> int:
     sampler = open_sampler(args.checkpoint, args.replay_faces, args.device, targets=_steering_targets(args))
     command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     s = make_scenes(args.out, args.n, scfg, sampler, cfg.seed, cfg.workers, cfg.val_fraction, cfg.annotate,
-                    args.resume, not args.no_progress, command, cfg.formats, cfg.max_tries, cfg.rotate3d)
+                    args.resume, not args.no_progress, command, cfg.formats, cfg.max_tries, cfg.rotate3d,
+                    cfg.box)
     print(f"{s['faces']} faces in {s['scenes']} scenes in {args.out} ({s['unplaced']} left out: no room)")
     return 0
 
@@ -237,7 +241,7 @@ def _run_make_dataset(args) -> int:
     cfg = MakeConfig(
         n=args.n, seed=args.seed, image_size=None if args.scenes else args.image_size, pad=args.pad,
         batch_size=args.batch_size, workers=os.cpu_count() or 1 if args.workers is None else args.workers,
-        max_tries=args.max_tries, formats=parse_formats(args.format), val_fraction=args.val_fraction,
+        max_tries=args.max_tries, formats=parse_formats(args.format), val_fraction=args.val_fraction, box=args.box,
         # the library's default ("auto": on with --landmarks) unless a flag says otherwise
         augment=AugmentConfig() if args.augment else None if args.no_augment or args.scenes else "auto",
         num_shards=args.num_shards, shard_index=args.shard_index,

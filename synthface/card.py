@@ -16,13 +16,15 @@ import numpy as np
 from synthface import __version__
 from synthface.files import write_atomic
 from synthface.formats import FORMATS
+from synthface.geometry import BOX_CONVENTIONS
 from synthface.scheme68 import FACE_SIGMAS_68, FLIP_IDX_68, IBUG68_NAMES, SKELETON_68
 
 LICENCE_NOTE = (
     "The images are synthetic, made by the generator named here. The landmark labels come "
     "from dlib's shape_predictor_68_face_landmarks.dat, trained on the iBUG 300-W dataset, "
     "whose licence excludes commercial use: treat the landmark labels as non-commercial. "
-    "Face boxes come from dlib's HOG frontal face detector (Boost Software License). The "
+    "Faces are found by dlib's HOG frontal face detector (Boost Software License), which gives "
+    "the boxes of --box dlib; --box points and head are computed from the 68 points. The "
     "generator's licence follows from the data it was trained on (see its model card).")
 
 CONVENTIONS = """## Conventions
@@ -51,6 +53,16 @@ from synthface import FaceLandmarks
 ds = FaceLandmarks("DATASET", split="train")  # a sample per image: box (N, 4), landmarks (N, 68, 2)
 loader = DataLoader(ds, batch_size=8, shuffle=True, collate_fn=list)  # images hold different numbers of faces
 ```"""
+
+
+def box_card(convention: str) -> dict:
+    """The card's words for a box convention (geometry.BOX_CONVENTIONS), as data."""
+    return {"box_convention": convention, "box_convention_text": BOX_CONVENTIONS[convention]}
+
+
+def box_line(convention: str) -> str:
+    """The card's README line for a box convention."""
+    return f"- Face boxes (`--box {convention}`): {BOX_CONVENTIONS[convention]} (synthface.geometry.convention_box)"
 
 
 def pose_statistics(values: dict) -> dict:

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from synthface import __version__
-from synthface.card import (CONVENTIONS, LICENCE_NOTE, _pose_section, files_section, keypoints_card,
-                            loading_section, plot_pose, pose_statistics, write_card)
+from synthface.card import (CONVENTIONS, LICENCE_NOTE, _pose_section, box_card, box_line, files_section,
+                            keypoints_card, loading_section, plot_pose, pose_statistics, write_card)
 from synthface.formats import parse_formats, write_labels
+from synthface.geometry import convention_box
 from synthface.journal import STATE_DIR, iter_records, split_of
 from synthface.labels import Face, LabelledImage, LabelSchema
 from synthface.pose import POSE_COLS, face_attributes
@@ -125,7 +126,7 @@ def labelled_images(out: Path, cfg, identity: dict, schema: LabelSchema, tally: 
             tally["faces"] += 1
         faces += 1
         yield LabelledImage(rec.file, size, size, split, {"seed": rec.seed, "index": rec.index},
-                            [Face(rec.box, rec.score, rec.landmarks,
+                            [Face(convention_box(rec.landmarks, rec.box, cfg.box), rec.score, rec.landmarks,
                                   None if rec.hidden is None else np.where(rec.hidden, 1, 2), attributes=attrs)])
 
 
@@ -192,7 +193,7 @@ def _write_face_card(out: Path, cfg, identity: dict, summary: dict, command: str
                   "rule": "a face is in val when splitmix64(seed) / 2**64 < val_fraction (synthface.journal.split_of)"},
         "conventions": {
             "coordinates": "pixels of the saved image; pixel centres at integers, (0, 0) = centre of the top-left pixel",
-            "box": "x, y, w, h: top-left pixel and size (dlib rectangle, inclusive)",
+            "box": "x, y, w, h: top-left pixel and size (dlib rectangle, inclusive)", **box_card(cfg.box),
             "landmarks": "68 points, iBUG 300-W order, 0-based (x0, y0 .. x67, y67)" if landmarks else None,
             "seed": "each image is candidate `index` of the run, made from its own `seed`"},
     }
@@ -249,7 +250,8 @@ def _card_text(cfg, identity, summary, command, formats, schema) -> str:
 - Generator: {gen_line}
 - Seed: {cfg.seed} (image `index` j is made from `candidate_seed(seed, j)`, stored as `seed`)
 - Candidates drawn: {summary['candidates']}; rejected: {rej} (rate {summary['rejection_rate']:.1%})
-- Filter: exactly one face, detector score >= {cfg.annotate.min_score}, detector upsampling {cfg.annotate.upsample}{extra}
+- Filter: exactly one face, detector score >= {cfg.annotate.min_score}, detector upsampling {cfg.annotate.upsample}
+{box_line(cfg.box)}{extra}
 
 ## Files
 - `images/SSSSS/NNNNNNNN.png`: the faces, 1,000 a folder

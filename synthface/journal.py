@@ -461,14 +461,14 @@ def check_identity(out: Path, identity: dict) -> None:
 DEFAULT_VAL_FRACTION = 0.1
 
 
-def write_options(out: Path, formats, val_fraction: float) -> None:
+def write_options(out: Path, formats, val_fraction: float, box: str = "dlib") -> None:
     write_atomic(Path(out) / STATE_DIR / "options.json",
-                 json.dumps({"formats": sorted(formats), "val_fraction": val_fraction}) + "\n")
+                 json.dumps({"formats": sorted(formats), "val_fraction": val_fraction, "box": box}) + "\n")
 
 
 def read_options(out: Path) -> dict | None:
-    """What a run chose to write: {"formats": [...], "val_fraction": f} (its options, or
-    an older folder's dataset card), or None."""
+    """What a run chose to write: {"formats": [...], "val_fraction": f, "box": convention}
+    (its options, or an older folder's dataset card; "dlib" before --box existed), or None."""
     for path, key in ((Path(out) / STATE_DIR / "options.json", None), (Path(out) / "dataset.json", "files")):
         if path.is_file():
             try:
@@ -477,7 +477,8 @@ def read_options(out: Path) -> dict | None:
             except (ValueError, KeyError, TypeError):
                 continue
             fraction = data.get("val_fraction", data.get("split", {}).get("val_fraction", DEFAULT_VAL_FRACTION))
-            return {"formats": formats, "val_fraction": fraction}
+            box = data.get("box", data.get("conventions", {}).get("box_convention", "dlib"))
+            return {"formats": formats, "val_fraction": fraction, "box": box}
     return None
 
 

@@ -243,6 +243,23 @@ def mix_face_sets(sets: list, weights=None, seed: int = 0, unit: str = "face") -
 REAL_SHARE = 0.5
 
 
+def check_dlib_boxes(path) -> None:
+    """A landmark model starts from the boxes dlib's detector gives (at eval, and in every
+    use): a synthface dataset labelled in another box convention would teach it to start
+    from boxes it will never be given."""
+    from synthface.journal import read_options
+
+    path = Path(path).expanduser()
+    for folder in (path, *path.parents[:2]) if path.is_dir() else path.parents[:3]:
+        options = read_options(folder)
+        if options is not None:
+            if options.get("box", "dlib") != "dlib":
+                raise SynthfaceError(f"{folder} labels faces with --box {options['box']}; landmark models are "
+                                     "trained on dlib's boxes, which they are given at use: label it again with "
+                                     f"`synthface make-dataset ... --out {folder} --resume --box dlib`")
+            return
+
+
 def is_synthetic(path) -> bool:
     """A synthface dataset (its folder, or a file or folder inside it): dataset.json says so."""
     path = Path(path).expanduser().resolve()
@@ -307,6 +324,7 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
     datasets = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]
     sets = []
     for d in datasets:
+        check_dlib_boxes(d)
         faces = load_face_set(d, pts_origin, split)
         if not faces:
             raise SynthfaceError(f"{d}: no faces with landmarks")

@@ -32,6 +32,7 @@ from synthface.annotate import DETECTORS, LABELS, MAX_UPSAMPLE, AnnotateConfig, 
 from synthface.errors import SynthfaceError
 from synthface.files import folder_lock, write_atomic
 from synthface.formats import ALL_FORMATS, parse_formats
+from synthface.geometry import BOX_CONVENTIONS
 from synthface.journal import (DEFAULT_VAL_FRACTION, STATE_DIR, FaceRecord, Journal, add_checks, check_identity,
                                image_complete, image_name, iter_records, prepare_folder, read_progress,
                                truncate_after, write_options)
@@ -41,6 +42,14 @@ from synthface.workers import ChunkWorkers, check_workers
 log = logging.getLogger("synthface")
 
 MAX_IMAGE_SIZE = 2048  # a 2048 px face, upsampled twice for the detector, is 200 MB of pixels
+
+
+def check_box(box: str, landmarks: bool) -> None:
+    """A --box convention (geometry.BOX_CONVENTIONS); all but dlib's are computed from the 68 points."""
+    if box not in BOX_CONVENTIONS:
+        raise SynthfaceError(f"--box must be one of {', '.join(BOX_CONVENTIONS)}, got '{box}'")
+    if box != "dlib" and not landmarks:
+        raise SynthfaceError(f"--box {box} needs --landmarks (the box is computed from the face's 68 points)")
 
 
 @dataclass
@@ -64,6 +73,10 @@ class MakeConfig:
     # (None: 20 x n + 1000, i.e. a pass rate under about 5%).
     max_tries: int | None = None
     formats: tuple = ALL_FORMATS
+    # The face box convention of the labels (geometry.BOX_CONVENTIONS): dlib's own box, or
+    # one computed from the 68 points (needs landmarks) to match the boxes a detector's
+    # benchmark annotates. A label setting like `formats`: it changes no image or journal row.
+    box: str = "dlib"
     # Dataset-time augmentation (transforms.AugmentConfig; None: none): each kept face
     # and its labels transformed exactly, with parameters from the face's seed. "auto":
     # on with landmarks, off without: it was the one change that trained better landmark
@@ -116,6 +129,7 @@ class MakeConfig:
         if self.max_tries is not None and self.max_tries < 1:
             raise SynthfaceError(f"--max-tries must be at least 1, got {self.max_tries}")
         parse_formats(self.formats)
+        check_box(self.box, self.annotate.landmarks)
         if self.augment is not None:
             self.augment.validate()
         if self.rotate3d is not None:
@@ -379,7 +393,7 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
         prepare_folder(out, resume)
         with folder_lock(out / STATE_DIR, out, "make-dataset"):
             check_identity(out, identity)
-            write_options(out, cfg.formats, cfg.val_fraction)
+            write_options(out, cfg.formats, cfg.val_fraction, cfg.box)
             journal = out / STATE_DIR / "journal.csv"
             checks = {"seed_of": lambda j: candidate_seed(cfg.seed, j), "contiguous": cfg.num_shards == 1}
             state = read_progress(journal, **checks)

@@ -92,7 +92,7 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
 
     from synthface.annotate import AnnotateConfig
     from synthface.export import write_exports
-    from synthface.make import MakeConfig
+    from synthface.make import MakeConfig, check_box
 
     parts = [Path(p) for p in parts]
     out = Path(out)
@@ -139,22 +139,28 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
         raise SynthfaceError(f"{len(damaged)} image(s) of the shards are not whole PNG files (truncated?), e.g. "
                              f"{damaged[0]}; run that shard again with --resume, which makes them again")
     # the formats any shard chose (an unfinished shard has no dataset card yet)
-    formats, fractions = set(), set()
+    formats, fractions, boxes = set(), set(), set()
     for part in parts:
         options = read_options(part) or {}
         formats |= set(options.get("formats", ()))
         if "val_fraction" in options:
             fractions.add(options["val_fraction"])
+            boxes.add(options["box"])
     formats = tuple(f for f in ALL_FORMATS if f in formats) or ALL_FORMATS
     if len(fractions) > 1:
         raise SynthfaceError(f"the shards were made with different --val-fraction ({', '.join(map(str, sorted(fractions)))})")
     val_fraction = fractions.pop() if fractions else DEFAULT_VAL_FRACTION
+    # a label setting like the split: one convention for the whole dataset
+    if len(boxes) > 1:
+        raise SynthfaceError(f"the shards were made with different --box ({', '.join(sorted(boxes))})")
+    box = boxes.pop() if boxes else "dlib"
+    check_box(box, common["annotate"]["landmarks"])  # a hand-edited options.json
 
     landmarks = common["annotate"]["landmarks"]
     with folder_lock(out / STATE_DIR, out, "merge"):
         write_atomic(out / STATE_DIR / MARK, json.dumps({"num": num, "n": n}) + "\n", durable=True)
         check_identity(out, common)
-        write_options(out, formats, val_fraction)
+        write_options(out, formats, val_fraction, box)
         journal = out / STATE_DIR / "journal.csv"
         tmp = journal.with_name("journal.csv.part")
         tmp.unlink(missing_ok=True)
@@ -185,6 +191,6 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
         os.replace(tmp, journal)
         annotate = AnnotateConfig(**common["annotate"])
         cfg = MakeConfig(n=n, seed=common["seed"], image_size=common["image_size"], formats=formats,
-                         val_fraction=val_fraction, annotate=annotate, augment=None)
+                         val_fraction=val_fraction, box=box, annotate=annotate, augment=None)
         return write_exports(out, cfg, common, "synthface merge " + " ".join(map(str, parts)) + f" -o {out}",
                              progress)

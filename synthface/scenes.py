@@ -515,21 +515,24 @@ def scene_schema(turned: bool = False):
 
 def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: int | None = None,
                 val_fraction: float = 0.1, annotate=None, resume: bool = False, progress: bool = True,
-                command: str = "", formats="all", max_tries: int | None = None, rotate3d=None) -> dict:
-    """`-n` generated faces pasted into scenes in `out` (see the module docstring)."""
+                command: str = "", formats="all", max_tries: int | None = None, rotate3d=None,
+                box: str = "dlib") -> dict:
+    """`-n` generated faces pasted into scenes in `out` (see the module docstring); `box`:
+    the face boxes' convention (geometry.BOX_CONVENTIONS), a label setting like `formats`."""
     from tqdm.auto import tqdm
 
     from synthface.annotate import AnnotateConfig
     from synthface.files import folder_lock
     from synthface.formats import parse_formats, write_labels
     from synthface.journal import STATE_DIR, check_identity, iter_records, prepare_folder, read_identity
-    from synthface.make import MakeConfig, make_dataset
+    from synthface.make import MakeConfig, check_box, make_dataset
     from synthface.sampling import candidate_seed
     from synthface.workers import RESUME_HINT, Pool
 
     cfg.validate()
     out = Path(out)
     formats = parse_formats(formats)
+    check_box(box, True)
     workers = os.cpu_count() or 1 if workers is None else workers
     # scenes always carry landmarks and place and scale each face themselves (no
     # augmentation); the caller's config is left as it was
@@ -562,19 +565,22 @@ def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: 
 
             turn = turn_labels(read_identity(faces_dir))
             scenes = _labelled_scenes(pool.imap(_scene_task, items, chunksize=4), items, records, cfg, face_size,
-                                      val_fraction, counts, bar, turn)
+                                      val_fraction, counts, bar, turn, box)
             written = write_labels(out, scene_schema(turn is not None), scenes, formats)
         summary = {"faces": counts["faces"], "scenes": len(items), "unplaced": len(records) - counts["faces"],
                    "train_scenes": counts["splits"]["train"], "val_scenes": counts["splits"]["val"],
                    "blends": dict(counts["blends"])}
-        _write_scene_card(out, cfg, identity, summary, command, written)
+        _write_scene_card(out, cfg, identity, summary, command, written, box)
         summary["faces_made"] = faces
     return summary
 
 
 def _labelled_scenes(placements, items, records, cfg: SceneConfig, face_size: int, val_fraction: float,
-                     counts: dict, bar, turn=None):
-    """Each composed scene as a LabelledImage (in scene order, as the pool returns them)."""
+                     counts: dict, bar, turn=None, convention: str = "dlib"):
+    """Each composed scene as a LabelledImage (in scene order, as the pool returns them),
+    its face boxes in `convention` (computed from the placed points; a box reaching past
+    the border is truncated)."""
+    from synthface.geometry import convention_box
     from synthface.journal import split_of
     from synthface.labels import Face, LabelledImage
     from synthface.pose import face_attributes
@@ -591,7 +597,12 @@ def _labelled_scenes(placements, items, records, cfg: SceneConfig, face_size: in
             if turn is not None:
                 pose.update(turn(rec.seed), hidden=int(rec.hidden.sum()))
             hidden = occluded if rec.hidden is None else occluded | rec.hidden
-            faces.append(Face(box, rec.score, np.round(pts, 3), np.where(hidden, 1, 2), ignore=bool(truncated),
+            pts = np.round(pts, 3)  # as the labels hold them, so the box is theirs exactly
+            if convention != "dlib":
+                box = convention_box(pts, box, convention)
+                x, y, w, h = box
+                truncated = x < 0 or y < 0 or x + w > cfg.image_size or y + h > cfg.image_size
+            faces.append(Face(box, rec.score, pts, np.where(hidden, 1, 2), ignore=bool(truncated),
                               attributes={"face": rec.index, "seed": rec.seed, "truncated": int(truncated),
                                           "occluded": int(occluded.sum()), "blend": blend, **pose}))
             counts["blends"][blend] += 1
@@ -601,17 +612,20 @@ def _labelled_scenes(placements, items, records, cfg: SceneConfig, face_size: in
         yield LabelledImage(scene_name(i), cfg.image_size, cfg.image_size, split, {"scene": i}, faces)
 
 
-def _write_scene_card(out: Path, cfg: SceneConfig, identity: dict, summary: dict, command: str, formats) -> None:
-    from synthface.card import CONVENTIONS, LICENCE_NOTE, files_section, keypoints_card, loading_section, write_card
+def _write_scene_card(out: Path, cfg: SceneConfig, identity: dict, summary: dict, command: str, formats,
+                      box: str = "dlib") -> None:
+    from synthface.card import (CONVENTIONS, LICENCE_NOTE, box_card, box_line, files_section, keypoints_card,
+                                loading_section, write_card)
 
     schema, size = scene_schema(), cfg.image_size
     card = {"format": "synthface-scenes/1", "command": command, **identity, "counts": summary,
             "files": {"images": "images/SSSSS/NNNNNNNN.jpg, 1,000 a folder", "formats": sorted(formats)},
-            "conventions": {"box": "x, y, w, h in scene pixels (dlib's HOG convention, scaled with the face); "
+            "conventions": {"box": "x, y, w, h in scene pixels (" + ("dlib's HOG convention, scaled with the face"
+                                                                     if box == "dlib" else f"--box {box}") + "); "
                                    "truncated boxes reach past the border (clipped in COCO / YOLO, ignore='1' "
                                    "in dlib.xml, iscrowd 1 in COCO)",
                             "landmarks": "68 iBUG points, 0-based, scene pixels; COCO / YOLO visibility 2 "
-                                         "visible, 1 under an occluder, 0 outside the image"},
+                                         "visible, 1 under an occluder, 0 outside the image", **box_card(box)},
             "keypoints": keypoints_card()}
     blends = ", ".join(f"{k} {v}" for k, v in sorted(summary["blends"].items()))
     background = f"photos from {cfg.backgrounds}" if cfg.backgrounds else \
@@ -626,6 +640,7 @@ def _write_scene_card(out: Path, cfg: SceneConfig, identity: dict, summary: dict
 - Faces per scene {cfg.faces_per_image[0]}-{cfg.faces_per_image[1]}, face box width {cfg.face_size[0]}-{cfg.face_size[1]} px,
   angle +-{cfg.max_angle:g} degrees; blends: {blends}
 - Photo-like variation after compositing: {photo_line(cfg.photometric)}
+{box_line(box)}
 - {summary['unplaced']} faces found no place without overlap and were left out.
 
 ## Files
