@@ -166,7 +166,7 @@ def _add_make_dataset(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--num-shards", type=int, default=1,
                    help="split the run into this many parts (jobs), joined later by `synthface merge`")
-    p.add_argument("--shard-index", type=int, default=0, help="which part this job makes: 0 .. num-shards - 1")
+    p.add_argument("--shard-index", type=int, help="which part this job makes: 0 .. num-shards - 1")
     p.add_argument("--replay-faces", metavar="DIR",
                    help="testing: replay real faces from DIR instead of a generator")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -368,7 +368,7 @@ def _run_sample(args) -> int:
     if args.scale > 1:
         faces = np.stack([cv2.resize(f, None, fx=args.scale, fy=args.scale, interpolation=cv2.INTER_NEAREST)
                           for f in faces])
-    write_image(args.output, make_grid(faces, ncol))
+    write_image(args.output, make_grid(faces, ncol), "sample")
     print(f"{len(faces)} faces: {args.output}")
     return 0
 
@@ -404,7 +404,7 @@ def _sample_turns(args, targets) -> int:
             break
     if not tiles:
         raise SynthfaceError("dlib kept none of the faces drawn; the generator may be untrained")
-    write_image(args.output, make_grid(np.stack(tiles), args.steps))
+    write_image(args.output, make_grid(np.stack(tiles), args.steps), "sample")
     print(f"{rows} faces turned {turns.yaw[0]:g} to {turns.yaw[1]:g} degrees in {args.steps} steps: {args.output}")
     return 0
 
@@ -766,8 +766,20 @@ def _run_align(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes as every other mistake: one line and exit 1, not argparse's usage
+    block and exit 2 (its subcommands' parsers are of this class too)."""
+
+    def error(self, message):
+        hint = ""
+        if "expected one argument" in message:
+            hint = " (a value that starts with '-' goes after '=': --rotate-3d=-30:30)"
+        print(f"synthface: error: {_one_line(message)}{hint}; see `{self.prog} --help`", file=sys.stderr)
+        sys.exit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="synthface",
         description="Synthetic face datasets: train a DCGAN on aligned faces, then sample "
                     "faces labelled by dlib (boxes and 68 landmarks).",

@@ -5,10 +5,9 @@ command without one fails tests/test_outputs.py."""
 from __future__ import annotations
 
 from pathlib import Path
-
 from synthface.outputs import (DETECTOR_MODEL, DETECTOR_REPORT, DIRECTIONS, GENERATOR_REPORT, LANDMARKS_MODEL,
                                LANDMARKS_REPORT, Output, Plan, copy_of, generator_files, json_with_format,
-                               marked_image, model_with_summary, only_files)
+                               marked_by, only_images_by, recorded_in)
 
 
 def _checkpoint(args) -> list:
@@ -21,7 +20,7 @@ def _checkpoint(args) -> list:
 
 def _model_and_summary(output, model_format: str) -> list:
     summary = Path(output).expanduser().with_suffix(".json")
-    return [Output(output, "-o", model_with_summary(summary, model_format)),
+    return [Output(output, "-o", recorded_in(summary, "model_sha256", model_format)),
             Output(summary, "its summary", json_with_format(model_format))]
 
 
@@ -37,11 +36,11 @@ def make_dataset(args) -> Plan:
 
 
 def preview(args) -> Plan:
-    return Plan([Output(args.output, "-o", marked_image)], [args.dataset])
+    return Plan([Output(args.output, "-o", marked_by("preview"))], [args.dataset])
 
 
 def sample(args) -> Plan:
-    return Plan([Output(args.output, "-o", marked_image)], _checkpoint(args))
+    return Plan([Output(args.output, "-o", marked_by("sample"))], _checkpoint(args))
 
 
 def evaluate(args) -> Plan:
@@ -51,14 +50,15 @@ def evaluate(args) -> Plan:
 
 
 def directions(args) -> Plan:
-    from synthface.directions import directions_path
+    from synthface.directions import check_directions_target, directions_path
     from synthface.sampling import resolve_checkpoint
 
     checkpoint = resolve_checkpoint(args.checkpoint)
+    check_directions_target(checkpoint, args.output)
     found = directions_path(args.output or checkpoint)
     outputs = [Output(found, "the directions file", json_with_format(DIRECTIONS)),
                Output(found.with_suffix(".safetensors"), "the directions' vectors",
-                      lambda p: json_with_format(DIRECTIONS)(found))]
+                      recorded_in(found, "vectors_sha256", DIRECTIONS))]
     if args.output is None:  # written beside the generator, which stays an input
         return Plan(outputs, [checkpoint, checkpoint.with_suffix(".json")])
     new = Path(args.output).expanduser()
@@ -73,13 +73,14 @@ def detector_train(args) -> Plan:
 
 def detector_mine(args) -> Plan:
     model = None if args.model == "dlib" else args.model
-    return Plan([Output(args.out, "--out", only_files("neg_", ".jpg"), folder=True)], [model, args.backgrounds])
+    return Plan([Output(args.out, "--out", only_images_by("detector mine", "neg_", ".jpg"), folder=True)],
+                [model, args.backgrounds])
 
 
 def detector_eval(args) -> Plan:
     model = None if args.model == "dlib" else args.model
     return Plan([Output(args.output, "-o", json_with_format(DETECTOR_REPORT)),
-                 Output(args.pr, "--pr", marked_image)], [args.data, model])
+                 Output(args.pr, "--pr", marked_by("detector eval"))], [args.data, model])
 
 
 def landmarks_train(args) -> Plan:
@@ -89,7 +90,7 @@ def landmarks_train(args) -> Plan:
 def landmarks_eval(args) -> Plan:
     model = None if args.model == "dlib68" else args.model
     return Plan([Output(args.output, "-o", json_with_format(LANDMARKS_REPORT)),
-                 Output(args.ced, "--ced", marked_image)], [args.data, model])
+                 Output(args.ced, "--ced", marked_by("landmarks eval"))], [args.data, model])
 
 
 def merge(args) -> Plan:

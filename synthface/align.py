@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -160,11 +161,37 @@ def _face_name(k: int) -> str:
     return f"{k // 1000:05d}/{k:05d}.png"
 
 
+# pixels: no photo is a million pixels a side (readers.MAX_COORD); a larger value, or one
+# that is not a finite number, is a damaged journal, and would reach alignment.json
+MAX_COORD = 1_000_000
+FACE_NUMBERS = {"box": 4, "landmarks": 68, "quad": 4}  # each face's lists: 4 numbers, 68 and 4 (x, y) pairs
+FACE_KEYS = {"file", "source", "face_index", *FACE_NUMBERS}
+
+
+def _face_values_ok(face: dict) -> str:
+    """"" when a journaled face's box, landmarks and quad are lists of the right lengths
+    of finite numbers within MAX_COORD (its face_index a count); else what is wrong."""
+    if not (type(face.get("face_index")) is int and face["face_index"] >= 0):
+        return "face_index"
+    for key, n in FACE_NUMBERS.items():
+        value = face.get(key)
+        if not (isinstance(value, list) and len(value) == n):
+            return key
+        if key != "box":
+            if not all(isinstance(p, list) and len(p) == 2 for p in value):
+                return key
+            value = [v for p in value for v in p]
+        if not all(type(v) in (int, float) and math.isfinite(v) and abs(v) <= MAX_COORD for v in value):
+            return key
+    return ""
+
+
 def _align_records(journal: Path):
     """The journal's per-photo records, a torn last line dropped (read a line at a time:
     a 46k-photo journal with every face's 68 points is 100 MB of JSON), each checked: a
-    record of the next photo, a known status, its faces named in order. A hand-edited or
-    damaged journal is one line naming the line."""
+    record of the next photo, a known status, its faces named in order, their numbers
+    finite and within MAX_COORD. A hand-edited or damaged journal is one line naming the
+    line."""
     from synthface.journal import cut_torn_tail
 
     cut_torn_tail(journal)
@@ -183,14 +210,26 @@ def _align_records(journal: Path):
                 raise damaged("not a JSON record") from None
             if not (isinstance(rec, dict) and isinstance(rec.get("faces"), list)):
                 raise damaged("not a photo's record")
-            if rec.get("photo") != line - 1:
+            if type(rec.get("photo")) is not int or rec["photo"] != line - 1:
                 raise damaged(f"the record of photo {rec.get('photo')!r}, not {line - 1}")
             if rec.get("status") not in STATUSES:
                 raise damaged(f"unknown status {rec.get('status')!r}")
+            if bool(rec["faces"]) != (rec["status"] == ""):
+                raise damaged(f"status {rec['status']!r} with {len(rec['faces'])} face(s)")
             for face in rec["faces"]:
                 name = _face_name(n_faces)
                 if not (isinstance(face, dict) and face.get("file") == name):
                     raise damaged(f"face {n_faces} is not {name} (a record removed or edited?)")
+                if set(face) != FACE_KEYS:
+                    raise damaged(f"face {n_faces} has the fields {sorted(face)}, not {sorted(FACE_KEYS)}")
+                if not isinstance(face.get("source"), str):
+                    raise damaged(f"face {n_faces}'s source is not a file name")
+                wrong = _face_values_ok(face)
+                if wrong:
+                    what = ("a count" if wrong == "face_index" else
+                            f"{FACE_NUMBERS[wrong]} {'numbers' if wrong == 'box' else '(x, y) pairs'} "
+                            f"within +-{MAX_COORD:,} pixels")
+                    raise damaged(f"face {n_faces}'s {wrong} is not {what}")
                 n_faces += 1
             yield rec
 
@@ -201,6 +240,59 @@ def _read_align_journal(journal: Path) -> tuple[int, int]:
     for rec in _align_records(journal):
         done, n_faces = rec["photo"] + 1, n_faces + len(rec["faces"])
     return done, n_faces
+
+
+def _remake_damaged(dst: Path, journal: Path, photos: list, size: int, upsample: int, predictor_path) -> int:
+    """On resume: every journaled face's image must be there and whole (image_complete:
+    its two ends, no decoding); the photo of a missing or cut-off one is aligned again,
+    which gives the same crops, written under the same names. Returns how many images
+    were made again."""
+    from synthface.files import write_atomic
+    from synthface.journal import image_complete
+
+    damaged = [rec for rec in _align_records(journal)
+               if not all(image_complete(dst / face["file"]) for face in rec["faces"])]
+    if not damaged:
+        return 0
+    models = _load_models(upsample, predictor_path)
+    remade = []
+    for rec in damaged:
+        photo = photos[rec["photo"]]
+        status, faces = _align_photo(models, (str(photo), size))
+        again = [json.loads(json.dumps(meta)) for _, meta in faces]
+        saved = [{k: v for k, v in face.items() if k not in ("file", "source")} for face in rec["faces"]]
+        if status != rec["status"] or again != saved:
+            missing = next(face["file"] for face in rec["faces"] if not image_complete(dst / face["file"]))
+            raise SynthfaceError(f"{dst / missing} is missing or damaged, and {photo} aligned again gives other "
+                                 "faces than the align journal holds (another dlib version?); restore the image, "
+                                 "or align into a new DST")
+        for (png, _), face in zip(faces, rec["faces"]):
+            if not image_complete(dst / face["file"]):
+                write_atomic(dst / face["file"], png)
+                remade.append(face["file"])
+    log.warning("%d aligned image(s) missing or damaged (e.g. %s): made again", len(remade), dst / remade[0])
+    return len(remade)
+
+
+def _remove_empty_run(dst: Path, made: Path | None) -> None:
+    """Undo a run that aligned no face into a folder it started: its state and
+    alignment.json go, and the folders it made (`made`: the first of them), so that
+    the same command can run again there."""
+    import shutil
+
+    from synthface.journal import STATE_DIR
+
+    shutil.rmtree(dst / STATE_DIR, ignore_errors=True)
+    (dst / "alignment.json").unlink(missing_ok=True)
+    if made is None:
+        return
+    for folder in (dst, *dst.parents):
+        try:
+            folder.rmdir()  # only when empty: nothing but what this run made goes
+        except OSError:
+            return
+        if folder == made:
+            return
 
 
 def _write_alignment(path: Path, journal: Path, head: dict) -> None:
@@ -235,13 +327,16 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
     workers = check_workers(workers)
     if dst.exists() and not dst.is_dir():
         raise SynthfaceError(f"{dst} is a file, not a folder")
+    # the first folder this run makes (dst or one above it), None when dst is there
+    made = next((f for f in reversed((dst, *dst.parents)) if not f.exists()), None)
     photos, fingerprint = _photos(src, dst)
     if not photos:
         raise SynthfaceError(f"no photos (png, jpg, webp, bmp) under {src}")
     load_shape_predictor(predictor_path)  # a missing or wrong model fails here, once, in one line
     journal = dst / STATE_DIR / "align-journal.jsonl"
     settings = {"src": str(src.resolve()), "size": size, "upsample": upsample}
-    if dst.exists() and any(dst.iterdir()):
+    fresh = not (dst.exists() and any(dst.iterdir()))
+    if not fresh:
         run = dst / STATE_DIR / "align.json"
         if not resume:
             raise SynthfaceError(f"{dst} is not empty; add --resume to continue, or choose a new DST")
@@ -265,6 +360,7 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
         if done > len(photos):
             raise SynthfaceError(f"{journal} records {done} photos, {src} has {len(photos)}; the align journal is "
                                  "damaged (restore it, or align into a new DST)")
+        remade = _remake_damaged(dst, journal, photos, size, upsample, predictor_path) if n_faces else 0
         todo = [(str(p), size) for p in photos[done:]]
         with tqdm(total=len(photos), initial=done, desc="align", unit="photo", disable=not progress) as bar, \
                 Pool(workers, _load_models, (upsample, predictor_path), RESUME_HINT) as pool, \
@@ -289,8 +385,12 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
         _write_alignment(dst / "alignment.json", journal, {"format": "synthface-alignment/1",
                          "method": "FFHQ (dlib 68 landmarks, oriented quad)", **settings, "counts": counts})
     if not counts["faces"]:
+        if fresh:  # nothing to keep: the folder is left as it was, so the same command can run again
+            _remove_empty_run(dst, made)
         raise SynthfaceError(f"no face aligned from {src}: {counts['unreadable']} unreadable photo(s), "
                              f"{counts['no_face']} without a face dlib finds (try --upsample 2 for small faces)")
+    if remade:
+        counts["remade"] = remade
     if counts["unreadable"]:
         log.warning("%d unreadable photo(s) skipped", counts["unreadable"])
     return counts

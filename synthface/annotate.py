@@ -31,8 +31,17 @@ MODEL_FILES = {
 }
 
 
+def check_predictor_text(path) -> None:
+    """--predictor "" (an unset shell variable, say) is a mistake, not the default."""
+    if path is not None and not str(path).strip():
+        raise SynthfaceError(f"--predictor {str(path)!r} is empty: give the path of {MODEL_FILES['landmarks68']}, "
+                             "or leave --predictor out for face_recognition_models' own")
+
+
 def model_path(kind: str, override: str | None = None) -> Path:
     """The path of one of dlib's model files; `override` wins when given."""
+    if kind == "landmarks68":
+        check_predictor_text(override)
     if override:
         path = Path(override).expanduser()
         if not path.is_file():
@@ -144,7 +153,8 @@ def load_shape_predictor(override: str | None = None, path=None):
     try:
         predictor = dlib.shape_predictor(str(path))
     except RuntimeError as exc:
-        raise SynthfaceError(f"{path} is not a dlib shape predictor ({exc})".splitlines()[0]) from None
+        # dlib's text runs over several lines ("... while deserializing ..."): its first is enough
+        raise SynthfaceError(f"{path} is not a dlib shape predictor ({str(exc).strip().splitlines()[0]})") from None
     probe = predictor(np.zeros((8, 8, 3), np.uint8), dlib.rectangle(0, 0, 7, 7))
     if probe.num_parts != 68:
         raise SynthfaceError(f"{path} predicts {probe.num_parts} points, not 68")

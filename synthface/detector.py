@@ -377,4 +377,4 @@ def plot_pr(results: dict, path) -> None:
         rec, prec = np.array(r["pr"]["recall"]), np.array(r["pr"]["precision"])
         series[f"{name} (AP {r['ap50']:.2f})"] = [float(prec[rec >= g].max()) if (rec >= g).any() else 0.0
                                                   for g in grid]
-    plot_curves(grid, series, path, x_label="recall", y_label="precision (interpolated)")
+    plot_curves(grid, series, path, x_label="recall", y_label="precision (interpolated)", mark="detector eval")

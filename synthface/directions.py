@@ -77,6 +77,19 @@ def fit_direction(z: np.ndarray, y: np.ndarray, alpha: float = RIDGE_ALPHA) -> t
     return d, r
 
 
+def check_directions_target(checkpoint, output) -> None:
+    """Where the directions go: beside a generator of the user's, or with -o beside a copy
+    outside the installed package (the bundled generators' directions ship with it)."""
+    package = Path(__file__).resolve().parent
+    if output is None and package in Path(checkpoint).resolve().parents:
+        raise SynthfaceError(f"{checkpoint} ships inside synthface with its directions; to fit new ones give -o "
+                             "NEW.safetensors (the generator is copied there, its directions written beside it)")
+    if output is not None and (Path(output).suffix != ".safetensors"
+                               or package in Path(output).expanduser().resolve().parents):
+        raise SynthfaceError(f"-o must be a NAME.safetensors outside the installed package (the generator's copy; "
+                             f"its directions go beside it), got {output}")
+
+
 def fit_directions(checkpoint, n: int = 5000, seed: int = 0, calibration_faces: int = 200,
                    workers: int | None = None, upsample: int = 1, device: str = "auto",
                    progress: bool = True, output=None) -> dict:
@@ -87,7 +100,7 @@ def fit_directions(checkpoint, n: int = 5000, seed: int = 0, calibration_faces: 
     from tqdm.auto import tqdm
 
     from synthface.annotate import check_upsample
-    from synthface.files import check_writable_file, write_atomic
+    from synthface.files import check_writable_file
     from synthface.outputs import DIRECTIONS
     from synthface.sampling import GeneratorSampler, candidate_seed, check_seed, noise
     from synthface.workers import Pool, check_workers
@@ -99,14 +112,9 @@ def fit_directions(checkpoint, n: int = 5000, seed: int = 0, calibration_faces: 
     if not 10 <= calibration_faces <= 100_000:
         raise SynthfaceError(f"--calibration-faces must be from 10 to 100000, got {calibration_faces}")
     workers = check_workers(os.cpu_count() or 1 if workers is None else workers)
-    package = Path(__file__).resolve().parent
-    if output is None and package in Path(checkpoint).resolve().parents:
-        raise SynthfaceError(f"{checkpoint} ships inside synthface with its directions; to fit new ones give -o "
-                             "NEW.safetensors (the generator is copied there, its directions written beside it)")
+    check_directions_target(checkpoint, output)
     if output is not None:
         output = check_writable_file(output, "-o")
-        if output.suffix != ".safetensors" or package in output.resolve().parents:
-            raise SynthfaceError(f"-o must be a NAME.safetensors outside the installed package, got {output}")
     sampler = GeneratorSampler(checkpoint, device)
     out = directions_path(output if output is not None else sampler.checkpoint)
     check_writable_file(out, "the directions file")
@@ -157,5 +165,10 @@ def _save(json_path: Path, vectors: np.ndarray, summary: dict) -> None:
 
     from synthface.files import write_atomic
 
-    write_atomic(json_path.with_suffix(".safetensors"), save({"directions": vectors}))
-    write_atomic(json_path, json.dumps(summary, indent=2) + "\n")
+    import hashlib
+
+    data = save({"directions": vectors})
+    write_atomic(json_path.with_suffix(".safetensors"), data)
+    # the vectors' sha256: how a later run knows them for its own (cli/plans.py)
+    write_atomic(json_path, json.dumps({**summary, "vectors_sha256": hashlib.sha256(data).hexdigest()}, indent=2)
+                 + "\n")

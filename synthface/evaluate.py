@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
 from synthface.errors import SynthfaceError
+
+log = logging.getLogger("synthface")
 
 SAME_PERSON = 0.6  # dlib's threshold for "same person" between two descriptors
 
@@ -144,15 +147,18 @@ def _real_descriptors(real, size: int, workers: int, upsample: int, cache_dir: s
     if cache is not None:
         from synthface.files import atomic_open
 
-        with atomic_open(cache, "wb") as f:
-            np.savez(f, found=found, desc=desc)
+        try:
+            with atomic_open(cache, "wb") as f:
+                np.savez(f, found=found, desc=desc)
+        except (OSError, SynthfaceError) as exc:  # a cache is a saving, not a result: the run goes on
+            log.warning("cannot write the cache %s (%s); the next run computes it again", cache,
+                        getattr(exc, "strerror", None) or exc)
     return found, desc, total
 
 
 def _cached_descriptors(cache: Path):
     """(found, descriptors) from a cache file, or None (with a warning) when it is
     damaged (cut off, edited, another program's): then they are computed again."""
-    import logging
     import zipfile
     import zlib
 
@@ -164,7 +170,7 @@ def _cached_descriptors(cache: Path):
         why = "not descriptors"
     except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         why = type(exc).__name__
-    logging.getLogger("synthface").warning("%s is damaged (%s); describing the real faces again", cache, why)
+    log.warning("%s is damaged (%s); describing the real faces again", cache, why)
     return None
 
 

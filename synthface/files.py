@@ -37,6 +37,8 @@ def atomic_open(path, mode: str = "w", durable: bool = False, **kw):
     """Open `path` for writing under a temporary name; rename into place when the block
     succeeds, remove the temporary when it fails. durable: fsync before the rename."""
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():  # else the rename fails naming the temporary
+        raise SynthfaceError(f"{path} is a folder where synthface writes a file; move it away")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     f = open(tmp, mode, **kw)
@@ -103,13 +105,28 @@ def write_summary(model, summary: dict) -> None:
                              "free some space and train again") from None
 
 
+def own_files(folder) -> None:
+    """Give every file in `folder` that has other hard links (a copy made by `cp -al` or
+    `rsync --link-dest`) a copy of its own, renamed into place, so that appending to it
+    or cutting it changes this folder only, never the folder it was linked from."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for f in folder.iterdir():
+        if not f.is_symlink() and f.is_file() and f.stat().st_nlink > 1:
+            write_atomic(f, f.read_bytes(), durable=True)
+
+
 @contextmanager
 def folder_lock(state_dir, folder, what: str = "run"):
-    """Hold the one-writer lock of `folder` (its file lives in `state_dir`)."""
+    """Hold the one-writer lock of `folder` (its file lives in `state_dir`). The state
+    files that a run appends to or cuts in place are first made this folder's own
+    (own_files): a hard-linked copy of a dataset resumed never changes the original."""
     import fcntl
 
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
+    own_files(state_dir)
     f = open(state_dir / "lock", "a+")
     try:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -268,10 +268,14 @@ def load_faces(path, size: int, cache_dir: str = "", progress: bool = True, spli
     if cache is not None:
         from synthface.files import atomic_open, write_atomic
 
-        write_atomic(cache.with_suffix(".json"), json.dumps(
-            {"source": str(source.path), "count": n, "unreadable": len(bad), "unreadable_examples": bad[:3]}))
-        with atomic_open(cache, "wb") as f:  # last: the array's presence means both are whole
-            np.save(f, faces)
+        try:
+            write_atomic(cache.with_suffix(".json"), json.dumps(
+                {"source": str(source.path), "count": n, "unreadable": len(bad), "unreadable_examples": bad[:3]}))
+            with atomic_open(cache, "wb") as f:  # last: the array's presence means both are whole
+                np.save(f, faces)
+        except (OSError, SynthfaceError) as exc:  # a cache is a saving, not a result: the run goes on
+            log.warning("cannot write the cache %s (%s); the next run computes it again", cache,
+                        getattr(exc, "strerror", None) or exc)
     return faces
 
 

@@ -41,7 +41,9 @@ def make_grid(images: np.ndarray, ncol: int | None = None, pad: int = 2) -> np.n
     return grid
 
 
-IMAGE_WRITE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+# PNG and JPEG: the formats that carry the mark of the command that wrote them
+# (outputs.mark_image), by which a later run replaces its own file and nothing else.
+IMAGE_WRITE_EXTS = (".png", ".jpg", ".jpeg")
 
 
 def check_image_path(path) -> Path:
@@ -56,8 +58,9 @@ def check_image_path(path) -> Path:
     return check_writable_file(path, "output")
 
 
-def write_image(path, rgb: np.ndarray) -> None:
-    """Write in the format of the path's extension (PNG, JPEG at quality 95, WebP, BMP)."""
+def write_image(path, rgb: np.ndarray, mark: str | None = None) -> None:
+    """Write in the format of the path's extension (PNG, JPEG at quality 95), with the
+    mark of the command whose -o names it (`mark`: "sample", "preview")."""
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in IMAGE_WRITE_EXTS:
@@ -68,18 +71,18 @@ def write_image(path, rgb: np.ndarray) -> None:
         raise SynthfaceError(f"could not encode {path}")
     from synthface.outputs import mark_image
 
-    write_atomic(path, mark_image(buf.tobytes()))  # marked: a later run may replace its own file, nothing else
+    write_atomic(path, mark_image(buf.tobytes(), mark) if mark else buf.tobytes())
 
 
-def write_png(path, rgb: np.ndarray, mark: bool = False) -> None:
-    """Write atomically: a reader (or a resumed run) never sees half a PNG. mark: with
-    synthface's mark (outputs.mark_image), for a file a command's -o names."""
+def write_png(path, rgb: np.ndarray, mark: str | None = None) -> None:
+    """Write atomically: a reader (or a resumed run) never sees half a PNG. mark: the
+    command whose -o names the file (outputs.mark_image)."""
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
     if not ok:
         raise SynthfaceError(f"could not encode {path} as PNG")
     from synthface.outputs import mark_image
 
-    write_atomic(path, mark_image(buf.tobytes()) if mark else buf.tobytes())
+    write_atomic(path, mark_image(buf.tobytes(), mark) if mark else buf.tobytes())
 
 
 def read_image(path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
@@ -106,8 +109,9 @@ def read_rgb(path) -> np.ndarray:
 
 
 def plot_curves(xs, series: dict, path, x_label: str = "epoch", width: int = 720, height: int = 400,
-                y_label: str = "") -> None:
+                y_label: str = "", mark: str | None = None) -> None:
     """A line plot (series: name -> a value per x) as a PNG: loss curves, CED curves;
+    `mark`: the command whose -o names it (write_png);
     `y_label` is written above the values axis."""
     epochs = xs
     colors = [(200, 60, 40), (40, 90, 200), (40, 150, 60), (150, 60, 180), (230, 140, 20), (20, 160, 170),
@@ -150,4 +154,4 @@ def plot_curves(xs, series: dict, path, x_label: str = "epoch", width: int = 720
         # a legend: in one row above the plot for a few series, else one line each inside it
         where = (x0 + 10 + 150 * i, y1 - 10) if len(series) <= 4 else (x0 + 10, y1 + 16 + 15 * i)
         cv2.putText(img, name, where, font, 0.45 if len(series) > 4 else 0.5, color, 1, cv2.LINE_AA)
-    write_png(path, img, mark=True)
+    write_png(path, img, mark)

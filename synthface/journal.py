@@ -150,11 +150,25 @@ class FaceRecord:
         return rec
 
 
+def is_torn_row(tail: bytes) -> bool:
+    """Whether the bytes after a line-per-record file's last newline can be a row that a
+    kill tore: the start of a row's text (UTF-8, its last character possibly cut short),
+    printable, no newline. Anything else (random bytes, a binary file) is damage: left
+    on disk as it is, for the reader to refuse in one line."""
+    import codecs
+
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(tail, final=False)
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\r\t" for c in text)
+
+
 def _recover(path: Path) -> bytes:
     """The journal's bytes with a torn last row cut off (on disk too)."""
     data = path.read_bytes()
     cut = data.rfind(b"\n") + 1
-    if cut < len(data):  # killed in the middle of a write
+    if cut < len(data) and is_torn_row(data[cut:]):  # killed in the middle of a write
         with open(path, "r+b") as f:
             f.truncate(cut)
             os.fsync(f.fileno())
@@ -164,7 +178,7 @@ def _recover(path: Path) -> bytes:
 
 def cut_torn_tail(path) -> None:
     """Cut a line-per-record file after its last newline (a kill can tear only the last
-    line), reading only its end."""
+    line), reading only its end; only a torn row's bytes (is_torn_row) are cut."""
     path = Path(path)
     if not path.is_file():
         return
@@ -180,6 +194,9 @@ def cut_torn_tail(path) -> None:
                 break
             pos -= step
         if cut < size:
+            f.seek(cut)
+            if not is_torn_row(f.read(size - cut)):
+                return
             f.truncate(cut)
             os.fsync(f.fileno())
 
@@ -203,8 +220,10 @@ def iter_records(path, seed_of=None, contiguous: bool = False, repair: bool = Tr
 
 def _text_lines(path: Path, f):
     for line, raw in enumerate(f, start=1):
-        if not raw.endswith(b"\n"):  # a torn last row (left on disk when read without repair)
-            return
+        if not raw.endswith(b"\n"):
+            if is_torn_row(raw):  # a torn last row (left on disk when read without repair)
+                return
+            raise SynthfaceError(f"{path}, line {line}: not text; the journal is damaged")
         try:
             yield raw.decode()
         except UnicodeDecodeError:
@@ -218,11 +237,12 @@ def _checked_records(path: Path, lines, seed_of, contiguous: bool):
     except csv.Error:
         fieldnames = None
     if fieldnames is None or fieldnames[:len(BASE_COLS)] != BASE_COLS:
-        raise SynthfaceError(f"{path} is not a synthface journal (its header is {fieldnames})")
+        shown = fieldnames if fieldnames is None or len(fieldnames) <= 6 else fieldnames[:5] + ["..."]
+        raise SynthfaceError(f"{path} is not a synthface journal (its header begins {shown})")
     checked = fieldnames[-1] == CHECK_COL  # written before checks existed: read as it is
     if checked and fieldnames != journal_columns("x0" in fieldnames, "disagreement" in fieldnames,
                                                  "hidden" in fieldnames):
-        raise SynthfaceError(f"{path}, line 1: columns {fieldnames} are not a journal's; the journal is damaged "
+        raise SynthfaceError(f"{path}, line 1: its {len(fieldnames)} columns are not a journal's; the journal is damaged "
                              "(restore it, or make the dataset in a new --out)")
     values = fieldnames[:-1]
     previous, kept, check = -1, 0, ""
@@ -234,8 +254,9 @@ def _checked_records(path: Path, lines, seed_of, contiguous: bool):
         except StopIteration:
             return
         except csv.Error as exc:
-            raise SynthfaceError(f"{path}, line {line + 1}: {exc}; the journal is damaged (restore it, or make "
-                                 "the dataset in a new --out)") from None
+            what = "a stray line break" if "new-line" in str(exc) else str(exc)
+            raise SynthfaceError(f"{path}, line {line + 1}: not a journal row ({what}); the journal is damaged "
+                                 "(restore it, or make the dataset in a new --out)") from None
         line += 1
 
         def damaged(what):
@@ -420,9 +441,12 @@ def read_identity(out: Path) -> dict | None:
     if not run.is_file():
         return None
     try:
-        return json.loads(run.read_text())
-    except ValueError:
+        identity = json.loads(run.read_text())
+    except ValueError:  # not JSON, or not text
         raise SynthfaceError(f"{run} is damaged (not JSON)") from None
+    if not isinstance(identity, dict):  # a list, a string, null: JSON, but no run's record
+        raise SynthfaceError(f"{run} is damaged (not a run record)")
+    return identity
 
 
 def comparable(identity: dict) -> dict:

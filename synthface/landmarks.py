@@ -460,7 +460,8 @@ def plot_ced(results: dict, path) -> None:
     for name, r in results.items():
         ts, share = ced_curve(np.array(r["errors"]), len(r["errors"]))
         curves[name] = share
-    plot_curves(ts * 100, curves, path, x_label="NME %", y_label="share of faces with NME at most x")
+    plot_curves(ts * 100, curves, path, x_label="NME %", y_label="share of faces with NME at most x",
+                mark="landmarks eval")
 
 
 def format_nme(r: dict) -> str:

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from synthface.annotate import DETECTORS, LABELS, MAX_UPSAMPLE, AnnotateConfig, Annotator, check_upsample  # noqa: F401
+from synthface.annotate import (DETECTORS, LABELS, MAX_UPSAMPLE, AnnotateConfig, Annotator,  # noqa: F401
+                                check_predictor_text, check_upsample)
 from synthface.errors import SynthfaceError
 from synthface.files import folder_lock, write_atomic
 from synthface.formats import ALL_FORMATS, parse_formats
@@ -92,11 +93,14 @@ class MakeConfig:
     # (docs/landmarks.md).
     rotate3d: object = "auto"
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
-    # Part K of N of the same dataset (see shard_quota and merge.py).
+    # Part K of N of the same dataset (see shard_quota and merge.py); with N > 1, K must
+    # be given (None: not given, which is part 0 of 1).
     num_shards: int = 1
-    shard_index: int = 0
+    shard_index: int | None = None
 
     def __post_init__(self):
+        if self.shard_index is None and self.num_shards == 1:
+            self.shard_index = 0
         if isinstance(self.augment, str) and self.augment == "auto":
             from synthface.transforms import AugmentConfig
 
@@ -116,9 +120,13 @@ class MakeConfig:
         if self.n < 1:
             raise SynthfaceError(f"-n must be at least 1, got {self.n}")
         check_seed(self.seed)
-        if self.num_shards < 1 or not 0 <= self.shard_index < self.num_shards:
-            raise SynthfaceError(f"--shard-index must be in [0, {self.num_shards - 1}] and --num-shards at least 1, "
-                                 f"got {self.shard_index} of {self.num_shards}")
+        if self.num_shards < 1:
+            raise SynthfaceError(f"--num-shards must be at least 1, got {self.num_shards}")
+        if self.shard_index is None and self.num_shards > 1:  # shard 0 by default would be a silent guess
+            raise SynthfaceError(f"--num-shards {self.num_shards} needs --shard-index K: which part this job makes, "
+                                 f"0 .. {self.num_shards - 1}")
+        if not 0 <= (self.shard_index or 0) < self.num_shards:
+            raise SynthfaceError(f"--shard-index must be in [0, {self.num_shards - 1}], got {self.shard_index}")
         if self.image_size is not None and not 16 <= self.image_size <= MAX_IMAGE_SIZE:
             raise SynthfaceError(f"--image-size must be from 16 to {MAX_IMAGE_SIZE}, got {self.image_size}")
         if not 0.0 <= self.pad <= 1.0:  # NaN fails too
@@ -140,6 +148,7 @@ class MakeConfig:
             raise SynthfaceError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         a = self.annotate
         check_upsample(a.upsample)
+        check_predictor_text(a.predictor_path)
         if a.labels not in LABELS:
             raise SynthfaceError(f"--labels must be one of {', '.join(LABELS)}, got '{a.labels}'")
         if a.max_disagreement is not None:
@@ -479,8 +488,9 @@ def write_turn_grid(out: Path, cfg: MakeConfig, sampler, annotator: Annotator) -
     try:
         write_atomic(out / "turns.jpg", cv2.imencode(".jpg", np.ascontiguousarray(grid[:, :, ::-1]),
                                                      [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
-    except OSError as exc:  # a full disk: the labels are written; only the card's picture is missing
-        raise SynthfaceError(f"writing {out / 'turns.jpg'}: {exc.strerror or exc}; the labels are complete, "
+    except (OSError, SynthfaceError) as exc:  # a full disk: the labels are written; only the card's picture is not
+        why = exc.strerror or exc if isinstance(exc, OSError) else "a folder is in its place"
+        raise SynthfaceError(f"writing {out / 'turns.jpg'}: {why}; the labels are complete, "
                              "rerun the command with --resume for the picture") from None
 
 

@@ -28,7 +28,7 @@ from typing import Callable
 
 from synthface.errors import SynthfaceError
 
-MARK = b"synthface"  # the text an image written by synthface carries (PNG tEXt "Software", JPEG comment)
+MARK_FORMATS = (".png", ".jpg", ".jpeg")  # image outputs that can carry the mark (mark_image)
 
 # The "format" field of each JSON file a command writes, by which it knows its own.
 LANDMARKS_MODEL = "synthface-landmarks-model/1"  # landmarks train's summary beside its .dat
@@ -129,6 +129,8 @@ def check_plan(plan: Plan, command: str) -> None:
     for out in plan.outputs:
         if out.path is None:
             continue
+        if not str(out.path).strip():
+            raise SynthfaceError(f"{out.what} is empty; give a {'folder' if out.folder else 'file'} name")
         given = Path(out.path).expanduser()
         p = _real(given)
         if p in seen:
@@ -172,26 +174,43 @@ def json_with_format(*formats: str) -> Callable[[Path], bool]:
     return ours
 
 
-def marked_image(path: Path) -> bool:
-    """An image that synthface wrote (`mark_image`): PNG and JPEG carry the mark."""
-    with open(path, "rb") as f:
-        head = f.read(64)
-        f.seek(max(0, path.stat().st_size - 64))
-        tail = f.read()
-    return MARK in head or MARK in tail
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # a PNG's last chunk: always these 12 bytes
 
 
-def mark_image(data: bytes) -> bytes:
-    """Encoded PNG or JPEG bytes with the synthface mark added (a PNG tEXt chunk before
-    IEND, a JPEG comment after SOI), so a later run knows the file for its own; other
-    formats are returned as they are."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[-12:-8] == b"\x00\x00\x00\x00" and data[-8:-4] == b"IEND":
-        text = b"Software\x00" + MARK
-        chunk = struct.pack(">I", len(text)) + b"tEXt" + text + struct.pack(">I", zlib.crc32(b"tEXt" + text))
-        return data[:-12] + chunk + data[-12:]
+def _png_mark(command: str) -> bytes:
+    text = b"Software\x00synthface " + command.encode()
+    return struct.pack(">I", len(text)) + b"tEXt" + text + struct.pack(">I", zlib.crc32(b"tEXt" + text))
+
+
+def _jpeg_mark(command: str) -> bytes:
+    text = b"synthface " + command.encode()
+    return b"\xff\xd8\xff\xfe" + struct.pack(">H", len(text) + 2) + text
+
+
+def mark_image(data: bytes, command: str) -> bytes:
+    """Encoded PNG or JPEG bytes with the mark of the command that wrote them ("sample",
+    "detector eval"): a PNG tEXt chunk "Software" just before IEND, a JPEG comment just
+    after SOI. By it a later run of the same command knows the file for its own (and may
+    replace it) and every other file for not its own. Other formats cannot be marked."""
+    if data[:8] == PNG_SIGNATURE and data[-12:] == PNG_END:
+        return data[:-12] + _png_mark(command) + PNG_END
     if data[:2] == b"\xff\xd8":
-        return data[:2] + b"\xff\xfe" + struct.pack(">H", len(MARK) + 2) + MARK + data[2:]
-    return data
+        return _jpeg_mark(command) + data[2:]
+    raise ValueError("only PNG and JPEG images carry synthface's mark")
+
+
+def marked_by(command: str) -> Callable[[Path], bool]:
+    """An image `command` wrote: its mark exactly where mark_image puts it."""
+    png, jpeg = _png_mark(command) + PNG_END, _jpeg_mark(command)
+
+    def ours(path: Path) -> bool:
+        with open(path, "rb") as f:
+            head = f.read(max(len(jpeg), 8))
+            f.seek(max(0, path.stat().st_size - len(png)))
+            tail = f.read()
+        return (head[:8] == PNG_SIGNATURE and tail == png) or head == jpeg
+    return ours
 
 
 def sha256_of(path) -> str:
@@ -202,12 +221,14 @@ def sha256_of(path) -> str:
     return h.hexdigest()
 
 
-def model_with_summary(summary: Path, *formats: str) -> Callable[[Path], bool]:
-    """A trained model whose summary beside it (one of `formats`) records its sha256."""
+def recorded_in(record: Path, key: str, *formats: str) -> Callable[[Path], bool]:
+    """A file whose sha256 the JSON file `record` (one of `formats`, written by the same
+    command) holds under `key`: a trained model and its summary, directions' vectors and
+    their description."""
     def ours(path: Path) -> bool:
-        if not summary.is_file() or not json_with_format(*formats)(summary):
+        if not record.is_file() or not json_with_format(*formats)(record):
             return False
-        return json.loads(summary.read_text())["model_sha256"] == sha256_of(path)
+        return json.loads(record.read_text()).get(key) == sha256_of(path)
     return ours
 
 
@@ -219,10 +240,14 @@ def copy_of(src) -> Callable[[Path], bool]:
     return ours
 
 
-def only_files(prefix: str, suffix: str) -> Callable[[Path], bool]:
-    """A folder that holds nothing but PREFIX*SUFFIX files (what a command adds to it)."""
+def only_images_by(command: str, prefix: str, suffix: str) -> Callable[[Path], bool]:
+    """A folder that holds nothing but PREFIX*SUFFIX images marked by `command` (a folder
+    the command adds to, such as detector mine's negatives)."""
+    marked = marked_by(command)
+
     def ours(folder: Path) -> bool:
-        return all(e.is_file() and e.name.startswith(prefix) and e.name.endswith(suffix) for e in folder.iterdir())
+        return all(e.is_file() and not e.is_symlink() and e.name.startswith(prefix) and e.name.endswith(suffix)
+                   and marked(e) for e in folder.iterdir())
     return ours
 
 

@@ -63,5 +63,5 @@ def preview(dataset, out, n: int = 16, scale: int | None = None) -> Path:
         rgb = read_rgb(image.file)
         s = scale or max(1, round(192 / rgb.shape[0]))
         tiles.append(draw_labels(rgb, [(f.box, f.landmarks, f.ignore) for f in image.faces], s))
-    write_image(out, make_grid(np.stack(tiles)))
+    write_image(out, make_grid(np.stack(tiles)), "preview")
     return Path(out)

@@ -185,24 +185,59 @@ def read_imglab(xml: Path) -> list[LabelledImage]:
     return out
 
 
+MAX_IMAGE_SIDE = 100_000  # pixels: a COCO image's width or height above this is a damaged file
+
+
+def _shown(value) -> str:
+    """A JSON value as a message shows it: as JSON, cut short."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _coco_image(path: Path, k: int, im) -> tuple:
+    """(id, LabelledImage) of COCO's images[k], checked: an id, a file_name that is text,
+    a width and height (when given) that are whole numbers of pixels."""
+    if not isinstance(im, dict) or isinstance(im.get("id"), (bool, float)) or \
+            not isinstance(im.get("id"), (int, str)):
+        raise SynthfaceError(f"{path}: image {k + 1} of \"images\" is not an object with an id (a number or text)")
+    where = f"{path}: image {im['id']}"
+    name = im.get("file_name")
+    if not isinstance(name, str) or not name.strip():
+        raise SynthfaceError(f"{where}: its file_name {_shown(name)} is not a file name (text)")
+    sides = []
+    for key in ("width", "height"):
+        v = im.get(key)
+        if v is None:  # not given: the readers that need it read the image
+            sides.append(0)
+            continue
+        if not ((type(v) is int or (type(v) is float and v.is_integer())) and 1 <= v <= MAX_IMAGE_SIDE):
+            raise SynthfaceError(f"{where}: its {key} {_shown(v)} is not a whole number of pixels from 1 to "
+                                 f"{MAX_IMAGE_SIDE:,}")
+        sides.append(int(v))
+    return im["id"], LabelledImage(str(path.parent / name), sides[0], sides[1], str(im.get("split", "")))
+
+
 def read_coco(path: Path) -> list[LabelledImage]:
     """A COCO json file: boxes (iscrowd ones ignored), 68 keypoints when present."""
     try:
         data = json.loads(path.read_text())
-        images = {im["id"]: LabelledImage(str(path.parent / im["file_name"]), int(im.get("width") or 0),
-                                          int(im.get("height") or 0), str(im.get("split", "")))
-                  for im in data["images"]}
-        anns = data["annotations"]
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise SynthfaceError(f"{path}: not a COCO json file ({type(exc).__name__}: {exc})".splitlines()[0]) from None
-    for a in anns:
-        where = f"{path}: annotation {a.get('id', '?') if isinstance(a, dict) else '?'}"
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SynthfaceError(f"{path}: not a COCO json file (not JSON: {str(exc).splitlines()[0]})") from None
+    if not (isinstance(data, dict) and isinstance(data.get("images"), list)
+            and isinstance(data.get("annotations"), list)):
+        raise SynthfaceError(f"{path}: not a COCO json file (no \"images\" and \"annotations\" lists)")
+    images = dict(_coco_image(path, k, im) for k, im in enumerate(data["images"]))
+    anns = data["annotations"]
+    for k, a in enumerate(anns):
+        ident = a.get("id") if isinstance(a, dict) else None
+        where = f"{path}: " + (f"annotation {_shown(ident)}" if isinstance(ident, (int, str)) else
+                               f"annotation {k + 1} of \"annotations\" (it has no id)")
         try:
             if not isinstance(a["bbox"], list):
                 raise TypeError("bbox")
             box = tuple(float(v) for v in a["bbox"])
             image = images[a["image_id"]]
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise SynthfaceError(f"{where}: no bbox of four numbers, or an unknown image_id") from None
         if len(box) != 4:
             raise SynthfaceError(f"{where}: its bbox {a['bbox']} is not x, y, w, h (four numbers)")
@@ -212,15 +247,20 @@ def read_coco(path: Path) -> list[LabelledImage]:
         if isinstance(kp, list) and len(kp) == 3 * N_POINTS:
             try:
                 arr = np.asarray(kp, float).reshape(N_POINTS, 3)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise SynthfaceError(f"{where}: its keypoints are not all numbers") from None
             pts = arr[:, :2]
             check_face_values(where, None, pts)
             if not np.isin(arr[:, 2], (0, 1, 2)).all():
                 raise SynthfaceError(f"{where}: a keypoint visibility is not 0, 1 or 2 (COCO's flags)")
             vis = arr[:, 2].astype(int)
-        image.faces.append(Face(box, a.get("score"), pts, vis, ignore=bool(a.get("iscrowd")),
-                                attributes=dict(a.get("attributes") or {})))
+        score, attributes = a.get("score"), a.get("attributes")
+        if score is not None and not (type(score) is int or (type(score) is float and math.isfinite(score))):
+            raise SynthfaceError(f"{where}: its score {_shown(score)} is not a number")
+        if attributes is not None and not isinstance(attributes, dict):
+            raise SynthfaceError(f"{where}: its attributes are not an object")
+        image.faces.append(Face(box, score, pts, vis, ignore=bool(a.get("iscrowd")),
+                                attributes=dict(attributes or {})))
     return list(images.values())
 
 

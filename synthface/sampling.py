@@ -103,10 +103,13 @@ class ReplaySampler:
     def __init__(self, folder, resolution: int = 64):
         from synthface.imagefiles import ImageSource, load_faces
 
+        source = ImageSource(folder)
+        if not source.names:  # refused here, before any folder is made
+            raise SynthfaceError(f"--replay-faces {folder} holds no images (png, jpg, webp, bmp)")
         self.faces = load_faces(folder, resolution, progress=False)
         self.folder, self.resolution = str(folder), resolution
         self.identity = {"kind": "replay", "folder": str(Path(folder).resolve()),
-                         "fingerprint": ImageSource(folder).fingerprint(), "resolution": resolution}
+                         "fingerprint": source.fingerprint(), "resolution": resolution}
 
     def spec(self):
         return ("replay", self.folder, self.resolution)
@@ -165,6 +168,8 @@ def open_sampler(checkpoint=None, replay_faces=None, device: str = "auto", resol
     """The --checkpoint generator, the bundled default, or the replay stand-in;
     `targets` (steering.Target list) steers a generator's pose and expression."""
     check_checkpoint_text(checkpoint)
+    if replay_faces is not None and not str(replay_faces).strip():  # an unset variable: not the generator
+        raise SynthfaceError(f"--replay-faces {str(replay_faces)!r} is empty: give a folder of face images")
     if replay_faces:
         if targets:
             raise SynthfaceError("--yaw, --pitch, --mouth-open and --pose-mix steer a generator, not --replay-faces")

@@ -436,6 +436,7 @@ def mine_negatives(model: str, out, n: int, cfg: SceneConfig, seed: int = 0, ups
 
     from synthface.detector import open_detector
     from synthface.files import check_output_folder, write_atomic
+    from synthface.outputs import mark_image
     from synthface.sampling import candidate_seed, check_seed
 
     cfg.validate()
@@ -457,7 +458,9 @@ def mine_negatives(model: str, out, n: int, cfg: SceneConfig, seed: int = 0, ups
         rects, scores, _ = detector.run(img, upsample, 0.0)
         if len(rects):
             ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
-            write_atomic(out / f"neg_{seed}_{i:07d}.jpg", buf.tobytes())  # makes --out with its first image
+            # marked: a later round may add to the folder, whose files are all mine's (cli/plans.py);
+            # write_atomic makes --out with the first image, so a run that keeps none leaves none
+            write_atomic(out / f"neg_{seed}_{i:07d}.jpg", mark_image(buf.tobytes(), "detector mine"))
             kept += 1
             detections += len(rects)
     return {"drawn": n, "kept": kept, "false_positives": detections, "folder": str(out)}

@@ -6,7 +6,6 @@ also copied into the safetensors header's metadata, so a lone .safetensors still
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -79,8 +78,6 @@ def load_generator(path, device="cpu") -> tuple[torch.nn.Module, dict]:
 
 
 def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from synthface.outputs import sha256_of
+
+    return sha256_of(path)

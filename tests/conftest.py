@@ -56,3 +56,14 @@ def run_cli(*args, timeout=600):
 
     return subprocess.run([sys.executable, "-m", "synthface", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout)
+
+
+def one_line_error(r, *words) -> str:
+    """A user's mistake as the CLI reports it: exit 1 and exactly one stderr line
+    `synthface: error: ...` holding every one of `words`; returns the line."""
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("synthface: error: "), r.stderr
+    for w in words:
+        assert w in lines[0], r.stderr
+    return lines[0]

@@ -200,7 +200,9 @@ def test_a_failure_in_the_second_export_process_publishes_nothing(tmp_path, repl
     from synthface.formats import PtsWriter
 
     monkeypatch.setattr(PtsWriter, "add", lambda self, image: pytest.fail("written in the first process"))
-    with pytest.raises(IsADirectoryError):
+    from synthface.errors import SynthfaceError
+
+    with pytest.raises(SynthfaceError, match="00000005.pts is a folder where synthface writes a file"):
         _make(out, replay, n=12, annotate=AnnotateConfig(landmarks=True), resume=True)
     assert _label_files(out) == before and not (out / "labels.csv").exists()
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import FACES, FACES_300W, run_cli
+from conftest import one_line_error as _one_line
 from synthface.annotate import AnnotateConfig
 from synthface.errors import SynthfaceError
 from synthface.make import MakeConfig, make_dataset
@@ -21,12 +22,6 @@ from synthface.sampling import ReplaySampler
 # the smallest landmark model dlib trains: every count at its lowest
 TINY_LANDMARKS = ["--cascade-depth", "1", "--tree-depth", "1", "--num-trees-per-cascade-level", "1",
                   "--oversampling-amount", "1", "--feature-pool-size", "2", "--num-test-splits", "1"]
-
-
-def _one_line(r, message):
-    assert r.returncode == 1, (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("synthface: error: ") and message in lines[0], r.stderr
 
 
 def _tree(folder):

@@ -8,19 +8,12 @@ import stat
 import pytest
 
 from conftest import FACES, run_cli
+from conftest import one_line_error as _one_line
 from synthface.journal import CHECK_COL, row_check
 
 MAKE = ["-n", "12", "--landmarks", "--replay-faces", FACES, "--workers", "0", "--batch-size", "8", "--no-progress",
         "--format", "csv"]
 SHARD = ["-n", "20", "--replay-faces", FACES, "--workers", "0", "--batch-size", "8", "--no-progress", "--format", "csv"]
-
-
-def _one_line(r, *messages):
-    assert r.returncode == 1, (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("synthface: error: "), r.stderr
-    for m in messages:
-        assert m in lines[0], r.stderr
 
 
 def _files(folder, cards: bool = True) -> dict:

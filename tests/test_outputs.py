@@ -11,15 +11,10 @@ import sys
 import pytest
 
 from conftest import FACES, FACES_300W, run_cli
+from conftest import one_line_error as _one_line
 from synthface.annotate import AnnotateConfig
 from synthface.make import MakeConfig, make_dataset
 from synthface.sampling import DEFAULT_CHECKPOINT, ReplaySampler
-
-
-def _one_line(r, message):
-    assert r.returncode == 1, (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("synthface: error: ") and message in lines[0], r.stderr
 
 
 def _tree(root):
@@ -133,9 +128,9 @@ def test_a_command_replaces_its_own_earlier_output(world, tmp_path):
     for _ in range(2):  # the second run replaces the first run's grid
         r = run_cli("sample", "-n", "4", "-o", grid)
         assert r.returncode == 0, r.stderr
-    from synthface.outputs import marked_image
+    from synthface.outputs import marked_by
 
-    assert marked_image(grid)
+    assert marked_by("sample")(grid) and not marked_by("preview")(grid)
     import cv2
 
     assert cv2.imread(str(grid)).shape == (134, 134, 3)  # the mark leaves a valid PNG
@@ -147,3 +142,64 @@ def test_an_argument_that_is_not_utf8_is_one_line(tmp_path):
                         str(FACES), "--workers", "0", "--no-progress"], capture_output=True, text=True, timeout=120)
     _one_line(r, "is not valid UTF-8 text")
     assert not (tmp_path / "o").exists()
+
+
+def test_an_image_is_ours_only_with_the_mark_of_the_same_command(world, tmp_path):
+    grid = tmp_path / "grid.png"
+    assert run_cli("sample", "-n", "4", "-o", grid).returncode == 0
+    before = grid.read_bytes()
+    # another command's image, or any file that merely names synthface, is not preview's
+    _one_line(run_cli("preview", world / "ds", "-o", grid), "exists and was not written by `synthface preview`")
+    notes = tmp_path / "notes.png"
+    notes.write_bytes(b"synthface is my favourite tool")
+    _one_line(run_cli("sample", "-n", "4", "-o", notes), "exists and was not written by `synthface sample`")
+    _one_line(run_cli("sample", "-n", "4", "-o", tmp_path / "g.webp"), "use one of .png, .jpg, .jpeg")
+    assert grid.read_bytes() == before and notes.read_bytes() == b"synthface is my favourite tool"
+
+
+def test_mine_adds_only_to_a_folder_of_its_own_negatives(world, tmp_path):
+    mined = tmp_path / "mined"
+    mined.mkdir()
+    photo = (world / "me.png").read_bytes()
+    (mined / "neg_0_0000000.jpg").write_bytes(photo)  # a user's photo named like a negative
+    _one_line(run_cli("detector", "mine", "--model", "dlib", "-n", "2", "--out", mined, "--image-size", "160"),
+              "holds files that `synthface detector mine` did not write")
+    assert (mined / "neg_0_0000000.jpg").read_bytes() == photo
+
+
+def test_directions_never_replace_vectors_they_did_not_write(world, tmp_path):
+    gen = tmp_path / "gen"
+    shutil.copytree(world / "gen", gen)
+    (gen / "g.directions.safetensors").write_bytes(b"the user's own vectors")
+    _one_line(run_cli("directions", "--checkpoint", gen / "g.safetensors", "-n", "200"),
+              "the directions' vectors")
+    _one_line(run_cli("directions", "--checkpoint", gen / "g.safetensors", "-o", gen / "copy.json", "-n", "200"),
+              "-o must be a NAME.safetensors")
+    assert (gen / "g.directions.safetensors").read_bytes() == b"the user's own vectors"
+
+
+def test_resuming_a_hard_linked_copy_leaves_the_original_as_it_was(world, tmp_path):
+    import os
+
+    original = tmp_path / "orig"
+    args = ["--replay-faces", FACES, "--workers", "0", "--batch-size", "8", "--no-progress"]
+    assert run_cli("make-dataset", "-n", "6", "--out", original, *args).returncode == 0
+    before = _tree(original)
+    copy = tmp_path / "copy"
+    for src in original.rglob("*"):  # cp -al: every file a second link to the original's
+        dst = copy / src.relative_to(original)
+        if src.is_dir():
+            dst.mkdir(parents=True, exist_ok=True)
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.link(src, dst)
+    r = run_cli("make-dataset", "-n", "9", "--out", copy, *args, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert len((copy / "labels.csv").read_text().splitlines()) == 10
+    assert _tree(original) == before
+
+
+def test_usage_mistakes_are_one_line_too():
+    _one_line(run_cli("make-dataset"), "the following arguments are required: -n, --out")
+    _one_line(run_cli("make-dataset", "-n", "5", "--out", "x", "--rotate-3d", "-30:30"), "--rotate-3d=-30:30")
+    _one_line(run_cli("preview", "ds", "-o", ""), "-o is empty")

@@ -19,13 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import FACES, FACES_300W, processes, run_cli, with_dlib
-
-
-def _one_line(r, *words):
-    assert r.returncode == 1, (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("synthface: error: "), r.stderr
-    assert all(w in lines[0] for w in words), r.stderr
+from conftest import one_line_error as _one_line
 
 
 def _start(*args):

@@ -8,6 +8,10 @@ file, added to `FORMATS`.
 
 from __future__ import annotations
 
+import logging
+import shutil
+from pathlib import Path
+
 from synthface.errors import SynthfaceError
 from synthface.formats.coco import CocoWriter
 from synthface.formats.hf import HfWriter
@@ -21,6 +25,8 @@ FORMATS = {w.key: w for w in (CsvWriter, ParquetWriter, HfWriter, ImglabWriter, 
 ALL_FORMATS = tuple(FORMATS)
 # labels.csv is every dataset's own table (resume, merge, preview and the readers use it)
 ALWAYS = "csv"
+
+log = logging.getLogger("synthface")
 
 
 def parse_formats(text) -> tuple:
@@ -98,7 +104,31 @@ def write_labels(out, schema, images, formats, side=None) -> list:
             raise
     for w in writers:
         w.publish()
+    stale = remove_formats(out, written)
+    if stale:
+        log.info("removed the %s labels of an earlier export from %s: this export does not write them (--format)",
+                 ", ".join(stale), out)
     return written
+
+
+def remove_formats(out, keep) -> list:
+    """Remove from the dataset folder `out` the files of every format not in `keep` (left
+    by an earlier export, e.g. before a resume with a narrower --format), so that no
+    label file there disagrees with labels.csv: only the files each writer writes
+    (files_in). Returns the formats whose files were removed."""
+    removed = []
+    for key, writer in FORMATS.items():
+        if key in keep:
+            continue
+        paths = writer.files_in(Path(out))
+        for path in paths:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        if paths:
+            removed.append(key)
+    return removed
 
 
 class _SideWriters:

@@ -46,6 +46,12 @@ class Writer:
     def discard(self) -> None:
         """Remove the temporaries (after a failure, before or after finish)."""
 
+    @classmethod
+    def files_in(cls, out: Path) -> list[Path]:
+        """The files (or folders) this format's writer writes that are now in the dataset
+        folder `out`: what an export that no longer writes the format removes."""
+        return []
+
     @staticmethod
     def describe(schema: LabelSchema) -> str:
         raise NotImplementedError
@@ -78,6 +84,11 @@ class FileWriter(Writer):
             pass
         tmp_path(self.path).unlink(missing_ok=True)
 
+    @classmethod
+    def files_in(cls, out: Path) -> list[Path]:
+        path = Path(out) / cls.filename
+        return [path] if path.is_file() or path.is_symlink() else []
+
 
 class FolderWriter(Writer):
     """A writer of a folder of small files: NAME.tmp/ while written, swapped in on publish."""
@@ -108,3 +119,8 @@ class FolderWriter(Writer):
 
     def discard(self) -> None:
         shutil.rmtree(tmp_path(self.path), ignore_errors=True)
+
+    @classmethod
+    def files_in(cls, out: Path) -> list[Path]:
+        path = Path(out) / cls.folder
+        return [path] if path.is_dir() or path.is_symlink() else []

@@ -6,11 +6,15 @@ partial export leaves only correct files."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from synthface.files import write_atomic
 from synthface.formats.base import Writer
 from synthface.scheme68 import pts_text
+
+_FOLDER = re.compile(r"\d{5}")  # images/SSSSS
+_NAME = re.compile(r"\d{8}(_\d+)?\.pts")  # NNNNNNNN.pts, NNNNNNNN_K.pts
 
 
 class PtsWriter(Writer):
@@ -29,6 +33,15 @@ class PtsWriter(Writer):
             except OSError:
                 pass
             write_atomic(Path(name), text)
+
+    @classmethod
+    def files_in(cls, out):
+        """images/SSSSS/NNNNNNNN.pts and NNNNNNNN_K.pts: the names this writer gives, no other."""
+        images = Path(out) / "images"
+        if not images.is_dir():
+            return []
+        return [f for folder in sorted(images.iterdir()) if _FOLDER.fullmatch(folder.name) and folder.is_dir()
+                for f in sorted(folder.iterdir()) if _NAME.fullmatch(f.name)]
 
     @staticmethod
     def describe(schema):

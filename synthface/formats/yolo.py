@@ -72,6 +72,11 @@ class YoloWriter(FolderWriter):
             tmp_path(self.out / name).unlink(missing_ok=True)
         super().discard()
 
+    @classmethod
+    def files_in(cls, out):
+        lists = [Path(out) / name for name in ("data.yaml", "trainset.txt", "valset.txt")]
+        return [p for p in lists if p.is_file() or p.is_symlink()] + super().files_in(out)
+
     @staticmethod
     def describe(schema):
         kind = "pose" if schema.landmarks else "detect"
