@@ -564,7 +564,8 @@ def _run_detector_eval(args) -> int:
     r = evaluate_detector(args.model, args.data, args.upsample, progress=not args.no_progress)
     print(f"{r['model']}: AP50 {r['ap50']:.1%} (AP30 {r['ap30']:.1%}), max recall {r['max_recall']:.1%}; at score 0: "
           f"recall {r['recall_at_0']:.1%}, {r['fp_per_image_at_0']:.2f} false positives per image, mean IoU of the "
-          f"matched boxes {r['mean_iou_at_0'] or 0:.2f} ({r['images']} images, {r['faces']} faces)")
+          f"matched boxes {'-' if r['mean_iou_at_0'] is None else format(r['mean_iou_at_0'], '.2f')} "
+          f"({r['images']} images, {r['faces']} faces)")
     if args.pr:
         plot_pr({Path(args.model).stem: r}, args.pr)
     if args.output:
@@ -809,7 +810,13 @@ class _Terminated(BaseException):
     Ctrl-C, so workers are ended. Its argument: the signal."""
 
 
+_signalled: list = []  # the signal that ended the run, once one came
+
+
 def _on_sigterm(signum, frame):
+    if _signalled:  # a second one (timeout forwards its own): the run is already unwinding
+        return
+    _signalled.append(signum)
     raise _Terminated(signum)
 
 
@@ -839,6 +846,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     _setup_logging()
+    _signalled.clear()
     if threading_main():
         signal.signal(signal.SIGTERM, _on_sigterm)
         signal.signal(signal.SIGHUP, _on_sigterm)
@@ -866,6 +874,9 @@ def main(argv=None) -> int:
         print("synthface: error: out of memory; lower -n, --image-size or --batch-size", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - a bug, not a user's mistake: still one line
+        if _signalled:  # a signal raised inside a library's import or callback, which wrapped it
+            print("synthface: terminated" + (" (hangup)" if _signalled[0] == signal.SIGHUP else ""), file=sys.stderr)
+            return 128 + _signalled[0]
         if os.environ.get("SYNTHFACE_DEBUG"):
             raise
         print(f"synthface: error: unexpected {type(exc).__name__}: {_one_line(exc)[:300]} "

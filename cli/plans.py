@@ -19,6 +19,8 @@ def _checkpoint(args) -> list:
 
 
 def _model_and_summary(output, model_format: str) -> list:
+    if not str(output).strip():
+        return [Output(output, "-o")]  # refused as empty by check_plan
     summary = Path(output).expanduser().with_suffix(".json")
     return [Output(output, "-o", recorded_in(summary, "model_sha256", model_format)),
             Output(summary, "its summary", json_with_format(model_format))]
@@ -30,6 +32,9 @@ def train(args) -> Plan:
 
 
 def make_dataset(args) -> Plan:
+    from synthface.formats import check_label_places
+
+    check_label_places(args.out)  # a resume writes its labels there: nothing of the user's in their way
     # a dataset may lie inside --backgrounds (its own scenes are left out of them), not --replay-faces
     return Plan([Output(args.out, "--out", folder=True, nested_in=(args.backgrounds,))],
                 [args.replay_faces, args.backgrounds, args.predictor, *_checkpoint(args)])
@@ -94,6 +99,9 @@ def landmarks_eval(args) -> Plan:
 
 
 def merge(args) -> Plan:
+    from synthface.formats import check_label_places
+
+    check_label_places(args.output)  # an earlier merge, redone
     return Plan([Output(args.output, "-o", folder=True)], list(args.parts))
 
 

@@ -11,7 +11,9 @@ then resampled to `size` (antialiased).
 
 Output: FFHQ's layout (DST/00000/00000.png, 1,000 a folder) and DST/alignment.json with,
 per face: source file, face index in the photo, box, 68 landmarks in the source photo,
-the quad. Resumable: `.synthface/align-journal.jsonl` holds one line per photo done.
+the quad. Resumable: `.synthface/align-journal.jsonl` holds one line per photo done,
+each with a check chained to the line before (record_check), so that a hand edit is
+refused rather than carried into alignment.json.
 """
 
 from __future__ import annotations
@@ -186,18 +188,31 @@ def _face_values_ok(face: dict) -> str:
     return ""
 
 
+def record_check(previous: str, record: dict) -> str:
+    """A journal record's check: its canonical JSON (keys sorted, no spaces, without its
+    own "check") chained to the previous record's check ("" before the first), as
+    make-dataset's rows are (journal.row_check), so that an edited, removed or moved
+    record breaks it."""
+    from synthface.journal import row_check
+
+    values = {k: v for k, v in record.items() if k != "check"}
+    return row_check(previous, [json.dumps(values, sort_keys=True, separators=(",", ":"))])
+
+
 def _align_records(journal: Path):
     """The journal's per-photo records, a torn last line dropped (read a line at a time:
     a 46k-photo journal with every face's 68 points is 100 MB of JSON), each checked: a
     record of the next photo, a known status, its faces named in order, their numbers
-    finite and within MAX_COORD. A hand-edited or damaged journal is one line naming the
-    line."""
+    finite and within MAX_COORD, its "check" its record_check. A hand-edited or damaged
+    journal is one line naming the line. Records written before checks existed (no
+    "check") are read as they are; the chain starts at the first record that has one,
+    and every record after it must have one too."""
     from synthface.journal import cut_torn_tail
 
     cut_torn_tail(journal)
     if not journal.is_file():
         return
-    n_faces = 0
+    n_faces, check, checked = 0, "", False
     with open(journal, "rb") as f:
         for line, raw in enumerate(f, start=1):
             def damaged(what):
@@ -231,15 +246,25 @@ def _align_records(journal: Path):
                             f"within +-{MAX_COORD:,} pixels")
                     raise damaged(f"face {n_faces}'s {wrong} is not {what}")
                 n_faces += 1
+            if "check" in rec:  # after the checks above, which say more precisely what is wrong
+                expected = record_check(check, rec)
+                if rec["check"] != expected:
+                    raise damaged("the record's values do not match its check (edited by hand, or a record "
+                                  "before it removed or moved?)")
+                check, checked = expected, True
+            elif checked:
+                raise damaged("the record has no check, as the records before it have (edited by hand?)")
             yield rec
 
 
-def _read_align_journal(journal: Path) -> tuple[int, int]:
-    """(photos done, faces so far)."""
+def _read_align_journal(journal: Path) -> tuple[int, int, str]:
+    """(photos done, faces so far, the last record's check: where the next record's
+    chain starts, "" after records written before checks existed)."""
     done = n_faces = 0
+    check = ""
     for rec in _align_records(journal):
-        done, n_faces = rec["photo"] + 1, n_faces + len(rec["faces"])
-    return done, n_faces
+        done, n_faces, check = rec["photo"] + 1, n_faces + len(rec["faces"]), rec.get("check", "")
+    return done, n_faces, check
 
 
 def _remake_damaged(dst: Path, journal: Path, photos: list, size: int, upsample: int, predictor_path) -> int:
@@ -356,7 +381,7 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
     with folder_lock(dst / STATE_DIR, dst, "align"):
         if not (dst / STATE_DIR / "align.json").is_file():
             write_atomic(dst / STATE_DIR / "align.json", json.dumps({**settings, "fingerprint": fingerprint}))
-        done, n_faces = _read_align_journal(journal)
+        done, n_faces, check = _read_align_journal(journal)
         if done > len(photos):
             raise SynthfaceError(f"{journal} records {done} photos, {src} has {len(photos)}; the align journal is "
                                  "damaged (restore it, or align into a new DST)")
@@ -373,7 +398,9 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
                     metas.append({"file": name, "source": str(photos[k].relative_to(src) if src.is_dir()
                                                               else photos[k].name), **meta})
                     n_faces += 1
-                jf.write(json.dumps({"photo": k, "status": status, "faces": metas}) + "\n")
+                rec = {"photo": k, "status": status, "faces": metas}
+                check = record_check(check, rec)
+                jf.write(json.dumps({**rec, "check": check}) + "\n")
                 jf.flush()
                 bar.update(1)
 

@@ -264,7 +264,8 @@ def _checked_records(path: Path, lines, seed_of, contiguous: bool):
                                   "dataset in a new --out)")
 
         if None in row or None in row.values():
-            raise damaged(f"a row with {len(row)} fields")
+            given = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or [])
+            raise damaged(f"a row with {given} fields, not {len(fieldnames)}")
         try:
             rec = FaceRecord.from_row(row)
         except (ValueError, KeyError):

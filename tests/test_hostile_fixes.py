@@ -120,6 +120,19 @@ def test_align_resume_remakes_a_deleted_or_cut_off_image(photos, aligned, tmp_pa
     assert _tree(dst) == before  # the same crops, under the same names
 
 
+def _sign_align_journal(journal):
+    """Give every record of an align journal the check a run that wrote these values
+    would have given it (a journal edited here, to stand for another dlib's output)."""
+    from synthface.align import record_check
+
+    check, lines = "", []
+    for text in journal.read_text().splitlines():
+        rec = json.loads(text)
+        rec["check"] = check = record_check(check, rec)
+        lines.append(json.dumps(rec))
+    journal.write_text("\n".join(lines) + "\n")
+
+
 def test_align_resume_refuses_an_image_it_cannot_make_again(photos, aligned, tmp_path):
     dst = tmp_path / "dst"
     shutil.copytree(aligned, dst)
@@ -128,6 +141,7 @@ def test_align_resume_refuses_an_image_it_cannot_make_again(photos, aligned, tmp
     rec = json.loads(lines[1])
     rec["faces"][0]["landmarks"][0][0] += 1.0  # the journal says another face than dlib finds there
     journal.write_text("\n".join([lines[0], json.dumps(rec), *lines[2:]]) + "\n")
+    _sign_align_journal(journal)  # as that other dlib's run would have written it
     (dst / "00000" / "00001.png").unlink()
     before = _tree(dst)
     _one_line(_align(photos, dst, "--resume"), "00000/00001.png is missing or damaged", "aligned again",
@@ -276,3 +290,65 @@ def test_make_dataset_options_refused_before_any_folder(tmp_path, args, words):
 def test_align_refuses_an_empty_predictor(photos, tmp_path):
     _one_line(_align(photos, tmp_path / "dst", "--predictor", ""), "--predictor '' is empty")
     assert not (tmp_path / "dst").exists()
+
+
+# -- align's journal: each record's check (chained, as make-dataset's rows) -----------------------
+def _source_of_photo_0(lines, n):
+    """Line n's source made photo 0's (another photo's name)."""
+    source = json.loads(lines[0])["faces"][0]["source"]
+    return re.sub(r'"source": "[^"]+"', f'"source": "{source}"', lines[n - 1], count=1)
+
+
+@pytest.mark.parametrize("line, edit", [
+    (3, lambda lines, n: re.sub(r'"landmarks": \[\[[^,]+', '"landmarks": [[-5.0', lines[n - 1], count=1)),
+    (2, lambda lines, n: re.sub(r'"box": \[[^]]+\]', '"box": [1, 2, 3, 4]', lines[n - 1], count=1)),
+    (2, _source_of_photo_0),
+], ids=["landmark", "box", "source"])
+def test_a_hand_edited_value_in_the_align_journal_is_refused_by_its_check(photos, aligned, tmp_path, line, edit):
+    dst = tmp_path / "dst"
+    shutil.copytree(aligned, dst)
+    journal = dst / ".synthface" / "align-journal.jsonl"
+    lines = journal.read_text().splitlines()
+    edited = edit(lines, line)
+    assert edited != lines[line - 1] and json.loads(edited)["check"] == json.loads(lines[line - 1])["check"]
+    lines[line - 1] = edited
+    journal.write_text("\n".join(lines) + "\n")
+    before = _tree(dst)
+    _one_line(_align(photos, dst, "--resume"), f"{journal}, line {line}: the record's values do not match its "
+              "check (edited by hand", "the align journal is damaged")
+    assert _tree(dst) == before
+
+
+def test_a_removed_check_in_the_align_journal_is_refused(photos, aligned, tmp_path):
+    dst = tmp_path / "dst"
+    shutil.copytree(aligned, dst)
+    journal = dst / ".synthface" / "align-journal.jsonl"
+    lines = journal.read_text().splitlines()
+    rec = json.loads(lines[2])
+    del rec["check"]  # a record after checked ones: its edits would go unchecked
+    lines[2] = json.dumps(rec)
+    journal.write_text("\n".join(lines) + "\n")
+    before = _tree(dst)
+    _one_line(_align(photos, dst, "--resume"), f"{journal}, line 3: the record has no check")
+    assert _tree(dst) == before
+
+
+def test_an_align_journal_from_before_checks_resumes_and_its_new_records_are_checked(photos, aligned, tmp_path):
+    dst = tmp_path / "dst"
+    shutil.copytree(aligned, dst)
+    journal = dst / ".synthface" / "align-journal.jsonl"
+    records = [json.loads(text) for text in journal.read_text().splitlines()]
+    assert all(len(rec.pop("check")) == 16 for rec in records)
+    journal.write_text("".join(json.dumps(rec) + "\n" for rec in records[:2]))  # two photos done, no checks
+    (dst / "alignment.json").unlink()
+    r = _align(photos, dst, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert (dst / "alignment.json").read_bytes() == (aligned / "alignment.json").read_bytes()
+    lines = journal.read_text().splitlines()
+    assert [json.loads(text) for text in lines[:2]] == records[:2]  # read as they were, not rewritten
+    assert "check" in json.loads(lines[2]) and "check" in json.loads(lines[3])  # the chain starts at photo 2
+    lines[2] = re.sub(r'"box": \[[^]]+\]', '"box": [1, 2, 3, 4]', lines[2], count=1)
+    journal.write_text("\n".join(lines) + "\n")
+    before = _tree(dst)
+    _one_line(_align(photos, dst, "--resume"), f"{journal}, line 3: the record's values do not match its check")
+    assert _tree(dst) == before

@@ -203,3 +203,26 @@ def test_usage_mistakes_are_one_line_too():
     _one_line(run_cli("make-dataset"), "the following arguments are required: -n, --out")
     _one_line(run_cli("make-dataset", "-n", "5", "--out", "x", "--rotate-3d", "-30:30"), "--rotate-3d=-30:30")
     _one_line(run_cli("preview", "ds", "-o", ""), "-o is empty")
+
+
+def test_a_resume_never_loses_what_a_user_put_where_labels_go(tmp_path):
+    d = tmp_path / "d"
+    args = ["--replay-faces", FACES, "--workers", "0", "--batch-size", "8", "--no-progress"]
+    assert run_cli("make-dataset", "-n", "6", "--out", d, *args).returncode == 0
+    (d / "labels" / "notes.txt").write_text("mine")
+    before = _tree(d)
+    _one_line(run_cli("make-dataset", "-n", "8", "--out", d, *args, "--resume"),
+              "holds labels/notes.txt, which synthface did not write")
+    assert _tree(d) == before
+    (d / "labels" / "notes.txt").unlink()
+    (d / "coco.json").unlink()
+    (d / "coco.json").mkdir()  # a folder where a label file goes: named before any work, nothing left behind
+    before = _tree(d)
+    _one_line(run_cli("make-dataset", "-n", "8", "--out", d, *args, "--resume"),
+              f"{d / 'coco.json'} is a folder where synthface writes its labels")
+    assert _tree(d) == before
+
+
+@pytest.mark.parametrize("trainer", ["landmarks", "detector"])
+def test_an_empty_output_is_one_line(world, trainer):
+    _one_line(run_cli(trainer, "train", "--dataset", world / "ds", "-o", ""), "-o is empty")

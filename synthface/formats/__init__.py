@@ -111,6 +111,32 @@ def write_labels(out, schema, images, formats, side=None) -> list:
     return written
 
 
+# What else a dataset's export writes at its top: the YOLO writer's side files, the card.
+SIDE_FILES = ("data.yaml", "trainset.txt", "valset.txt", "dataset.json", "README.md", "pose.png", "turns.jpg")
+
+
+def check_label_places(out) -> None:
+    """Before a run writes labels into the dataset folder `out` (make-dataset, --resume,
+    merge): no folder where a label or card file goes, and labels/ holds only what the
+    YOLO writer writes there (labels/SSSSS/NAME.txt), which an export replaces whole:
+    anything else would be lost with it."""
+    out = Path(out).expanduser()
+    if not out.is_dir():
+        return
+    for name in [w.filename for w in FORMATS.values() if getattr(w, "filename", "")] + list(SIDE_FILES):
+        if (out / name).is_dir() and not (out / name).is_symlink():
+            raise SynthfaceError(f"{out / name} is a folder where synthface writes its labels; move it away")
+    labels = out / YoloWriter.folder
+    if labels.exists() and (labels.is_symlink() or not labels.is_dir()):
+        raise SynthfaceError(f"{labels} is not a folder, and synthface writes its YOLO labels there; move it away")
+    if labels.is_dir():
+        for p in labels.rglob("*"):
+            depth = len(p.relative_to(labels).parts)
+            if p.is_symlink() or (p.is_dir() and depth != 1) or (not p.is_dir() and (depth != 2 or p.suffix != ".txt")):
+                raise SynthfaceError(f"{labels} holds {p.relative_to(out)}, which synthface did not write (its YOLO "
+                                     "labels are labels/SSSSS/NAME.txt, replaced at every export); move it away")
+
+
 def remove_formats(out, keep) -> list:
     """Remove from the dataset folder `out` the files of every format not in `keep` (left
     by an earlier export, e.g. before a resume with a narrower --format), so that no
