@@ -235,6 +235,8 @@ def _run_make_dataset(args) -> int:
                                            ("--photometric", args.photometric is not None)) if given]
     if scene_only and not args.scenes:
         raise SynthfaceError(f"{' and '.join(scene_only)} go with --scenes (they shape scenes, not single faces)")
+    if args.predictor is not None and not (args.landmarks or args.scenes):
+        raise SynthfaceError("--predictor goes with --landmarks (boxes only use no 68-point model)")
     rotate3d = parse_turns(args.rotate_3d, args.rotate_3d_pitch)
     if rotate3d is not None and args.no_rotate_3d:
         raise SynthfaceError("give --rotate-3d (or --rotate-3d-pitch) or --no-rotate-3d, not both")

@@ -62,7 +62,7 @@ def directions(args) -> Plan:
     check_directions_target(checkpoint, args.output)
     found = directions_path(args.output or checkpoint)
     outputs = [Output(found, "the directions file", json_with_format(DIRECTIONS)),
-               Output(found.with_suffix(".safetensors"), "the directions' vectors",
+               Output(found.with_suffix(".safetensors"), "the directions' vector file",
                       recorded_in(found, "vectors_sha256", DIRECTIONS))]
     if args.output is None:  # written beside the generator, which stays an input
         return Plan(outputs, [checkpoint, checkpoint.with_suffix(".json")])

@@ -172,7 +172,7 @@ def test_directions_never_replace_vectors_they_did_not_write(world, tmp_path):
     shutil.copytree(world / "gen", gen)
     (gen / "g.directions.safetensors").write_bytes(b"the user's own vectors")
     _one_line(run_cli("directions", "--checkpoint", gen / "g.safetensors", "-n", "200"),
-              "the directions' vectors")
+              "the directions' vector file")
     _one_line(run_cli("directions", "--checkpoint", gen / "g.safetensors", "-o", gen / "copy.json", "-n", "200"),
               "-o must be a NAME.safetensors")
     assert (gen / "g.directions.safetensors").read_bytes() == b"the user's own vectors"
@@ -203,6 +203,8 @@ def test_usage_mistakes_are_one_line_too():
     _one_line(run_cli("make-dataset"), "the following arguments are required: -n, --out")
     _one_line(run_cli("make-dataset", "-n", "5", "--out", "x", "--rotate-3d", "-30:30"), "--rotate-3d=-30:30")
     _one_line(run_cli("preview", "ds", "-o", ""), "-o is empty")
+    _one_line(run_cli("make-dataset", "-n", "5", "--out", "x", "--predictor", "nope.dat"),
+              "--predictor goes with --landmarks")
 
 
 def test_a_resume_never_loses_what_a_user_put_where_labels_go(tmp_path):
