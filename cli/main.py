@@ -842,20 +842,30 @@ def main(argv=None) -> int:
     import os
     import signal
 
+    from synthface.outputs import check_plan, check_utf8
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:  # before argparse, whose messages would show such bytes as escapes
+        check_utf8(sys.argv[1:] if argv is None else argv)
+    except SynthfaceError as exc:
+        print(f"synthface: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    args, extra = parser.parse_known_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+        commands = ", ".join(parser._subparsers._group_actions[0].choices)  # noqa: SLF001 - argparse's own table
+        print(f"synthface: error: give a command: {commands}; `synthface --help` says what each does",
+              file=sys.stderr)
+        return 1
+    if extra:
+        print(f"synthface: error: unrecognized arguments: {' '.join(extra)}; see `synthface {command_name(args)} "
+              "--help`", file=sys.stderr)
+        return 1
     _setup_logging()
     _signalled.clear()
     if threading_main():
         signal.signal(signal.SIGTERM, _on_sigterm)
         signal.signal(signal.SIGHUP, _on_sigterm)
     try:
-        from synthface.outputs import check_plan, check_utf8
-
-        check_utf8(sys.argv[1:] if argv is None else argv)
         # what the command writes, named and checked before any work (cli/plans.py)
         check_plan(args.plan(args), command_name(args))
         return args.func(args)

@@ -5,6 +5,8 @@ command without one fails tests/test_outputs.py."""
 from __future__ import annotations
 
 from pathlib import Path
+
+from synthface.errors import SynthfaceError
 from synthface.outputs import (DETECTOR_MODEL, DETECTOR_REPORT, DIRECTIONS, GENERATOR_REPORT, LANDMARKS_MODEL,
                                LANDMARKS_REPORT, Output, Plan, copy_of, generator_files, json_with_format,
                                marked_by, only_images_by, recorded_in)
@@ -31,13 +33,20 @@ def train(args) -> Plan:
     return Plan([Output(args.out, "--out", folder=True, nested_in=(args.data,))], [args.data])
 
 
+def _model_file(path, flag: str):
+    """A model file the command reads (--predictor): a file, not a folder."""
+    if path is not None and Path(path).expanduser().is_dir():
+        raise SynthfaceError(f"{flag} {path} is a folder; give the model file (shape_predictor_68_face_landmarks.dat)")
+    return path
+
+
 def make_dataset(args) -> Plan:
     from synthface.formats import check_label_places
 
     check_label_places(args.out)  # a resume writes its labels there: nothing of the user's in their way
     # a dataset may lie inside --backgrounds (its own scenes are left out of them), not --replay-faces
     return Plan([Output(args.out, "--out", folder=True, nested_in=(args.backgrounds,))],
-                [args.replay_faces, args.backgrounds, args.predictor, *_checkpoint(args)])
+                [args.replay_faces, args.backgrounds, _model_file(args.predictor, "--predictor"), *_checkpoint(args)])
 
 
 def preview(args) -> Plan:
@@ -66,9 +75,10 @@ def directions(args) -> Plan:
                       recorded_in(found, "vectors_sha256", DIRECTIONS))]
     if args.output is None:  # written beside the generator, which stays an input
         return Plan(outputs, [checkpoint, checkpoint.with_suffix(".json")])
-    new = Path(args.output).expanduser()
-    outputs += [Output(new, "-o", copy_of(checkpoint)),
-                Output(new.with_suffix(".json"), "the copy's description", copy_of(checkpoint.with_suffix(".json")))]
+    new = Path(args.output).expanduser()  # -o first: a clash is named by the flag the user gave
+    outputs = [Output(new, "-o", copy_of(checkpoint)),
+               Output(new.with_suffix(".json"), "the copy's description", copy_of(checkpoint.with_suffix(".json"))),
+               *outputs]
     return Plan(outputs, generator_files(checkpoint))
 
 
@@ -107,4 +117,5 @@ def merge(args) -> Plan:
 
 def align(args) -> Plan:
     # dst may lie inside src: align leaves it out of the photos it reads
-    return Plan([Output(args.dst, "dst", folder=True, nested_in=(args.src,))], [args.src, args.predictor])
+    return Plan([Output(args.dst, "dst", folder=True, nested_in=(args.src,))],
+                [args.src, _model_file(args.predictor, "--predictor")])

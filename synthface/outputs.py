@@ -81,7 +81,7 @@ def check_utf8(args) -> None:
             str(a).encode("utf-8")
         except UnicodeEncodeError:
             shown = os.fsencode(str(a)).decode("utf-8", "backslashreplace")
-            raise SynthfaceError(f"argument {shown!r} is not valid UTF-8 text; give every value and path in "
+            raise SynthfaceError(f"argument '{shown}' is not valid UTF-8 text; give every value and path in "
                                  "UTF-8 (rename such a file or folder: labels are UTF-8 files)") from None
 
 

@@ -205,6 +205,9 @@ def test_usage_mistakes_are_one_line_too():
     _one_line(run_cli("preview", "ds", "-o", ""), "-o is empty")
     _one_line(run_cli("make-dataset", "-n", "5", "--out", "x", "--predictor", "nope.dat"),
               "--predictor goes with --landmarks")
+    _one_line(run_cli(), "give a command: train, make-dataset")
+    _one_line(run_cli("sample", "--bogus", "1"), "unrecognized arguments: --bogus 1; see `synthface sample --help`")
+    _one_line(run_cli("align", "a", "b", "--predictor", "."), "--predictor . is a folder; give the model file")
 
 
 def test_a_resume_never_loses_what_a_user_put_where_labels_go(tmp_path):
