@@ -35,7 +35,7 @@ def train(args) -> Plan:
 
 def _model_file(path, flag: str):
     """A model file the command reads (--predictor): a file, not a folder."""
-    if path is not None and Path(path).expanduser().is_dir():
+    if path is not None and str(path).strip() and Path(path).expanduser().is_dir():
         raise SynthfaceError(f"{flag} {path} is a folder; give the model file (shape_predictor_68_face_landmarks.dat)")
     return path
 

@@ -224,7 +224,7 @@ def test_a_resume_never_loses_what_a_user_put_where_labels_go(tmp_path):
     (d / "coco.json").mkdir()  # a folder where a label file goes: named before any work, nothing left behind
     before = _tree(d)
     _one_line(run_cli("make-dataset", "-n", "8", "--out", d, *args, "--resume"),
-              f"{d / 'coco.json'} is a folder where synthface writes its labels")
+              f"{d / 'coco.json'} is a folder where synthface writes its labels or their card")
     assert _tree(d) == before
 
 

@@ -186,13 +186,12 @@ def test_landmarks_are_turned_by_default_and_no_rotate_3d_keeps_the_faces_as_dra
                                                                               "pitch": [0.0, 0.0]}
     labels = (turned / "labels.csv").read_bytes()
     (turned / "turns.jpg").unlink()
-    (turned / "turns.jpg").mkdir()  # the card's picture cannot be written: the labels still are
+    (turned / "turns.jpg").mkdir()  # a folder where the card's picture goes: named before any work
     (turned / "turns.jpg" / "x").write_text("")
     r = run_cli("make-dataset", "-n", "8", "--landmarks", "--format", "csv", "--out", turned, "--resume",
                 "--no-progress")
     assert r.returncode == 1 and r.stderr.count("\n") == 1
-    assert r.stderr.startswith(f"synthface: error: writing {turned / 'turns.jpg'}: ")
-    assert r.stderr.strip().endswith("the labels are complete, rerun the command with --resume for the picture")
+    assert r.stderr.startswith(f"synthface: error: {turned / 'turns.jpg'} is a folder where synthface writes")
     assert (turned / "labels.csv").read_bytes() == labels
     r = run_cli("make-dataset", "-n", "4", "--landmarks", "--no-rotate-3d", "--format", "csv", "--out", plain,
                 "--no-progress")

@@ -125,7 +125,8 @@ def check_label_places(out) -> None:
         return
     for name in [w.filename for w in FORMATS.values() if getattr(w, "filename", "")] + list(SIDE_FILES):
         if (out / name).is_dir() and not (out / name).is_symlink():
-            raise SynthfaceError(f"{out / name} is a folder where synthface writes its labels; move it away")
+            raise SynthfaceError(f"{out / name} is a folder where synthface writes its labels or their card; "
+                                 "move it away")
     labels = out / YoloWriter.folder
     if labels.exists() and (labels.is_symlink() or not labels.is_dir()):
         raise SynthfaceError(f"{labels} is not a folder, and synthface writes its YOLO labels there; move it away")
