@@ -37,6 +37,7 @@ import numpy as np
 
 from synthface.errors import SynthfaceError
 from synthface.files import atomic_open, check_output_folder, fsync_dir, write_atomic
+from synthface.outputs import PNG_END, PNG_SIGNATURE
 from synthface.scheme68 import POINT_COLS
 
 STATE_DIR = ".synthface"
@@ -60,7 +61,6 @@ def row_check(previous: str, values) -> str:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # a PNG's last chunk, always the same 12 bytes
 
 
 def image_complete(path) -> bool:
@@ -73,7 +73,7 @@ def image_complete(path) -> bool:
             tail = f.read(12)
     except OSError:
         return False
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+    if head == PNG_SIGNATURE:
         return tail == PNG_END
     if head.startswith(b"\xff\xd8"):
         return tail.endswith(b"\xff\xd9")
