@@ -102,19 +102,23 @@ def test_align_notices_a_killed_worker_and_resumes(photos, tmp_path):
 
 def test_scenes_notice_a_killed_worker_and_resume(tmp_path):
     out = tmp_path / "s"
-    args = ["make-dataset", "--scenes", "-n", "30", "--faces-per-image", "1:1", "--replay-faces", FACES,
+    # 300 scenes are several seconds of one worker's time: killed in the middle of them, not after
+    # (30 once finished before the kill landed on a busy machine, and the run rightly succeeded)
+    args = ["make-dataset", "--scenes", "-n", "300", "--faces-per-image", "1:1", "--replay-faces", FACES,
             "--workers", "1", "--no-progress", "--format", "csv", "--out", out]
     proc = _start(*args)
     # the faces are made (in this process: one worker is a thread), then a process composes the scenes
     _wait_for(proc, lambda: (out / ".synthface" / "faces" / "dataset.json").is_file(), "the faces")
     worker = _wait_for(proc, lambda: _spawned(proc), "the scenes' worker")[0]
+    _wait_for(proc, lambda: any((out / "images").rglob("*.jpg")), "the first scene")
     os.kill(int(worker), signal.SIGKILL)
     _died(proc, _ended(proc))
     assert not (out / "labels.csv").exists()
+    assert 0 < len(list((out / "images").rglob("*.jpg"))) < 300
     r = run_cli(*args, "--resume")
     assert r.returncode == 0, r.stderr
     rows = (out / "labels.csv").read_text().splitlines()
-    assert len(rows) == 31 and len(list((out / "images").rglob("*.jpg"))) == 30
+    assert len(rows) == 301 and len(list((out / "images").rglob("*.jpg"))) == 300
 
 
 def test_make_dataset_notices_a_killed_worker_and_resumes(tmp_path):
