@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from synthface.errors import SynthfaceError
-from synthface.geometry import iou, points_extent, square  # noqa: F401 (iou, square: public here too)
+from synthface.geometry import iou, points_extent, reshape, square  # noqa: F401 (iou, square: public here too)
 
 log = logging.getLogger("synthface")
 
@@ -104,8 +104,11 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
     (`dataset` a list, each image oversampled by its `weights` entry, as `landmarks
     train` mixes faces); `negatives`: a folder of face-free images, each added whole
     with no box (every window of it a negative; `detector mine` finds such images);
-    writes the model and OUTPUT.json (a summary). dlib's own solver output only with
-    `verbose`."""
+    writes the model and OUTPUT.json (a summary). dlib's trainer needs boxes of one
+    aspect ratio: every box is reshaped about its centre, keeping its area, to the
+    dataset's median h / w (`aspect` in the summary), so the detector draws boxes in the
+    dataset's convention (a `--box head` set's taller than wide). dlib's own solver
+    output only with `verbose`."""
     import cv2
     import dlib
 
@@ -135,6 +138,7 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
         if not negative_images:
             raise SynthfaceError(f"--negatives {Path(negatives).expanduser()}: no images there")
         images = images + [(p, [], []) for p in negative_images]
+    aspect = box_aspect(images)
     scale = 2 ** options.upsample
     entries = []  # (image, [[x, y, w, h, ignored]])
     sizes: dict = {}
@@ -144,12 +148,12 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
         height, width = (v * scale for v in sizes[image])
         rows = []
         for b, ign in [(b, False) for b in boxes] + [(b, True) for b in ignore]:
-            x, y, w, h = (round(v * scale) for v in square(b))
+            x, y, w, h = (round(v * scale) for v in reshape(b, aspect))
             # the window cannot shrink to a box this small, nor reach one this close to the
             # border (HOG's cells pad it): such boxes are ignored, neither taught nor penalised
-            near = 0.15 * w
-            ign = bool(ign or w < options.window * 0.8 or x < near or y < near
-                       or x + w > width - near or y + h > height - near)
+            near_x, near_y = 0.15 * w, 0.15 * h
+            ign = bool(ign or (w * h) ** 0.5 < options.window * 0.8 or x < near_x or y < near_y
+                       or x + w > width - near_x or y + h > height - near_y)
             rows.append([x, y, w, h, ign])
         entries.append([image, rows, width])
     if not any(not r[4] for _, rows, _ in entries for r in rows):
@@ -213,13 +217,20 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
     # format and sha256: how a later run knows the model (and this summary) for its own
     summary = {"format": DETECTOR_MODEL, "model_sha256": sha256_of(output), "images": len(entries), "faces": faces,
                "ignored": sum(len(rows) for _, rows, _ in entries) - faces,
-               "unmatchable": unmatchable, "seconds": round(time.perf_counter() - t0, 1),
+               "unmatchable": unmatchable, "aspect": aspect, "seconds": round(time.perf_counter() - t0, 1),
                "model": str(output), "options": asdict(options),
                "dataset": str(datasets[0]) if len(datasets) == 1 else [str(d) for d in datasets],
                "sources": {str(d): c for d, c in zip(datasets, counts)},
                "negatives": 0 if negatives is None else len(negative_images)}
     write_summary(output, summary)
     return summary
+
+
+def box_aspect(images) -> float:
+    """The median h / w of the taught (not ignored) boxes, to 2 decimals (1.0 without
+    any): the one aspect ratio dlib's trainer gets, the dataset's own convention."""
+    ratios = [b[3] / b[2] for _, boxes, _ in images for b in boxes if b[2] > 0 and b[3] > 0]
+    return round(float(np.median(ratios)), 2) if ratios else 1.0
 
 
 MAX_RETRIES = 200

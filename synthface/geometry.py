@@ -38,6 +38,16 @@ def square(box) -> tuple:
     return (x + w / 2 - side / 2, y + h / 2 - side / 2, side, side)
 
 
+def reshape(box, aspect: float) -> tuple:
+    """The box of the same centre and area with height / width = `aspect`: dlib's
+    detector trainer needs boxes of one aspect ratio, and reshaping to the dataset's own
+    (rather than squaring) keeps its box convention (a head box stays taller than wide)."""
+    x, y, w, h = box
+    w2 = (w * h / aspect) ** 0.5
+    h2 = aspect * w2
+    return (x + w / 2 - w2 / 2, y + h / 2 - h2 / 2, w2, h2)
+
+
 def points_box(points) -> tuple:
     """The inclusive pixel box around points (the dlib box convention)."""
     p = np.asarray(points, float)

@@ -226,14 +226,63 @@ def test_merge_keeps_the_shards_box_and_refuses_a_mix(tmp_path):
     assert json.loads((out / "dataset.json").read_text())["conventions"]["box_convention"] == "points"
 
 
-def test_detector_training_squares_a_box_about_its_centre():
-    """`detector train` squares each box (dlib's window is square): the convention's
-    centre stays where it was."""
-    from synthface.geometry import square
+def test_detector_training_reshapes_a_box_about_its_centre():
+    """`detector train` gives each box the dataset's aspect ratio (dlib's trainer needs
+    one): the convention's centre and area stay, only the shape changes."""
+    from synthface.geometry import reshape, square
 
     for pts in fixture_points():
         for convention in ("points", "head"):
             x, y, w, h = convention_box(pts, None, convention)
-            sx, sy, side, _ = square((x, y, w, h))
-            assert np.allclose([sx + side / 2, sy + side / 2], [x + w / 2, y + h / 2])
-            assert side == (w + h) / 2
+            for aspect in (1.0, 1.35, 0.8):
+                rx, ry, rw, rh = reshape((x, y, w, h), aspect)
+                assert np.allclose([rx + rw / 2, ry + rh / 2], [x + w / 2, y + h / 2])
+                assert np.isclose(rw * rh, w * h) and np.isclose(rh / rw, aspect)
+            if convention == "head":  # taller than wide: its square is another box
+                assert not np.allclose(reshape((x, y, w, h), 1.0), square((x, y, w, h)))
+    assert reshape((10, 20, 40, 40), 1.0) == square((10, 20, 40, 40)) == (10, 20, 40, 40)
+    assert np.allclose(reshape((0, 0, 40, 90), 2.25), (0, 0, 40, 90))
+    assert np.allclose(reshape((0, 0, 40, 90), 1.0), (-10, 15, 60, 60))
+
+
+def test_a_detector_trained_on_head_boxes_draws_head_boxes(tmp_path):
+    """`detector train` learns its dataset's box convention: on head boxes (taller than
+    wide) its window and the boxes it finds on its own training scenes are as tall as
+    the dataset's median h / w (the summary's aspect), and they sit on the head boxes;
+    the same scenes with dlib's (square) boxes train a square window."""
+    import dlib
+
+    from synthface.geometry import iou
+    from synthface.imaging import read_rgb
+
+    scene_args = ("--scenes", "-n", 30, "--image-size", 224, "--face-size", "50:80", "--faces-per-image", "1:2")
+    windows = {}
+    for box in ("head", "dlib"):
+        data = make(tmp_path / box, *scene_args, "--box", box)
+        model = tmp_path / f"{box}.svm"
+        r = run_cli("detector", "train", "--dataset", data, "-o", model, "--window", 48, "--threads", 1,
+                    "--no-progress")
+        assert r.returncode == 0, r.stderr
+        summary = json.loads(model.with_suffix(".json").read_text())
+        labels = pd.read_csv(data / "labels.csv")
+        taught = labels[~labels.truncated.astype(bool)]  # a scene's truncated faces are ignored
+        assert summary["aspect"] == round(float((taught.h / taught.w).median()), 2)
+        assert summary["faces"] >= 10
+        det = dlib.fhog_object_detector(str(model))
+        windows[box] = det.detection_window_height / det.detection_window_width
+        assert abs(windows[box] - summary["aspect"]) < 0.1, (windows[box], summary["aspect"])
+    assert json.loads((tmp_path / "dlib.json").read_text())["aspect"] == 1.0
+    aspect = json.loads((tmp_path / "head.json").read_text())["aspect"]
+    assert aspect > 1.1 and windows["head"] > 1.1
+    # its boxes on its own training scenes: taller than wide, on the head boxes
+    det = dlib.fhog_object_detector(str(tmp_path / "head.svm"))
+    labels = pd.read_csv(tmp_path / "head" / "labels.csv")
+    found = []
+    for f, rows in labels.groupby("file"):
+        truth = rows[["x", "y", "w", "h"]].to_numpy()
+        for rect in det(read_rgb(tmp_path / "head" / f)):
+            box = (rect.left(), rect.top(), rect.width(), rect.height())
+            found.append((box[3] / box[2], max(iou(box, t) for t in truth)))
+    assert len(found) >= 5, found
+    assert all(abs(ratio - aspect) < 0.15 for ratio, _ in found), found
+    assert np.mean([o for _, o in found]) > 0.6 and np.mean([o >= 0.5 for _, o in found]) >= 0.8, found
