@@ -149,12 +149,16 @@ def _add_make_dataset(sub) -> None:
     p.add_argument("--faces-per-image", default="1:6", metavar="MIN:MAX", help="scenes: faces a scene (default 1:6)")
     p.add_argument("--face-size", default="48:256", metavar="MIN:MAX",
                    help="scenes: face box width in pixels, log-uniform (default 48:256)")
-    p.add_argument("--blend", default="none,gaussian,feather,poisson",
-                   help="scenes: paste blendings to draw from, comma-separated (default all four)")
+    p.add_argument("--blend", default="none,gaussian,feather,poisson,head",
+                   help="scenes: paste blendings to draw from, comma-separated (head: the face with its hair and "
+                        "neck, outlined from its points; default all five)")
+    p.add_argument("--groups", type=float, metavar="SHARE",
+                   help="scenes: share of scenes that are group photos, rows of faces on shoulders (default 0.15)")
+    p.add_argument("--group-faces", metavar="MIN:MAX", help="scenes: faces a group photo (default 6:20)")
     p.add_argument("--photometric", type=float, metavar="AMOUNT",
-                   help="scenes: photo-like variation of each scene (greyscale, low contrast, gamma, low "
-                        "resolution, blur, noise, vignetting, JPEG), each transform's rate times AMOUNT "
-                        "(0 off, as scenes were before it; up to 2; default 1)")
+                   help="scenes: photo-like variation of each scene (greyscale, low contrast, gamma, print, "
+                        "halftone, low resolution, blur, noise, vignetting, JPEG), each transform's rate times "
+                        "AMOUNT (0 off; up to 2; default 1)")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="share of faces in the validation split, chosen per face from its seed (default 0.1)")
     p.add_argument("--batch-size", type=int, default=256, help="candidates per work chunk (default 256)")
@@ -186,7 +190,9 @@ def _run_make_scenes(args, cfg) -> int:
                        face_size=parse_pair(args.face_size, "--face-size"), image_size=args.image_size or 640,
                        backgrounds=args.backgrounds,
                        blends=tuple(b.strip() for b in args.blend.split(",") if b.strip()),
-                       photometric=1.0 if args.photometric is None else args.photometric)
+                       photometric=1.0 if args.photometric is None else args.photometric,
+                       groups=0.15 if args.groups is None else args.groups,
+                       group_faces=parse_pair(args.group_faces or "6:20", "--group-faces"))
     scfg.validate()
     sampler = open_sampler(args.checkpoint, args.replay_faces, args.device, targets=_steering_targets(args))
     command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -232,7 +238,9 @@ def _run_make_dataset(args) -> int:
     if args.augment and args.no_augment:
         raise SynthfaceError("give --augment or --no-augment, not both")
     scene_only = [flag for flag, given in (("--backgrounds", args.backgrounds is not None),
-                                           ("--photometric", args.photometric is not None)) if given]
+                                           ("--photometric", args.photometric is not None),
+                                           ("--groups", args.groups is not None),
+                                           ("--group-faces", args.group_faces is not None)) if given]
     if scene_only and not args.scenes:
         raise SynthfaceError(f"{' and '.join(scene_only)} go with --scenes (they shape scenes, not single faces)")
     if args.predictor is not None and not (args.landmarks or args.scenes):

@@ -33,7 +33,6 @@ photos instead (random crops of 40-100% of the shorter side, flips).
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 from collections import Counter
@@ -45,9 +44,13 @@ import numpy as np
 from synthface.errors import SynthfaceError
 from synthface.geometry import iou
 from synthface.imagefiles import image_files
+from synthface.photometric import PHOTO_RATES, normal_noise, photo_line, photometric  # noqa: F401 (public here too)
 
 _STREAM = 0x5CE7E
-BLENDS = ("none", "gaussian", "feather", "poisson")
+# the scene recipe's version, part of a run's identity: a folder made by an earlier recipe
+# (before group photos, the head blend, prints and halftone) is not resumed with this one
+SCENE_RECIPE = 2
+BLENDS = ("none", "gaussian", "feather", "poisson", "head")
 
 
 @dataclass
@@ -61,6 +64,8 @@ class SceneConfig:
     occlude: float = 0.15  # share of faces with an occluder
     truncate: float = 0.1  # share of faces that may be cut by the border
     photometric: float = 1.0  # how often each photo-like transform hits a scene (x its own rate; 0: never)
+    groups: float = 0.15  # share of scenes that are group photos (rows of faces on shoulders; synthface.groups)
+    group_faces: tuple = (6, 20)  # faces a group photo
 
     def validate(self) -> None:
         lo, hi = self.faces_per_image
@@ -75,6 +80,11 @@ class SceneConfig:
         unknown = set(self.blends) - set(BLENDS)
         if unknown or not self.blends:
             raise SynthfaceError(f"--blend must be some of {', '.join(BLENDS)}, got {', '.join(self.blends)}")
+        if not 0.0 <= self.groups <= 1.0:  # NaN fails too
+            raise SynthfaceError(f"--groups must be a share from 0 (no group photos) to 1, got {self.groups}")
+        lo, hi = self.group_faces
+        if not 1 <= lo <= hi <= 50:
+            raise SynthfaceError(f"--group-faces must be MIN:MAX with 1 <= MIN <= MAX <= 50, got {lo}:{hi}")
         if not 0.0 <= self.photometric <= 2.0:  # NaN fails too
             raise SynthfaceError(f"--photometric must be from 0 (off) to 2, got {self.photometric}")
         if self.backgrounds is not None and not background_files(self.backgrounds):
@@ -107,8 +117,8 @@ class SceneConfig:
     def identity(self, out=None) -> dict:
         d = asdict(self)
         d["faces_per_image"], d["face_size"], d["blends"] = list(self.faces_per_image), list(self.face_size), list(self.blends)
-        if not self.photometric:  # scenes made before it existed resume as they were
-            del d["photometric"]
+        d["group_faces"] = list(self.group_faces)
+        d["recipe"] = SCENE_RECIPE
         if self.backgrounds is not None:
             from synthface.imagefiles import ImageSource
 
@@ -225,6 +235,11 @@ def compose_scene(scene_seed: int, faces: list, cfg: SceneConfig, files: list | 
     size = cfg.image_size
     scene = procedural_background(rng, size) if files is None else photo_background(rng, files, size)
     base = scene.copy()  # the background alone: occluders are cut from it
+    if is_group(scene_seed, cfg):
+        placed = _compose_group(scene, faces, cfg, rng)
+        if cfg.photometric:
+            scene = photometric(scene, np.random.default_rng([int(scene_seed), _STREAM, 2]), cfg.photometric)
+        return scene, placed
     placed, boxes, squares = [], [], []
     for k, (img, box, points) in enumerate(faces):
         lo, hi = cfg.face_size
@@ -247,7 +262,7 @@ def compose_scene(scene_seed: int, faces: list, cfg: SceneConfig, files: list | 
                 break
         else:
             continue
-        _paste(scene, img, m, blend, rng)
+        _paste(scene, img, m, blend, rng, points)
         pts = np.asarray(points, np.float64) @ m[:, :2].T + m[:, 2]
         occluded = np.zeros(68, bool)
         if occlude:
@@ -262,99 +277,49 @@ def compose_scene(scene_seed: int, faces: list, cfg: SceneConfig, files: list | 
     return scene, placed
 
 
-# each transform: its rate at --photometric 1 (a scene gets each independently)
-PHOTO_RATES = {"grey": 0.3, "contrast": 0.35, "gamma": 0.3, "lowres": 0.3, "blur": 0.25, "noise": 0.25,
-               "vignette": 0.2, "jpeg": 0.3}
+def _compose_group(scene: np.ndarray, faces: list, cfg: SceneConfig, rng) -> list:
+    """A group photo (synthface.groups) of the faces, in place on `scene`: rows back to
+    front, each face on a neck and shoulders, pasted with its head's outline (blend
+    "head" when it is among cfg.blends, else one drawn as for other scenes); faces a
+    little turned (up to 5 degrees), no occluders, none cut by the border. The same
+    placements as compose_scene returns."""
+    from synthface.groups import clothing_colour, draw_body, group_places
+
+    lo, hi = cfg.face_size
+    # faces the detector's window can learn from, and rows that fit the frame
+    low = min(max(lo, 64.0), hi)
+    places = group_places(len(faces), cfg.image_size, (low, min(hi, max(low, cfg.image_size / 5.5))), rng)
+    team = clothing_colour(rng) if rng.random() < 0.5 else None  # a team in one colour, or each their own
+    placed = []
+    for k, ((img, box, points), (cx, cy, width)) in enumerate(zip(faces, places)):
+        angle = float(rng.uniform(-1, 1) * min(cfg.max_angle, 5.0))
+        blend = "head" if "head" in cfg.blends else cfg.blends[int(rng.integers(len(cfg.blends)))]
+        m = paste_map(box, img.shape[0], width, angle, (cx, cy))
+        pts = np.asarray(points, np.float64) @ m[:, :2].T + m[:, 2]
+        lower = img[img.shape[0] * 3 // 5:, img.shape[1] // 3: img.shape[1] * 2 // 3]  # cheeks and chin: the skin
+        skin = tuple(float(v) for v in lower.reshape(-1, 3).mean(0))
+        draw_body(scene, pts, team or clothing_colour(rng), skin, rng)
+        _paste(scene, img, m, blend, rng, points)
+        bh = width * box[3] / box[2]
+        new_box = (cx - width / 2, cy - bh / 2, width, bh)
+        placed.append((k, tuple(int(round(v)) for v in new_box), pts, False, np.zeros(68, bool), blend, angle))
+    return placed
 
 
-def photo_line(amount: float) -> str:
-    if not amount:
-        return "none (`--photometric 0`)"
-    return (f"`--photometric {amount:g}`: each scene independently " +
-            ", ".join(f"{name} {min(1.0, rate * amount):.0%}" for name, rate in PHOTO_RATES.items()) +
-            " (synthface.scenes.photometric)")
-
-
-def photometric(scene: np.ndarray, rng, amount: float = 1.0) -> np.ndarray:
-    """The whole scene as photos vary (no pixel moves, so the labels stand): greyscale,
-    low contrast, gamma, low resolution (down to 25-60% and back up), blur, sensor noise,
-    vignetting, JPEG at quality 15-60, each with its PHOTO_RATES rate x `amount`, in that
-    order. A detector then cannot key on colour, contrast or sharpness. A grey scene is
-    worked on as one channel; gamma and the noise's normal draws are table look-ups."""
-    import cv2
-
-    from synthface.imaging import saturate_uint8
-
-    hit = {name: rng.random() < min(1.0, rate * amount) for name, rate in PHOTO_RATES.items()}
-    if not any(hit.values()):
-        return np.ascontiguousarray(scene)
-    img = scene.astype(np.float32)
-    size = scene.shape[0]
-    if hit["grey"]:
-        img = img @ np.float32([0.299, 0.587, 0.114])  # one channel until the end
-    if hit["contrast"]:
-        k = rng.uniform(0.35, 0.8)
-        shift = rng.uniform(-30, 30)
-        mean = float(img.mean())
-        img *= np.float32(k)
-        img += np.float32(mean * (1 - k) + shift)
-    if hit["gamma"]:  # on the nearest of 256 levels, as an 8-bit camera would
-        levels = saturate_uint8(img)
-        table = (255.0 * (np.arange(256) / 255.0) ** rng.uniform(0.6, 1.7)).astype(np.float32)
-        img = cv2.LUT(levels, table)
-    if hit["lowres"]:
-        small = max(8, int(round(size * rng.uniform(0.25, 0.6))))
-        img = cv2.resize(cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA), (size, size),
-                         interpolation=cv2.INTER_LINEAR)
-    if hit["blur"]:
-        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 2.0))
-    if hit["noise"]:
-        sigma = np.float32(rng.uniform(3, 12))
-        img = img + normal_noise(rng, img.shape, sigma)
-    if hit["vignette"]:
-        fall = 1 - np.float32(rng.uniform(0.3, 0.7)) * _radius2(size)
-        img = img * (fall if img.ndim == 2 else fall[..., None])
-    out = saturate_uint8(img)
-    if hit["jpeg"]:
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 61))])
-        out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    if out.ndim == 2:
-        out = np.repeat(out[..., None], 3, axis=2)
-    return np.ascontiguousarray(out)
-
-
-def normal_noise(rng, shape, sigma: float) -> np.ndarray:
-    """float32 normal noise (to 2.9 sigma): uniform bytes through a table of 256 normal
-    quantiles, five times faster than numpy's normal draws."""
-    import cv2
-
-    draws = np.frombuffer(rng.bytes(int(np.prod(shape))), np.uint8).reshape(shape)
-    return cv2.LUT(draws, _normal_quantiles() * np.float32(sigma))
-
-
-@functools.lru_cache(maxsize=1)
-def _normal_quantiles() -> np.ndarray:
-    """256 quantiles of the standard normal: indexed by uniform byte draws, normal noise
-    (to 2.9 sigma)."""
-    from statistics import NormalDist
-
-    inv = NormalDist().inv_cdf
-    return np.array([inv((i + 0.5) / 256) for i in range(256)], np.float32)
-
-
-@functools.lru_cache(maxsize=4)
-def _radius2(size: int) -> np.ndarray:
-    """Squared distance from the centre over its corner value (0 .. 1), for vignetting."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / (size - 1) - 0.5
-    return (xx ** 2 + yy ** 2) / np.float32(0.5)
-
-
-def _paste(scene: np.ndarray, img: np.ndarray, m: np.ndarray, blend: str, rng) -> None:
-    """Paste a face (warped by m) into the scene with a blending. Every step works on
+def _paste(scene: np.ndarray, img: np.ndarray, m: np.ndarray, blend: str, rng, points=None) -> None:
+    """Paste a face (warped by m) into the scene with a blending ("head": its outline from
+    its 68 `points`, synthface.groups.head_mask, edge blurred). Every step works on
     the face's rectangle of the scene (padded by the blur's reach): outside it the mask,
     hence every blending's weight, is zero."""
     import cv2
 
+    if blend == "head":
+        from synthface.groups import extend_head
+
+        img, grown = extend_head(img, points, rng)  # hair above, the neck below: the mask has them to show
+        m = m.copy()
+        m[:, 2] -= m[:, :2] @ (grown, grown)
+        points = np.asarray(points, np.float64) + grown
     size = scene.shape[0]
     h, w = img.shape[:2]
     corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float) @ m.T
@@ -372,6 +337,10 @@ def _paste(scene: np.ndarray, img: np.ndarray, m: np.ndarray, blend: str, rng) -
     if blend == "feather" or blend == "poisson":
         square = np.zeros((h, w), np.uint8)
         cv2.ellipse(square, (w // 2, h // 2), (int(w * 0.46), int(h * 0.5)), 0, 0, 360, 255, -1)
+    elif blend == "head":
+        from synthface.groups import head_mask
+
+        square = head_mask(points, h, w)
     mask = cv2.warpAffine(square, mr, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     covered = cv2.countNonZero(mask)
     if covered == 0:
@@ -392,7 +361,7 @@ def _paste(scene: np.ndarray, img: np.ndarray, m: np.ndarray, blend: str, rng) -
             scene[...] = out
             return
         blend = "feather"
-    if blend in ("gaussian", "feather"):
+    if blend in ("gaussian", "feather", "head"):
         sigma = max(1.0, 0.04 * math.sqrt(covered))
         mask = cv2.GaussianBlur(mask, (0, 0), sigma)
     alpha = mask.astype(np.float32) * np.float32(1 / 255)
@@ -471,11 +440,18 @@ def scene_name(i: int) -> str:
     return f"images/{i // 1000:05d}/{i:08d}.jpg"
 
 
+def is_group(scene_seed: int, cfg: SceneConfig) -> bool:
+    """Whether the scene of this seed is a group photo (a draw of its own, share cfg.groups)."""
+    return bool(np.random.default_rng([int(scene_seed), _STREAM, 1]).random() < cfg.groups)
+
+
 def faces_per_scene(seed: int, i: int, cfg: SceneConfig) -> int:
+    """How many faces scene i takes: cfg.group_faces for a group photo, else cfg.faces_per_image."""
     from synthface.sampling import candidate_seed
 
-    lo, hi = cfg.faces_per_image
-    return int(np.random.default_rng([candidate_seed(seed, i), _STREAM, 1]).integers(lo, hi + 1))
+    scene_seed = candidate_seed(seed, i)
+    lo, hi = cfg.group_faces if is_group(scene_seed, cfg) else cfg.faces_per_image
+    return int(np.random.default_rng([scene_seed, _STREAM, 4]).integers(lo, hi + 1))
 
 
 def _scene_init(out: str, faces_dir: str, cfg: SceneConfig):
@@ -642,6 +618,8 @@ def _write_scene_card(out: Path, cfg: SceneConfig, identity: dict, summary: dict
 - Background: {background}
 - Faces per scene {cfg.faces_per_image[0]}-{cfg.faces_per_image[1]}, face box width {cfg.face_size[0]}-{cfg.face_size[1]} px,
   angle +-{cfg.max_angle:g} degrees; blends: {blends}
+- Group photos: {cfg.groups:.0%} of scenes (rows of {cfg.group_faces[0]}-{cfg.group_faces[1]} faces on necks and shoulders,
+  pasted with their heads' outlines; synthface.groups)
 - Photo-like variation after compositing: {photo_line(cfg.photometric)}
 {box_line(box)}
 - {summary['unplaced']} faces found no place without overlap and were left out.

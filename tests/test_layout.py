@@ -20,7 +20,7 @@ TIERS = [
     ["imaging", "imagefiles", "journal", "weights", "workers", "config", "annotate",
      "formats.base", "formats.table", "formats.parquet", "formats.hf", "formats.imglab", "formats.pts",
      "formats.coco", "formats.yolo", "formats.side"],
-    ["steering", "readers", "transforms", "card", "data", "gan"],
+    ["steering", "readers", "transforms", "card", "data", "gan", "photometric", "groups"],
     ["sampling", "export"],
     ["make", "evaluate", "directions", "landmarks", "detector", "preview", "torchdata", "align"],
     ["merge", "scenes", "train"],
