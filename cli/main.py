@@ -36,7 +36,8 @@ def _add_train(sub) -> None:
                     "(loss.csv, loss.png, samples/, weights/, generator.safetensors, checkpoints/).",
         epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="folder of face images (searched recursively) or a .zip of one")
-    p.add_argument("--out", required=True, help="run folder to write (resumed if it holds a run)")
+    p.add_argument("-o", "--output", "--out", dest="out", required=True,
+                   help="run folder to write (resumed if it holds a run)")
     p.add_argument("--config", default="dcgan64",
                    help="preset name (dcgan64, seed56, tiny) or a YAML file (default: dcgan64)")
     p.add_argument("--resume", action="store_true",
@@ -100,7 +101,8 @@ def _add_make_dataset(sub) -> None:
                     "labels/ + data.yaml for Ultralytics), with a train/val split.",
         epilog=MAKE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", type=int, required=True, help="number of labelled faces in the result")
-    p.add_argument("--out", required=True, help="dataset folder (must be new or empty, unless --resume)")
+    p.add_argument("-o", "--output", "--out", dest="out", required=True,
+                   help="dataset folder (must be new or empty, unless --resume)")
     p.add_argument("--checkpoint", help="generator weights (.safetensors with its .json beside it) or a "
                                         "bundled generator's name: default64 (the default), celeba64")
     p.add_argument("--landmarks", action="store_true",
@@ -481,7 +483,7 @@ def _add_detector(sub) -> None:
                                     "made square (one aspect ratio, as the trainer needs); boxes smaller than the "
                                     "window and truncated ones are ignored, not penalised.",
                         epilog=DETECTOR_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--dataset", required=True, action="append",
+    t.add_argument("--data", "--dataset", dest="dataset", required=True, action="append",
                    help="synthface dataset, imglab XML, COCO json or photos + NAME_K.pts; repeat it to train on several")
     t.add_argument("--weight", type=float, action="append",
                    help="oversampling of each --dataset's images, in order (e.g. 3 repeats each image three times; "
@@ -499,7 +501,7 @@ def _add_detector(sub) -> None:
                    help="upsample training images (default 0; 1 needs about 4x the memory: 570 scenes of 640 px "
                         "passed 19 GiB)")
     t.add_argument("--max-runtime", type=float, default=0.0, help="stop training after this many seconds")
-    t.add_argument("--threads", type=int, default=0, help="threads (default: all cores)")
+    t.add_argument("--workers", "--threads", dest="threads", type=int, default=0, help="threads (default: all cores)")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--verbose", action="store_true", help="dlib's own training output too")
     t.set_defaults(func=_run_detector_train, plan=plans.detector_train)
@@ -511,7 +513,8 @@ def _add_detector(sub) -> None:
                         epilog=DETECTOR_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     m.add_argument("--model", required=True, help="a .svm from `detector train`, or dlib")
     m.add_argument("-n", type=int, default=1000, help="face-free scenes to draw (default 1000)")
-    m.add_argument("--out", required=True, help="folder for the scenes where the detector fired (added to)")
+    m.add_argument("-o", "--output", "--out", dest="out", required=True,
+                   help="folder for the scenes where the detector fired (added to)")
     m.add_argument("--backgrounds", metavar="DIR", help="face-free photos to crop from (default: procedural)")
     m.add_argument("--photometric", type=float, default=1.0, metavar="AMOUNT", help="as for scenes (default 1)")
     m.add_argument("--image-size", type=int, default=640, help="scene side in px (default 640)")
@@ -593,7 +596,8 @@ def _add_evaluate(sub) -> None:
                                    "memorisation and diversity of a generator, each next to its real-face baseline.",
                        epilog="example:\n  synthface evaluate --real ~/faces -n 2000 -o report.json",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--real", required=True, help="folder (or zip) of real faces: the generator's training data")
+    p.add_argument("--data", "--real", dest="real", required=True,
+                   help="folder (or zip) of real faces: the generator's training data")
     p.add_argument("-n", type=int, default=2000, help="generated faces to measure (default 2000)")
     p.add_argument("-o", "--output", help="write the report as JSON here")
     p.add_argument("--checkpoint", help="generator weights, or a bundled generator's name: default64 (the default), celeba64")
@@ -647,7 +651,7 @@ def _add_landmarks(sub) -> None:
                                     "an imglab XML file, or a folder of 300-W faces (images with .pts beside them, "
                                     "searched recursively, e.g. a synthface dataset's images/).",
                         epilog=LANDMARK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--dataset", required=True, action="append",
+    t.add_argument("--data", "--dataset", dest="dataset", required=True, action="append",
                    help="synthface dataset folder, imglab XML, or 300-W folder; repeat it to train on several")
     t.add_argument("--weight", type=float, action="append",
                    help="oversampling of each --dataset, in order (e.g. 3 repeats each face three times; default 1)")
@@ -658,9 +662,10 @@ def _add_landmarks(sub) -> None:
     special = {"oversampling_amount": "(default 0: ceil(30000 / faces) within 5..35)",
                "random_seed": "dlib's random seed, any text: another gives another model of the same data "
                               "(default: dlib's own)"}
+    aliases = {"num_threads": ["--workers"], "random_seed": ["--seed"]}  # the flags every other command uses
     for f in fields(TrainOptions):
-        t.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
-                       help=special.get(f.name, f"(default {f.default})"))
+        t.add_argument(*aliases.get(f.name, []), f"--{f.name.replace('_', '-')}", dest=f.name, type=type(f.default),
+                       default=f.default, help=special.get(f.name, f"(default {f.default})"))
     t.add_argument("--upsample", type=int, default=1, help="detector upsampling for 300-W boxes (default 1)")
     t.add_argument("--pts-origin", type=int, default=1, choices=(0, 1), help=".pts coordinates' first pixel (default 1)")
     t.add_argument("--split", default="all", choices=("train", "val", "all"),

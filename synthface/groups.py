@@ -51,12 +51,13 @@ def head_mask(points, height: int, width: int) -> np.ndarray:
 def group_places(n: int, size: int, width_range: tuple, rng) -> list:
     """Where a group photo's faces go: [(centre x, centre y, face box width)] for up to `n`
     faces, back row first. The face width is drawn log-uniform in `width_range` (one for
-    the photo); faces sit 1.25-1.6 widths apart in rows 0.95-1.25 widths apart, each row
+    the photo); faces sit 1.25-1.6 widths apart in rows 1.25-1.55 widths apart, each row
     behind 4% smaller, shifted half a place, and every face jittered a little. Rows that
     would leave the frame are not used (fewer faces placed)."""
     lo, hi = width_range
-    w0 = math.exp(rng.uniform(math.log(lo), math.log(hi)))
-    dx, dy = w0 * rng.uniform(1.25, 1.6), w0 * rng.uniform(0.95, 1.25)
+    # at most 1/2.6 of the frame: the front row's head and shoulders must fit in it
+    w0 = min(math.exp(rng.uniform(math.log(lo), math.log(hi))), size / 2.6)
+    dx, dy = w0 * rng.uniform(1.25, 1.6), w0 * rng.uniform(1.25, 1.55)
     per_row = max(1, int(size * 0.94 // dx))
     front = rng.uniform(size - 1.6 * w0, size - 0.9 * w0)  # the front row's face centre: shoulders reach the bottom
     places, left, r = [], n, 0  # places: rows, the front one first

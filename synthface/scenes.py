@@ -299,18 +299,33 @@ def _compose_group(scene: np.ndarray, faces: list, cfg: SceneConfig, rng) -> lis
         lower = img[img.shape[0] * 3 // 5:, img.shape[1] // 3: img.shape[1] * 2 // 3]  # cheeks and chin: the skin
         skin = tuple(float(v) for v in lower.reshape(-1, 3).mean(0))
         draw_body(scene, pts, team or clothing_colour(rng), skin, rng)
-        _paste(scene, img, m, blend, rng, points)
+        covers = _paste(scene, img, m, blend, rng, points)
+        if covers is not None:  # a head in front hides the points of faces behind it that it covers
+            for earlier in placed:
+                earlier[4][:] |= _under(covers, earlier[2])
         bh = width * box[3] / box[2]
         new_box = (cx - width / 2, cy - bh / 2, width, bh)
         placed.append((k, tuple(int(round(v)) for v in new_box), pts, False, np.zeros(68, bool), blend, angle))
     return placed
 
 
-def _paste(scene: np.ndarray, img: np.ndarray, m: np.ndarray, blend: str, rng, points=None) -> None:
+def _under(covers, pts) -> np.ndarray:
+    """Which of `pts` (scene pixels) lie under a paste's mask ((x0, y0), mask), over half covered."""
+    (x0, y0), mask = covers
+    h, w = mask.shape
+    ix, iy = np.round(pts[:, 0]).astype(int) - x0, np.round(pts[:, 1]).astype(int) - y0
+    inside = (ix >= 0) & (iy >= 0) & (ix < w) & (iy < h)
+    out = np.zeros(len(pts), bool)
+    out[inside] = mask[iy[inside], ix[inside]] > 127
+    return out
+
+
+def _paste(scene: np.ndarray, img: np.ndarray, m: np.ndarray, blend: str, rng, points=None):
     """Paste a face (warped by m) into the scene with a blending ("head": its outline from
     its 68 `points`, synthface.groups.head_mask, edge blurred). Every step works on
     the face's rectangle of the scene (padded by the blur's reach): outside it the mask,
-    hence every blending's weight, is zero."""
+    hence every blending's weight, is zero. Returns where the paste covers the scene,
+    ((x0, y0), mask of that rectangle), or None when it covers nothing."""
     import cv2
 
     if blend == "head":
@@ -327,7 +342,7 @@ def _paste(scene: np.ndarray, img: np.ndarray, m: np.ndarray, blend: str, rng, p
     rx0, ry0 = (max(0, int(math.floor(v)) - pad) for v in corners.min(0))
     rx1, ry1 = (min(size, int(math.ceil(v)) + pad + 1) for v in corners.max(0))
     if rx0 >= rx1 or ry0 >= ry1:
-        return
+        return None
     roi = (slice(ry0, ry1), slice(rx0, rx1))
     mr = m.copy()
     mr[:, 2] -= (rx0, ry0)
@@ -344,7 +359,7 @@ def _paste(scene: np.ndarray, img: np.ndarray, m: np.ndarray, blend: str, rng, p
     mask = cv2.warpAffine(square, mr, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     covered = cv2.countNonZero(mask)
     if covered == 0:
-        return
+        return None
     ground = scene[roi]
     if blend != "poisson":  # colour match: the face's channel means moved a quarter of the way to the ground's
         region = (mask > 127).view(np.uint8)
@@ -359,13 +374,14 @@ def _paste(scene: np.ndarray, img: np.ndarray, m: np.ndarray, blend: str, rng, p
             out = cv2.seamlessClone(np.ascontiguousarray(warped[sub]), scene, np.ascontiguousarray(mask[sub]),
                                     centre, cv2.NORMAL_CLONE)
             scene[...] = out
-            return
+            return (rx0, ry0), mask
         blend = "feather"
     if blend in ("gaussian", "feather", "head"):
         sigma = max(1.0, 0.04 * math.sqrt(covered))
         mask = cv2.GaussianBlur(mask, (0, 0), sigma)
     alpha = mask.astype(np.float32) * np.float32(1 / 255)
     scene[roi] = cv2.blendLinear(warped, ground, alpha, 1 - alpha)
+    return (rx0, ry0), mask
 
 
 def _occlude(scene, base, box, pts, rng) -> np.ndarray:

@@ -200,7 +200,7 @@ def test_resuming_a_hard_linked_copy_leaves_the_original_as_it_was(world, tmp_pa
 
 
 def test_usage_mistakes_are_one_line_too():
-    _one_line(run_cli("make-dataset"), "the following arguments are required: -n, --out")
+    _one_line(run_cli("make-dataset"), "the following arguments are required: -n, -o/--output/--out")
     _one_line(run_cli("make-dataset", "-n", "5", "--out", "x", "--rotate-3d", "-30:30"), "--rotate-3d=-30:30")
     _one_line(run_cli("preview", "ds", "-o", ""), "-o is empty")
     _one_line(run_cli("make-dataset", "-n", "5", "--out", "x", "--predictor", "nope.dat"),
