@@ -14,7 +14,7 @@ Test sets, both built from the odd-position half of ../shared/data/helen-train-p
   contrast print with JPEG, and a posterised drawing-like print. Written to OUT/groups
   (seeded: the same set every run).
 Each set is scored against two truths, both from the 68 points: "points" (the points'
-extent, as HELEN's boxes.json) and "head" (forehead to chin: synthface.geometry's head
+extent, as HELEN's boxes.json) and "head" (forehead to chin: synthface.face.geometry's head
 box). A detector is scored against the truth of the convention it was trained on.
 
 The grey groups are a development set: the layout and print recipes are not the
@@ -36,9 +36,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from synthface.detector import DetectorOptions, evaluate_detector, plot_pr, train_detector  # noqa: E402
-from synthface.geometry import convention_box, points_extent  # noqa: E402
-from synthface.readers import read_labelled  # noqa: E402
+from synthface.trainers.detector import DetectorOptions, evaluate_detector, plot_pr, train_detector  # noqa: E402
+from synthface.face.geometry import convention_box, points_extent  # noqa: E402
+from synthface.formats.readers import read_labelled  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 
@@ -193,8 +193,8 @@ def main():
         s = train_detector(xml, out / f"real_{convention}.svm", DetectorOptions(), progress=False)
         score(name, str(out / f"real_{convention}.svm"), convention, s)
 
-    from synthface.sampling import open_sampler
-    from synthface.scenes import SceneConfig, make_scenes
+    from synthface.generator.sampling import open_sampler
+    from synthface.dataset.scenes import SceneConfig, make_scenes
 
     def scenes(name, box, convention, **kw):
         if name in results:

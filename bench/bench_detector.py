@@ -33,12 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from synthface.detector import (DetectorOptions, evaluate_detector, load_boxes, plot_pr,  # noqa: E402
+from synthface.trainers.detector import (DetectorOptions, evaluate_detector, load_boxes, plot_pr,  # noqa: E402
                                 train_detector)
-from synthface.rotate3d import parse_turns  # noqa: E402
-from synthface.sampling import open_sampler  # noqa: E402
-from synthface.scenes import BLENDS, SceneConfig, make_scenes  # noqa: E402
-from synthface.steering import pose_mix_targets  # noqa: E402
+from synthface.face.rotate3d import parse_turns  # noqa: E402
+from synthface.generator.sampling import open_sampler  # noqa: E402
+from synthface.dataset.scenes import BLENDS, SceneConfig, make_scenes  # noqa: E402
+from synthface.generator.steering import pose_mix_targets  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 # the photo study's scene recipes (row name after "scenes N, " -> SceneConfig arguments)
@@ -157,7 +157,7 @@ def main():
             for r in range(1, args.rounds + 1):  # each round: 2,000 procedural and 1,000 photo backgrounds, the last model
                 name = f"{base}, hard negatives round {r}"
                 if f"round {r}" not in mining:
-                    from synthface.scenes import mine_negatives
+                    from synthface.dataset.scenes import mine_negatives
 
                     photometric = kw.get("photometric", 0.0)
                     procedural = mine_negatives(str(previous), out / "negatives", 2000,

@@ -3,7 +3,7 @@
     python bench/bench_generator.py [--batch 64] [--repeats 5] [--threads 1]
 
 "plain" is the training network in eval mode under no_grad; "fast" is
-synthface.networks.fast_generator under inference_mode (upsample+conv computed at low
+synthface.generator.networks.fast_generator under inference_mode (upsample+conv computed at low
 resolution for the upconv design), without and with channels_last (the sampler's). The outputs are compared:
 the largest absolute difference is printed next to the times.
 """
@@ -21,8 +21,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from synthface.config import load_config  # noqa: E402
-from synthface.networks import arch_of, build_generator, fast_generator  # noqa: E402
+from synthface.generator.config import load_config  # noqa: E402
+from synthface.generator.networks import arch_of, build_generator, fast_generator  # noqa: E402
 
 
 def timed(fn, z, repeats):

@@ -109,10 +109,10 @@ def run(n: int, out: Path, extra: list) -> dict:
 EXPORT = """
 import json, sys
 from pathlib import Path
-from synthface.annotate import AnnotateConfig
-from synthface.export import write_exports
-from synthface.journal import read_identity
-from synthface.make import MakeConfig
+from synthface.face.annotate import AnnotateConfig
+from synthface.dataset.export import write_exports
+from synthface.dataset.journal import read_identity
+from synthface.dataset.make import MakeConfig
 out = Path(sys.argv[1])
 identity = read_identity(out)
 cfg = MakeConfig(n=int(sys.argv[2]), seed=identity["seed"], annotate=AnnotateConfig(landmarks=True))

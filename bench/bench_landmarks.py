@@ -34,12 +34,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from synthface.annotate import AnnotateConfig  # noqa: E402
-from synthface.landmarks import TrainOptions, evaluate_landmarks, plot_ced, train_landmarks  # noqa: E402
-from synthface.make import MakeConfig, make_dataset  # noqa: E402
-from synthface.sampling import open_sampler  # noqa: E402
-from synthface.steering import pose_mix_targets  # noqa: E402
-from synthface.transforms import AugmentConfig  # noqa: E402
+from synthface.face.annotate import AnnotateConfig  # noqa: E402
+from synthface.trainers.landmarks import TrainOptions, evaluate_landmarks, plot_ced, train_landmarks  # noqa: E402
+from synthface.dataset.make import MakeConfig, make_dataset  # noqa: E402
+from synthface.generator.sampling import open_sampler  # noqa: E402
+from synthface.generator.steering import pose_mix_targets  # noqa: E402
+from synthface.face.augment import AugmentConfig  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "300w-dev"
 

@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from synthface.annotate import AnnotateConfig  # noqa: E402
-from synthface.make import MakeConfig, make_dataset  # noqa: E402
-from synthface.sampling import GeneratorSampler, ReplaySampler  # noqa: E402
+from synthface.face.annotate import AnnotateConfig  # noqa: E402
+from synthface.dataset.make import MakeConfig, make_dataset  # noqa: E402
+from synthface.generator.sampling import GeneratorSampler, ReplaySampler  # noqa: E402
 
 
 class CostedReplay:
@@ -40,9 +40,9 @@ class CostedReplay:
 
 
 def random_generator(preset: str, folder: Path) -> GeneratorSampler:
-    from synthface.config import load_config
-    from synthface.networks import arch_of, build_generator
-    from synthface.weights import save_generator
+    from synthface.generator.config import load_config
+    from synthface.generator.networks import arch_of, build_generator
+    from synthface.generator.weights import save_generator
 
     arch = arch_of(load_config(preset).model)
     path = save_generator(build_generator(arch).eval(), arch, folder / f"{preset}.safetensors")

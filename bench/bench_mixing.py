@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_landmarks import make  # noqa: E402
-from synthface.landmarks import TrainOptions, evaluate_landmarks, plot_ced, train_landmarks  # noqa: E402
+from synthface.trainers.landmarks import TrainOptions, evaluate_landmarks, plot_ced, train_landmarks  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "300w-dev"
 
@@ -85,7 +85,7 @@ def turned_subset(syn: Path, min_yaw: float) -> tuple[Path, int]:
     (so that it still counts as synthetic)."""
     import pandas as pd
 
-    from synthface.landmarks import load_face_set, write_training_xml
+    from synthface.trainers.landmarks import load_face_set, write_training_xml
 
     labels = pd.read_csv(syn / "labels.csv")
     keep = {str((syn / f).resolve()) for f in labels.loc[labels["yaw"].abs() >= min_yaw, "file"]}

@@ -42,10 +42,10 @@ def stage_costs(sampler, n: int = 512) -> dict:
     import dlib
     import torch
 
-    from synthface.annotate import AnnotateConfig, Annotator, shape_to_array
-    from synthface.journal import Journal
-    from synthface.make import BLOCK, _record, image_name
-    from synthface.sampling import images_for
+    from synthface.face.annotate import AnnotateConfig, Annotator, shape_to_array
+    from synthface.dataset.journal import Journal
+    from synthface.dataset.make import BLOCK, _record, image_name
+    from synthface.generator.sampling import images_for
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -62,9 +62,9 @@ def stage_costs(sampler, n: int = 512) -> dict:
     points = [ann.predictor(img, dlib.rectangle(r.left(), r.top(), r.right(), r.bottom()))
               for _, img, r in with_face]
     lm = (time.perf_counter() - t) / max(len(with_face), 1)
-    from synthface.pose import face_attributes
-    from synthface.rotate3d import turn_face
-    from synthface.transforms import AugmentConfig, augment_face
+    from synthface.face.pose import face_attributes
+    from synthface.face.rotate3d import turn_face
+    from synthface.face.augment import AugmentConfig, augment_face
 
     arrays = [shape_to_array(s) for s in points]
     boxes = [(r.left(), r.top(), r.width(), r.height()) for _, _, r in with_face]
@@ -107,8 +107,8 @@ def naive_loop(sampler, n: int, out: Path) -> float:
     import cv2
     import dlib
 
-    from synthface.annotate import AnnotateConfig, Annotator
-    from synthface.sampling import candidate_seed
+    from synthface.face.annotate import AnnotateConfig, Annotator
+    from synthface.generator.sampling import candidate_seed
 
     t = time.perf_counter()
     ann = Annotator(AnnotateConfig())
@@ -132,8 +132,8 @@ def naive_loop(sampler, n: int, out: Path) -> float:
 def pipeline(sampler, n: int, workers: int, out: Path) -> dict:
     """One make_dataset call, timed from the call to its return: loading dlib's models,
     the sampling loop, labels.csv. `loop_s` is the sampling loop alone."""
-    from synthface.annotate import AnnotateConfig
-    from synthface.make import MakeConfig, make_dataset
+    from synthface.face.annotate import AnnotateConfig
+    from synthface.dataset.make import MakeConfig, make_dataset
 
     cfg = MakeConfig(n=n, workers=workers, annotate=AnnotateConfig(landmarks=True), formats=("csv",))
     t = time.perf_counter()
@@ -160,13 +160,13 @@ def main():
     p.add_argument("--naive-n", type=int, help="faces for the naive loop (default: the first -n)")
     p.add_argument("--threads", type=int, nargs="+",
                    help="most workers run as threads of the main process, the rest as processes "
-                        "(default: make-dataset's own, synthface.make.THREADS)")
+                        "(default: make-dataset's own, synthface.dataset.make.THREADS)")
     p.add_argument("--memory", type=int, nargs="*", default=[], help="peak RSS for these n")
     args = p.parse_args()
     import torch
 
     from synthface import make
-    from synthface.sampling import open_sampler
+    from synthface.generator.sampling import open_sampler
 
     sampler = open_sampler(args.checkpoint)
     print(f"# {os.cpu_count()} cores, torch {torch.__version__}, generator {sampler.identity.get('checkpoint')}")

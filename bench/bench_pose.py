@@ -28,12 +28,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from synthface.annotate import AnnotateConfig  # noqa: E402
-from synthface.scheme68 import POINT_COLS  # noqa: E402
-from synthface.make import MakeConfig, make_dataset  # noqa: E402
-from synthface.pose import face_attributes, yaw_proxy  # noqa: E402
-from synthface.sampling import candidate_seed, noise, open_sampler  # noqa: E402
-from synthface.steering import parse_range, pose_mix_targets, reach  # noqa: E402
+from synthface.face.annotate import AnnotateConfig  # noqa: E402
+from synthface.face.scheme68 import POINT_COLS  # noqa: E402
+from synthface.dataset.make import MakeConfig, make_dataset  # noqa: E402
+from synthface.face.pose import face_attributes, yaw_proxy  # noqa: E402
+from synthface.generator.sampling import candidate_seed, noise, open_sampler  # noqa: E402
+from synthface.generator.steering import parse_range, pose_mix_targets, reach  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "300w-dev"
 
@@ -53,7 +53,7 @@ def spread(points: np.ndarray, sizes) -> dict:
 def real_rows() -> dict:
     import cv2
 
-    from synthface.readers import read_pts
+    from synthface.formats.readers import read_pts
 
     out = {}
     for name in ("afw", "helen-train"):
@@ -72,8 +72,8 @@ def training_faces_row(folder: Path, count: int = 1500) -> dict:
 
     import cv2
 
-    from synthface.annotate import Annotator
-    from synthface.imagefiles import IMAGE_EXTS
+    from synthface.face.annotate import Annotator
+    from synthface.core.imagefiles import IMAGE_EXTS
 
     files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTS)
     files = random.Random(0).sample(files, min(count, len(files)))
@@ -127,8 +127,8 @@ def stage_costs(targets, checkpoint=None) -> dict:
 
 
 def main() -> None:
-    from synthface.directions import load_directions
-    from synthface.sampling import DEFAULT_CHECKPOINT
+    from synthface.generator.directions import load_directions
+    from synthface.generator.sampling import DEFAULT_CHECKPOINT
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=2000)

@@ -44,13 +44,13 @@ def agreement(out: Path, n_faces: int, seed: int) -> dict:
     import cv2
     import dlib
 
-    from synthface.annotate import AnnotateConfig, Annotator, shape_to_array
-    from synthface.imaging import make_grid, write_image
-    from synthface.landmarks import nme
-    from synthface.pose import fitted_pose, head_pose
-    from synthface.preview import draw_labels
-    from synthface.rotate3d import turn_face
-    from synthface.sampling import candidates, open_sampler
+    from synthface.face.annotate import AnnotateConfig, Annotator, shape_to_array
+    from synthface.core.imaging import make_grid, write_image
+    from synthface.trainers.landmarks import nme
+    from synthface.face.pose import fitted_pose, head_pose
+    from synthface.dataset.preview import draw_labels
+    from synthface.face.rotate3d import turn_face
+    from synthface.generator.sampling import candidates, open_sampler
 
     cv2.setNumThreads(1)
     annotator = Annotator(AnnotateConfig(landmarks=True))
@@ -118,10 +118,10 @@ def boxes(out: Path, n_faces: int, seed: int) -> dict:
     box widths and the size ratio."""
     import dlib
 
-    from synthface.annotate import AnnotateConfig, Annotator
-    from synthface.geometry import iou
-    from synthface.rotate3d import turn_face
-    from synthface.sampling import candidates, open_sampler
+    from synthface.face.annotate import AnnotateConfig, Annotator
+    from synthface.face.geometry import iou
+    from synthface.face.rotate3d import turn_face
+    from synthface.generator.sampling import candidates, open_sampler
 
     annotator = Annotator(AnnotateConfig(landmarks=True))
     detector = dlib.get_frontal_face_detector()
@@ -162,11 +162,11 @@ def score(model: str, data: str, turned_only: bool = False) -> dict:
     |fitted yaw| > 20 degrees."""
     import dlib
 
-    from synthface.annotate import shape_to_array
-    from synthface.imaging import read_rgb
-    from synthface.landmarks import (_detector_boxes, _rect, load_face_set, load_predictor, match_detection, nme,
+    from synthface.face.annotate import shape_to_array
+    from synthface.core.imaging import read_rgb
+    from synthface.trainers.landmarks import (_detector_boxes, _rect, load_face_set, load_predictor, match_detection, nme,
                                      summarize_nme)
-    from synthface.pose import fitted_pose
+    from synthface.face.pose import fitted_pose
 
     predictor = load_predictor(model)
     detector = dlib.get_frontal_face_detector()
@@ -187,11 +187,11 @@ def score(model: str, data: str, turned_only: bool = False) -> dict:
 
 
 def train(out: Path, n: int, baseline: str | None, seed: int, yaw: str = "-60:60", pitch: str | None = None) -> dict:
-    from synthface.annotate import AnnotateConfig
-    from synthface.landmarks import TrainOptions, train_landmarks
-    from synthface.make import MakeConfig, make_dataset
-    from synthface.rotate3d import parse_turns
-    from synthface.sampling import open_sampler
+    from synthface.face.annotate import AnnotateConfig
+    from synthface.trainers.landmarks import TrainOptions, train_landmarks
+    from synthface.dataset.make import MakeConfig, make_dataset
+    from synthface.face.rotate3d import parse_turns
+    from synthface.generator.sampling import open_sampler
 
     path = out / "train.json"
     results = json.loads(path.read_text()) if path.is_file() else {}

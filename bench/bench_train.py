@@ -25,10 +25,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from synthface.config import load_config  # noqa: E402
-from synthface.data import FaceDataModule  # noqa: E402
-from synthface.gan import DCGAN  # noqa: E402
-from synthface.networks import arch_of  # noqa: E402
+from synthface.generator.config import load_config  # noqa: E402
+from synthface.generator.data import FaceDataModule  # noqa: E402
+from synthface.generator.gan import DCGAN  # noqa: E402
+from synthface.generator.networks import arch_of  # noqa: E402
 
 
 class EpochTimer(pl.Callback):
@@ -65,8 +65,8 @@ def bench_plain(preset: str, batches: int, batch_size: int, epochs: int) -> floa
     """The same networks, batch and step as DCGAN.training_step, in a plain PyTorch loop."""
     import torch.nn.functional as F
 
-    from synthface.gan import to_unit_range
-    from synthface.networks import build_discriminator, build_generator
+    from synthface.generator.gan import to_unit_range
+    from synthface.generator.networks import build_discriminator, build_generator
 
     cfg = load_config(preset, [f"data.batch_size={batch_size}", f"train.batches_per_epoch={batches}"])
     dm = FaceDataModule(ROOT / "tests" / "fixtures" / "faces", cfg.model.resolution, batch_size, batches,

@@ -30,7 +30,7 @@ def draw(img: np.ndarray, points, dlib_box) -> np.ndarray:
     """One tile: the face on a grey margin, upscaled, its three boxes and its points."""
     import cv2
 
-    from synthface.geometry import convention_box
+    from synthface.face.geometry import convention_box
 
     canvas = cv2.copyMakeBorder(img, MARGIN, MARGIN, MARGIN, MARGIN, cv2.BORDER_CONSTANT, value=(128, 128, 128))
     canvas = cv2.resize(canvas, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_CUBIC)
@@ -72,10 +72,10 @@ def main() -> None:
     p.add_argument("--upright", type=int, default=3, help="upright faces (default 3)")
     args = p.parse_args()
 
-    from synthface.annotate import AnnotateConfig, Annotator
-    from synthface.imaging import make_grid, write_image
-    from synthface.rotate3d import turn_face
-    from synthface.sampling import candidates, open_sampler
+    from synthface.face.annotate import AnnotateConfig, Annotator
+    from synthface.core.imaging import make_grid, write_image
+    from synthface.face.rotate3d import turn_face
+    from synthface.generator.sampling import candidates, open_sampler
 
     annotator = Annotator(AnnotateConfig(landmarks=True))
     kept = []

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from synthface.landmarks import plot_ced  # noqa: E402
+from synthface.trainers.landmarks import plot_ced  # noqa: E402
 
 # the plots docs/landmarks.md shows
 DOCS = {

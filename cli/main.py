@@ -57,7 +57,7 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args) -> int:
-    from synthface.config import load_config
+    from synthface.generator.config import load_config
 
     flags = {"train.max_epochs": args.max_epochs, "data.batch_size": args.batch_size,
              "train.seed": args.seed, "train.accelerator": args.accelerator,
@@ -65,7 +65,7 @@ def _run_train(args) -> int:
              "train.strategy": args.strategy, "train.precision": args.precision}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
     cfg = load_config(args.config, overrides)
-    from synthface.train import train
+    from synthface.generator.train import train
 
     path = train(args.data, args.out, cfg, resume=True if args.resume else None,
                  progress=not args.no_progress, fast_dev_run=args.fast_dev_run)
@@ -182,8 +182,8 @@ def _add_make_dataset(sub) -> None:
 def _run_make_scenes(args, cfg) -> int:
     import shlex
 
-    from synthface.scenes import SceneConfig, make_scenes, parse_pair
-    from synthface.sampling import open_sampler
+    from synthface.dataset.scenes import SceneConfig, make_scenes, parse_pair
+    from synthface.generator.sampling import open_sampler
 
     if args.num_shards != 1 or args.augment or args.pad:
         raise SynthfaceError("--scenes does not take --num-shards, --augment or --pad (scenes place and scale "
@@ -216,7 +216,7 @@ def _add_steering_flags(p) -> None:
 
 def _steering_targets(args) -> list:
     """The steering flags as steering.Target rows (checked here, before any work)."""
-    from synthface.steering import parse_range, pose_mix_targets
+    from synthface.generator.steering import parse_range, pose_mix_targets
 
     targets = {t.name: t for t in pose_mix_targets()} if args.pose_mix else {}
     for name in ("yaw", "pitch", "mouth_open"):
@@ -230,12 +230,12 @@ def _run_make_dataset(args) -> int:
     import os
     import shlex
 
-    from synthface.annotate import AnnotateConfig
+    from synthface.face.annotate import AnnotateConfig
     from synthface.formats import parse_formats
-    from synthface.make import MakeConfig, make_dataset
-    from synthface.rotate3d import parse_turns
-    from synthface.transforms import AugmentConfig
-    from synthface.sampling import open_sampler
+    from synthface.dataset.make import MakeConfig, make_dataset
+    from synthface.face.rotate3d import parse_turns
+    from synthface.face.augment import AugmentConfig
+    from synthface.generator.sampling import open_sampler
 
     if args.augment and args.no_augment:
         raise SynthfaceError("give --augment or --no-augment, not both")
@@ -303,8 +303,8 @@ def _add_preview(sub) -> None:
 
 
 def _run_preview(args) -> int:
-    from synthface.imaging import check_image_path
-    from synthface.preview import preview
+    from synthface.core.imaging import check_image_path
+    from synthface.dataset.preview import preview
 
     check_image_path(args.output)
     print(f"preview: {preview(args.dataset, args.output, args.n, args.scale)}")
@@ -338,8 +338,8 @@ def _run_sample(args) -> int:
     import cv2
     import numpy as np
 
-    from synthface.imaging import check_image_path, make_grid, write_image
-    from synthface.sampling import candidates, check_seed, open_sampler
+    from synthface.core.imaging import check_image_path, make_grid, write_image
+    from synthface.generator.sampling import candidates, check_seed, open_sampler
 
     if not 1 <= args.n <= 4096:
         raise SynthfaceError(f"-n must be from 1 to 4096, got {args.n}")
@@ -366,7 +366,7 @@ def _run_sample(args) -> int:
         faces = np.stack([img for _, _, img in candidates(sampler, args.seed, 0, args.n)])
         ncol = None
     else:
-        from synthface.sampling import candidate_seed, noise
+        from synthface.generator.sampling import candidate_seed, noise
 
         t = walked[0]
         steering = sampler.steering
@@ -390,11 +390,11 @@ def _sample_turns(args, targets) -> int:
     to MAX degrees, with its labels drawn."""
     import numpy as np
 
-    from synthface.annotate import AnnotateConfig, Annotator
-    from synthface.imaging import make_grid, write_image
-    from synthface.preview import turn_row
-    from synthface.rotate3d import parse_turns
-    from synthface.sampling import candidates, open_sampler
+    from synthface.face.annotate import AnnotateConfig, Annotator
+    from synthface.core.imaging import make_grid, write_image
+    from synthface.dataset.preview import turn_row
+    from synthface.face.rotate3d import parse_turns
+    from synthface.generator.sampling import candidates, open_sampler
 
     turns = parse_turns(args.rotate_3d)
     if args.steps is None or not 2 <= args.steps <= 64:
@@ -446,8 +446,8 @@ def _add_directions(sub) -> None:
 
 
 def _run_directions(args) -> int:
-    from synthface.directions import directions_path, fit_directions
-    from synthface.sampling import resolve_checkpoint
+    from synthface.generator.directions import directions_path, fit_directions
+    from synthface.generator.sampling import resolve_checkpoint
     checkpoint = resolve_checkpoint(args.checkpoint)
     s = fit_directions(checkpoint, args.n, args.seed, args.calibration_faces, args.workers, args.upsample,
                        args.device, not args.no_progress, args.output)
@@ -537,7 +537,7 @@ def _add_detector(sub) -> None:
 
 
 def _run_detector_train(args) -> int:
-    from synthface.detector import DetectorOptions, train_detector
+    from synthface.trainers.detector import DetectorOptions, train_detector
 
     s = train_detector(args.dataset[0] if len(args.dataset) == 1 else args.dataset, args.output,
                        DetectorOptions(C=args.C, epsilon=args.epsilon, window=args.window, flip=not args.no_flip,
@@ -553,8 +553,8 @@ def _run_detector_train(args) -> int:
 
 
 def _run_detector_mine(args) -> int:
-    from synthface.annotate import check_upsample
-    from synthface.scenes import SceneConfig, mine_negatives
+    from synthface.face.annotate import check_upsample
+    from synthface.dataset.scenes import SceneConfig, mine_negatives
 
     check_upsample(args.upsample)
     cfg = SceneConfig(image_size=args.image_size, backgrounds=args.backgrounds, photometric=args.photometric,
@@ -566,9 +566,9 @@ def _run_detector_mine(args) -> int:
 
 
 def _run_detector_eval(args) -> int:
-    from synthface.detector import evaluate_detector, plot_pr
-    from synthface.files import check_writable_file, write_atomic
-    from synthface.imaging import check_image_path
+    from synthface.trainers.detector import evaluate_detector, plot_pr
+    from synthface.core.files import check_writable_file, write_atomic
+    from synthface.core.imaging import check_image_path
 
     if args.output:
         check_writable_file(args.output, "-o")
@@ -584,7 +584,7 @@ def _run_detector_eval(args) -> int:
     if args.output:
         import json
 
-        from synthface.outputs import DETECTOR_REPORT
+        from synthface.core.outputs import DETECTOR_REPORT
 
         write_atomic(args.output, json.dumps({"format": DETECTOR_REPORT, **r}, indent=2) + "\n")
     return 0
@@ -611,9 +611,9 @@ def _add_evaluate(sub) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from synthface.evaluate import check_evaluate_options, evaluate, format_report, write_report
-    from synthface.files import check_writable_file
-    from synthface.sampling import open_sampler
+    from synthface.generator.evaluate import check_evaluate_options, evaluate, format_report, write_report
+    from synthface.core.files import check_writable_file
+    from synthface.generator.sampling import open_sampler
 
     check_evaluate_options(args.n, args.seed, args.workers, args.upsample)
     if args.output:
@@ -656,7 +656,7 @@ def _add_landmarks(sub) -> None:
     t.add_argument("--weight", type=float, action="append",
                    help="oversampling of each --dataset, in order (e.g. 3 repeats each face three times; default 1)")
     t.add_argument("-o", "--output", required=True, help="model file to write (.dat); a .json summary goes beside it")
-    from synthface.landmarks import TrainOptions
+    from synthface.trainers.landmarks import TrainOptions
     from dataclasses import fields
 
     special = {"oversampling_amount": "(default 0: ceil(30000 / faces) within 5..35)",
@@ -694,7 +694,7 @@ def _add_landmarks(sub) -> None:
 def _run_landmarks_train(args) -> int:
     from dataclasses import fields
 
-    from synthface.landmarks import TrainOptions, train_landmarks
+    from synthface.trainers.landmarks import TrainOptions, train_landmarks
 
     options = TrainOptions(**{f.name: getattr(args, f.name) for f in fields(TrainOptions)})
     s = train_landmarks(args.dataset, args.output, options, args.upsample, not args.no_progress, args.pts_origin,
@@ -708,9 +708,9 @@ def _run_landmarks_train(args) -> int:
 def _run_landmarks_eval(args) -> int:
     import json
 
-    from synthface.files import check_writable_file, write_atomic
-    from synthface.imaging import check_image_path
-    from synthface.landmarks import evaluate_landmarks, format_nme, plot_ced
+    from synthface.core.files import check_writable_file, write_atomic
+    from synthface.core.imaging import check_image_path
+    from synthface.trainers.landmarks import evaluate_landmarks, format_nme, plot_ced
 
     if args.output:
         check_writable_file(args.output, "-o")
@@ -723,7 +723,7 @@ def _run_landmarks_eval(args) -> int:
         plot_ced({Path(args.model).stem: r}, args.ced)
         print(f"CED plot: {args.ced}")
     if args.output:
-        from synthface.outputs import LANDMARKS_REPORT
+        from synthface.core.outputs import LANDMARKS_REPORT
 
         write_atomic(args.output, json.dumps({"format": LANDMARKS_REPORT, "model": args.model, "data": args.data, **r},
                                              indent=2,
@@ -747,7 +747,7 @@ def _add_merge(sub) -> None:
 
 
 def _run_merge(args) -> int:
-    from synthface.merge import merge_shards
+    from synthface.dataset.merge import merge_shards
 
     s = merge_shards(args.parts, args.output, progress=not args.no_progress)
     print(f"{s['faces']} faces in {args.output} ({s['candidates']} samples; rejection rate {s['rejection_rate']:.1%})")
@@ -773,7 +773,7 @@ def _add_align(sub) -> None:
 
 
 def _run_align(args) -> int:
-    from synthface.align import align_folder
+    from synthface.generator.align import align_folder
 
     c = align_folder(args.src, args.dst, args.size, args.upsample, args.workers, args.resume,
                      args.predictor, not args.no_progress)
@@ -855,7 +855,7 @@ def main(argv=None) -> int:
     import os
     import signal
 
-    from synthface.outputs import check_plan, check_utf8
+    from synthface.core.outputs import check_plan, check_utf8
 
     parser = build_parser()
     try:  # before argparse, whose messages would show such bytes as escapes

@@ -1,5 +1,5 @@
 """What each command writes and reads, from its parsed flags: the plan `main()` checks
-(synthface.outputs.check_plan) before the command runs. Every command has one; a new
+(synthface.core.outputs.check_plan) before the command runs. Every command has one; a new
 command without one fails tests/test_outputs.py."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from synthface.errors import SynthfaceError
-from synthface.outputs import (DETECTOR_MODEL, DETECTOR_REPORT, DIRECTIONS, GENERATOR_REPORT, LANDMARKS_MODEL,
+from synthface.core.outputs import (DETECTOR_MODEL, DETECTOR_REPORT, DIRECTIONS, GENERATOR_REPORT, LANDMARKS_MODEL,
                                LANDMARKS_REPORT, Output, Plan, copy_of, generator_files, json_with_format,
                                marked_by, only_images_by, recorded_in)
 
 
 def _checkpoint(args) -> list:
-    from synthface.sampling import resolve_checkpoint
+    from synthface.generator.sampling import resolve_checkpoint
 
     if getattr(args, "replay_faces", None):
         return []
@@ -64,8 +64,8 @@ def evaluate(args) -> Plan:
 
 
 def directions(args) -> Plan:
-    from synthface.directions import check_directions_target, directions_path
-    from synthface.sampling import resolve_checkpoint
+    from synthface.generator.directions import check_directions_target, directions_path
+    from synthface.generator.sampling import resolve_checkpoint
 
     checkpoint = resolve_checkpoint(args.checkpoint)
     check_directions_target(checkpoint, args.output)

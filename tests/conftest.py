@@ -20,7 +20,7 @@ def faces_dir(tmp_path) -> Path:
 
 @pytest.fixture
 def tiny_cfg():
-    from synthface.config import load_config
+    from synthface.generator.config import load_config
 
     return load_config("tiny", ["data.cache_dir="])
 

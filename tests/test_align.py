@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import FACES_300W
-from synthface.align import align_face, align_folder, ffhq_quad, quad_transform
+from synthface.generator.align import align_face, align_folder, ffhq_quad, quad_transform
 from synthface.errors import SynthfaceError
-from synthface.imaging import read_rgb
-from synthface.readers import read_pts
+from synthface.core.imaging import read_rgb
+from synthface.formats.readers import read_pts
 
 SIZE = 128
 
@@ -33,7 +33,7 @@ def test_eyes_and_mouth_land_on_the_same_spots_in_every_output():
     # and the pixels follow: dlib's landmarks on the aligned images find the eyes there
     import dlib
 
-    from synthface.annotate import model_path, shape_to_array
+    from synthface.face.annotate import model_path, shape_to_array
 
     det, sp = dlib.get_frontal_face_detector(), dlib.shape_predictor(str(model_path("landmarks68")))
     for f, spot in zip(faces, spots):
@@ -70,7 +70,7 @@ def test_folder_alignment_counts_and_layout(photos, tmp_path):
     assert [f["face_index"] for f in two] == [0, 1]
     assert all(len(f["landmarks"]) == 68 and len(f["quad"]) == 4 and len(f["box"]) == 4 for f in meta["faces"])
     # the output trains as it is
-    from synthface.data import load_faces
+    from synthface.generator.data import load_faces
 
     assert load_faces(dst, 32, progress=False).shape == (3, 32, 32, 3)
 
@@ -107,6 +107,6 @@ def test_align_then_train_from_the_cli(tmp_path):
     assert r.returncode == 0, r.stderr
     gen = json.loads((tmp_path / "run" / "generator.json").read_text())
     assert gen["data_path"] == str((tmp_path / "aligned").resolve())
-    from synthface.export import trained_on
+    from synthface.dataset.export import trained_on
 
     assert trained_on(tmp_path / "run" / "generator.safetensors") == "`aligned`"

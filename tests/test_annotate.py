@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from conftest import FACES_300W
-from synthface.annotate import AnnotateConfig, Annotator, model_path
+from synthface.face.annotate import AnnotateConfig, Annotator, model_path
 from synthface.errors import SynthfaceError
-from synthface.imaging import read_rgb
+from synthface.core.imaging import read_rgb
 
 
 def read_pts(path):

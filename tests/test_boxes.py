@@ -9,19 +9,19 @@ import pandas as pd
 import pytest
 
 from conftest import FACES, FACES_300W, run_cli
-from synthface.geometry import clipped_box, convention_box
-from synthface.scheme68 import POINT_COLS
+from synthface.face.geometry import clipped_box, convention_box
+from synthface.face.scheme68 import POINT_COLS
 
 
 def fixture_points() -> list:
-    from synthface.readers import read_pts
+    from synthface.formats.readers import read_pts
 
     return [read_pts(p) for p in sorted(FACES_300W.glob("*.pts"))]
 
 
 def frontal_mean_face() -> np.ndarray:
-    """synthface.pose's mean face seen from the front (its y grows downwards), in pixels."""
-    from synthface.pose import MEAN_FACE_68
+    """synthface.face.pose's mean face seen from the front (its y grows downwards), in pixels."""
+    from synthface.face.pose import MEAN_FACE_68
 
     return MEAN_FACE_68[:, :2] * 1.5 + 200
 
@@ -111,7 +111,7 @@ def faces(tmp_path_factory):
 
 
 def test_head_boxes_in_every_format(faces):
-    from synthface.readers import read_coco, read_imglab
+    from synthface.formats.readers import read_coco, read_imglab
 
     plain, head = faces
     labels, boxes, points = boxes_and_points(head)
@@ -137,7 +137,7 @@ def test_head_boxes_in_every_format(faces):
 
 
 def test_the_default_box_is_dlibs_as_journaled(faces):
-    from synthface.journal import iter_records
+    from synthface.dataset.journal import iter_records
 
     plain, head = faces
     labels, boxes, points = boxes_and_points(plain)
@@ -184,7 +184,7 @@ def test_a_box_from_the_points_needs_landmarks(tmp_path, box):
 
 
 def test_scene_boxes_in_the_convention(tmp_path):
-    from synthface.readers import read_imglab
+    from synthface.formats.readers import read_imglab
 
     scene_args = ("--scenes", "-n", 12, "--image-size", 192, "--face-size", "40:80", "--faces-per-image", "3:5")
     plain = make(tmp_path / "plain", *scene_args)
@@ -229,7 +229,7 @@ def test_merge_keeps_the_shards_box_and_refuses_a_mix(tmp_path):
 def test_detector_training_reshapes_a_box_about_its_centre():
     """`detector train` gives each box the dataset's aspect ratio (dlib's trainer needs
     one): the convention's centre and area stay, only the shape changes."""
-    from synthface.geometry import reshape, square
+    from synthface.face.geometry import reshape, square
 
     for pts in fixture_points():
         for convention in ("points", "head"):
@@ -252,8 +252,8 @@ def test_a_detector_trained_on_head_boxes_draws_head_boxes(tmp_path):
     the same scenes with dlib's (square) boxes train a square window."""
     import dlib
 
-    from synthface.geometry import iou
-    from synthface.imaging import read_rgb
+    from synthface.face.geometry import iou
+    from synthface.core.imaging import read_rgb
 
     scene_args = ("--scenes", "-n", 30, "--image-size", 224, "--face-size", "50:80", "--faces-per-image", "1:2")
     windows = {}

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from synthface.config import CONFIG_DIR, load_config, parse_override
+from synthface.generator.config import CONFIG_DIR, load_config, parse_override
 from synthface.errors import SynthfaceError
 
 
@@ -51,7 +51,7 @@ def test_unknown_preset_lists_the_known_ones():
     ("train.beta2=1", "train.beta2 must be in [0, 1), got 1"),
 ])
 def test_training_numbers_are_finite_and_in_range(override, message):
-    from synthface.config import load_config
+    from synthface.generator.config import load_config
 
     with pytest.raises(SynthfaceError, match=re.escape(message)):
         load_config("tiny", [override])

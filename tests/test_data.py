@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from synthface.data import FaceDataModule, load_faces
+from synthface.generator.data import FaceDataModule, load_faces
 from synthface.errors import SynthfaceError
 
 
@@ -67,7 +67,7 @@ def test_disk_cache_decodes_once(faces_dir, tmp_path):
     first = load_faces(faces_dir, 32, cache_dir=str(cache), progress=False)
     assert len(list(cache.glob("*.npy"))) == 1
     # once cached, the images are not decoded again: breaking the decoder changes nothing
-    import synthface.data as data
+    import synthface.generator.data as data
 
     real = data.decode_face
     data.decode_face = lambda *a: pytest.fail("decoded again")
@@ -92,7 +92,7 @@ def test_datamodule_gives_fixed_size_uint8_batches(faces_dir):
 
 def test_ffhq_metadata_gives_the_official_split(tmp_path):
     from conftest import FACES
-    from synthface.data import load_ffhq_metadata
+    from synthface.generator.data import load_ffhq_metadata
 
     root = tmp_path / "ffhq"
     thumbs = root / "thumbnails128x128" / "00000"

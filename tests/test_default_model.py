@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import torch
 
-from synthface.imaging import read_rgb
-from synthface.sampling import DEFAULT_CHECKPOINT, candidates, open_sampler
-from synthface.weights import load_generator
+from synthface.core.imaging import read_rgb
+from synthface.generator.sampling import DEFAULT_CHECKPOINT, candidates, open_sampler
+from synthface.generator.weights import load_generator
 
 
 def test_bundled_weights_load_and_make_64px_faces():
@@ -50,9 +50,9 @@ def test_commands_use_the_bundled_generator_without_checkpoint(tmp_path):
 
 
 def test_bundled_generators_by_name(tmp_path):
-    from synthface.sampling import MODELS, bundled_generators, resolve_checkpoint
-    from synthface.steering import load_directions
-    from synthface.weights import file_sha256
+    from synthface.generator.sampling import MODELS, bundled_generators, resolve_checkpoint
+    from synthface.generator.steering import load_directions
+    from synthface.generator.weights import file_sha256
 
     assert bundled_generators() == ["celeba64", "default64"]
     assert resolve_checkpoint(None) == DEFAULT_CHECKPOINT == resolve_checkpoint("default64")

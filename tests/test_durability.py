@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 from conftest import FACES, FACES_300W, processes, with_dlib
-from synthface.annotate import AnnotateConfig
+from synthface.face.annotate import AnnotateConfig
 from synthface.errors import SynthfaceError
-from synthface.make import MakeConfig, make_dataset
-from synthface.sampling import ReplaySampler
+from synthface.dataset.make import MakeConfig, make_dataset
+from synthface.generator.sampling import ReplaySampler
 
 
 @pytest.fixture(scope="module")
@@ -158,11 +158,11 @@ def _label_files(out: Path) -> dict:
 def test_a_parallel_export_writes_the_same_files(tmp_path, replay, monkeypatch):
     """Large exports run the per-image formats (.pts, YOLO) in a second process: the
     files are byte for byte those of one process; a re-export keeps unchanged .pts."""
-    import synthface.export
+    import synthface.dataset.export
 
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"
     _make(serial, replay, n=30, annotate=AnnotateConfig(landmarks=True))
-    monkeypatch.setattr(synthface.export, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(synthface.dataset.export, "PARALLEL_FROM", 1)
 
     def not_here(self, image):
         raise AssertionError("written in the first process")
@@ -185,7 +185,7 @@ def test_a_parallel_export_writes_the_same_files(tmp_path, replay, monkeypatch):
 def test_a_failure_in_the_second_export_process_publishes_nothing(tmp_path, replay, monkeypatch):
     """A .pts file that cannot be written (a folder in its place) fails the second
     process: the export raises it, and every label file is as it was."""
-    import synthface.export
+    import synthface.dataset.export
 
     out = tmp_path / "d"
     _make(out, replay, n=12, annotate=AnnotateConfig(landmarks=True))
@@ -196,7 +196,7 @@ def test_a_failure_in_the_second_export_process_publishes_nothing(tmp_path, repl
     pts.unlink()
     del before["images/00000/00000005.pts"]
     pts.mkdir()
-    monkeypatch.setattr(synthface.export, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(synthface.dataset.export, "PARALLEL_FROM", 1)
     from synthface.formats import PtsWriter
 
     monkeypatch.setattr(PtsWriter, "add", lambda self, image: pytest.fail("written in the first process"))
@@ -229,10 +229,10 @@ def test_a_second_writer_is_refused(tmp_path):
 
 def test_the_lock_is_the_kernels(tmp_path):
     """Held by a process, refused to others; gone when the holder dies."""
-    from synthface.files import folder_lock
+    from synthface.core.files import folder_lock
 
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\nfrom synthface.files import folder_lock\n"
+        "import sys, time\nfrom synthface.core.files import folder_lock\n"
         f"with folder_lock({str(tmp_path / 's')!r}, 'F'):\n    print('held', flush=True)\n    time.sleep(600)")],
         stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -246,7 +246,7 @@ def test_the_lock_is_the_kernels(tmp_path):
 
 
 def test_a_pool_whose_models_fail_to_load_ends_in_one_line():
-    from synthface.workers import Pool
+    from synthface.core.workers import Pool
 
     with pytest.raises(SynthfaceError, match="a worker process could not load its models: RuntimeError: no model"):
         with Pool(2, _failing_init) as pool:
@@ -284,7 +284,7 @@ def test_outputs_are_checked_before_the_work(tmp_path):
 
 
 def test_merge_takes_the_formats_any_shard_chose(tmp_path, replay):
-    from synthface.merge import merge_shards
+    from synthface.dataset.merge import merge_shards
 
     parts = [tmp_path / "p0", tmp_path / "p1"]
     for k, part in enumerate(parts):
@@ -322,7 +322,7 @@ def test_a_failed_start_leaves_no_folder(tmp_path):
 
 
 def test_outputs_are_never_read_back_as_inputs(tmp_path, faces_dir):
-    from synthface.imagefiles import ImageSource
+    from synthface.core.imagefiles import ImageSource
 
     run = faces_dir / "run"
     (run / "samples").mkdir(parents=True)
@@ -357,7 +357,7 @@ def test_train_refuses_to_resume_on_other_data(tmp_path, faces_dir):
 
 
 def test_a_damaged_zip_member_is_skipped_and_counted(tmp_path, caplog):
-    from synthface.imagefiles import load_faces
+    from synthface.core.imagefiles import load_faces
 
     zpath = tmp_path / "faces.zip"
     with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as z:
@@ -420,8 +420,8 @@ def test_an_output_on_a_read_only_place_is_one_line(tmp_path):
 
 
 def test_silently_wrong_inputs_are_errors_now(tmp_path):
-    from synthface.landmarks import nme
-    from synthface.readers import read_pts
+    from synthface.trainers.landmarks import nme
+    from synthface.formats.readers import read_pts
 
     text = (FACES_300W / "100032540_1.pts").read_text()
     lines = text.splitlines()

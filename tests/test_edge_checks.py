@@ -14,10 +14,10 @@ import pytest
 
 from conftest import FACES, FACES_300W, run_cli
 from conftest import one_line_error as _one_line
-from synthface.annotate import AnnotateConfig
+from synthface.face.annotate import AnnotateConfig
 from synthface.errors import SynthfaceError
-from synthface.make import MakeConfig, make_dataset
-from synthface.sampling import ReplaySampler
+from synthface.dataset.make import MakeConfig, make_dataset
+from synthface.generator.sampling import ReplaySampler
 
 # the smallest landmark model dlib trains: every count at its lowest
 TINY_LANDMARKS = ["--cascade-depth", "1", "--tree-depth", "1", "--num-trees-per-cascade-level", "1",
@@ -143,7 +143,7 @@ def test_landmark_options_are_checked_before_any_work(dataset, tmp_path, args, m
 def test_every_count_is_checked_at_dlibs_bounds():
     """Each count's lowest is dlib's (one below it dlib refuses), and a non-UTF-8 seed is
     refused by the options themselves, whoever builds them."""
-    from synthface.landmarks import COUNT_RANGES, TrainOptions
+    from synthface.trainers.landmarks import COUNT_RANGES, TrainOptions
 
     for name, (lo, hi) in COUNT_RANGES.items():
         for bad in (lo - 1, hi + 1, 2.5, True):
@@ -178,12 +178,12 @@ def _full_disk(monkeypatch):
 
 def _train(kind, dataset, output):
     if kind == "landmarks":
-        from synthface.landmarks import TrainOptions, train_landmarks
+        from synthface.trainers.landmarks import TrainOptions, train_landmarks
 
         return train_landmarks(dataset, output, TrainOptions(cascade_depth=1, tree_depth=1,
                                                              num_trees_per_cascade_level=1, oversampling_amount=1,
                                                              num_threads=1), progress=False)
-    from synthface.detector import DetectorOptions, train_detector
+    from synthface.trainers.detector import DetectorOptions, train_detector
 
     return train_detector(dataset, output, DetectorOptions(window=32, num_threads=1), progress=False)
 
@@ -201,11 +201,11 @@ def test_a_full_disk_leaves_no_temporary_and_names_the_output(dataset, tmp_path,
 
 
 def test_a_full_disk_at_the_summary_names_it(dataset, tmp_path, monkeypatch):
-    import synthface.files
+    import synthface.core.files
 
     def write_atomic(path, data, durable=False):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(synthface.files, "write_atomic", write_atomic)
+    monkeypatch.setattr(synthface.core.files, "write_atomic", write_atomic)
     with pytest.raises(SynthfaceError, match=r"m\.svm was written but not its summary .*m\.json \(No space left"):
         _train("detector", dataset, tmp_path / "m.svm")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.svm"]
@@ -291,7 +291,7 @@ def test_negatives_that_are_faces_are_refused(dataset, tmp_path, negatives, sign
 
 
 def test_face_free_images_are_negatives(tmp_path):
-    from synthface.detector import face_set_sign
+    from synthface.trainers.detector import face_set_sign
 
     for i in range(2):
         _background(tmp_path / f"neg_0_{i:07d}.jpg", 64)

@@ -2,15 +2,15 @@ import numpy as np
 import pytest
 
 from conftest import FACES
-from synthface.evaluate import close_pair_share, evaluate, format_report, frechet_distance, nearest_distances
-from synthface.sampling import GeneratorSampler, ReplaySampler
+from synthface.generator.evaluate import close_pair_share, evaluate, format_report, frechet_distance, nearest_distances
+from synthface.generator.sampling import GeneratorSampler, ReplaySampler
 
 
 @pytest.fixture(scope="module")
 def tiny_sampler(tmp_path_factory):
-    from synthface.config import load_config
-    from synthface.networks import arch_of, build_generator
-    from synthface.weights import save_generator
+    from synthface.generator.config import load_config
+    from synthface.generator.networks import arch_of, build_generator
+    from synthface.generator.weights import save_generator
 
     arch = arch_of(load_config("tiny").model)
     path = tmp_path_factory.mktemp("g") / "tiny.safetensors"

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 
 from conftest import FACES
-from synthface.annotate import AnnotateConfig
+from synthface.face.annotate import AnnotateConfig
 from synthface.errors import SynthfaceError
-from synthface.scheme68 import FLIP_IDX_68
-from synthface.journal import split_of
-from synthface.scheme68 import POINT_COLS
-from synthface.make import MakeConfig, make_dataset
-from synthface.sampling import ReplaySampler
+from synthface.face.scheme68 import FLIP_IDX_68
+from synthface.dataset.journal import split_of
+from synthface.face.scheme68 import POINT_COLS
+from synthface.dataset.make import MakeConfig, make_dataset
+from synthface.generator.sampling import ReplaySampler
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_torch_dataset_through_a_dataloader(faces):
     from torch.utils.data import DataLoader
 
     from synthface import FaceLandmarks
-    from synthface.imaging import read_rgb
+    from synthface.core.imaging import read_rgb
 
     frame = pd.read_csv(faces / "labels.csv")
     train = FaceLandmarks(faces, split="train")
@@ -164,7 +164,7 @@ def test_dlib_trains_both_models_from_dlib_xml(faces, tmp_path):
 
 
 def test_landmarks_read_the_dataset_or_its_images_folder(faces):
-    from synthface.landmarks import load_face_set
+    from synthface.trainers.landmarks import load_face_set
 
     frame = pd.read_csv(faces / "labels.csv")
     by_labels = load_face_set(faces)

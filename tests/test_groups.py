@@ -1,4 +1,4 @@
-"""Group photos in scenes (synthface.groups), the head blend and the print / halftone
+"""Group photos in scenes (synthface.dataset.groups), the head blend and the print / halftone
 photometric steps: layouts that fit the frame without overlap, masks that hold the
 head, crops kept as they were, and the flags' one-line refusals."""
 
@@ -24,7 +24,7 @@ def test_group_places_fit_the_frame_without_overlap_back_row_first(seed):
     """Each place's face box (centre +- width / 2) inside the frame, widths from the drawn
     range shrunk 4% a row behind and jittered 8%, no two boxes overlapping (IoU < 0.1),
     rows back (top) to front (bottom), never more places than faces asked for."""
-    from synthface.groups import group_places
+    from synthface.dataset.groups import group_places
 
     rng = np.random.default_rng(seed)
     size = int(rng.choice([256, 320, 640]))
@@ -49,7 +49,7 @@ def test_group_places_fit_the_frame_without_overlap_back_row_first(seed):
 
 
 def test_group_places_give_fewer_places_when_the_rows_run_out():
-    from synthface.groups import group_places
+    from synthface.dataset.groups import group_places
 
     for seed in range(5):
         places = group_places(200, 320, (60, 70), np.random.default_rng(seed))
@@ -63,15 +63,15 @@ def test_group_places_give_fewer_places_when_the_rows_run_out():
 def test_a_group_photo_of_big_faces_still_places_one():
     """--face-size 150:160 in 320 px scenes is valid (up to half the frame); _compose_group
     then asks for widths (150, 150), and a group photo must still show a face."""
-    from synthface.groups import group_places
+    from synthface.dataset.groups import group_places
 
     empty = [s for s in range(50) if not group_places(6, 320, (150, 150), np.random.default_rng(s))]
     assert not empty, f"{len(empty)} of 50 group photos place no face"
 
 
 def test_is_group_draws_the_share_asked():
-    from synthface.sampling import candidate_seed
-    from synthface.scenes import SceneConfig, faces_per_scene, is_group
+    from synthface.generator.sampling import candidate_seed
+    from synthface.dataset.scenes import SceneConfig, faces_per_scene, is_group
 
     seeds = [candidate_seed(0, i) for i in range(3000)]
     for share in (0.0, 0.15, 0.5, 1.0):
@@ -87,8 +87,8 @@ def test_is_group_draws_the_share_asked():
 
 # -- head_mask ---------------------------------------------------------------------------
 def _fixture_faces():
-    from synthface.imaging import read_rgb
-    from synthface.readers import read_pts
+    from synthface.core.imaging import read_rgb
+    from synthface.formats.readers import read_pts
 
     return [(read_rgb(j), read_pts(j.with_suffix(".pts"))) for j in sorted(FACES_300W.glob("*.jpg"))]
 
@@ -97,7 +97,7 @@ def test_head_mask_covers_face_forehead_and_neck_not_the_top_corners():
     """Real 300-W points: every point's pixel inside the mask, some of the forehead above
     the brows and the neck below the chin down to the bottom edge, and neither top
     corner (the background beside the head)."""
-    from synthface.groups import head_mask
+    from synthface.dataset.groups import head_mask
 
     for img, pts in _fixture_faces():
         h, w = img.shape[:2]
@@ -123,7 +123,7 @@ def test_head_mask_covers_face_forehead_and_neck_not_the_top_corners():
 
 # -- extend_head -------------------------------------------------------------------------
 def test_extend_head_grows_the_crop_and_keeps_its_centre():
-    from synthface.groups import extend_head
+    from synthface.dataset.groups import extend_head
 
     for k, (img, pts) in enumerate(_fixture_faces()[:4]):
         crop = np.ascontiguousarray(img[: img.shape[0] - 7 * k, : img.shape[1] - 3 * k])  # not always square
@@ -143,8 +143,8 @@ def test_extend_head_grows_the_crop_and_keeps_its_centre():
 
 # -- group scenes --------------------------------------------------------------------------
 def _make(out, n=20, **kw):
-    from synthface.sampling import ReplaySampler
-    from synthface.scenes import SceneConfig, make_scenes
+    from synthface.generator.sampling import ReplaySampler
+    from synthface.dataset.scenes import SceneConfig, make_scenes
 
     cfg = SceneConfig(**{"face_size": (40, 90), "image_size": 320, **kw})
     summary = make_scenes(out, n, cfg, ReplaySampler(FACES, 64), workers=0, progress=False)
@@ -158,7 +158,7 @@ def group_run(tmp_path_factory):
 
 
 def test_group_scenes_place_faces_in_rows_inside_the_frame(group_run):
-    from synthface.scheme68 import POINT_COLS
+    from synthface.face.scheme68 import POINT_COLS
 
     out, cfg, summary, frame = group_run
     assert summary["faces"] == len(frame) > 0 and summary["faces"] + summary["unplaced"] == 20
@@ -197,8 +197,8 @@ def test_group_scenes_are_reproducible_from_the_seed(group_run, tmp_path):
     assert all((tmp_path / "g2" / f).read_bytes() == (out / f).read_bytes() for f in files)
     # another share of group photos is another run: not resumed into this folder
     from synthface.errors import SynthfaceError
-    from synthface.sampling import ReplaySampler
-    from synthface.scenes import SceneConfig, make_scenes
+    from synthface.generator.sampling import ReplaySampler
+    from synthface.dataset.scenes import SceneConfig, make_scenes
 
     cfg = SceneConfig(face_size=(40, 90), image_size=320, groups=0.5, group_faces=(6, 10))
     with pytest.raises(SynthfaceError, match="made with other settings"):
@@ -244,8 +244,8 @@ def test_bad_group_flags_are_one_line(tmp_path, args, message):
 def test_every_photometric_transform_at_once_gives_a_grey_scene():
     """amount 10 makes every PHOTO_RATES rate 1: all transforms hit, halftone among them,
     so the scene comes back grey (three equal channels), its shape and dtype kept."""
-    from synthface.photometric import PHOTO_RATES, photometric
-    from synthface.scenes import procedural_background
+    from synthface.dataset.photometric import PHOTO_RATES, photometric
+    from synthface.dataset.scenes import procedural_background
 
     assert min(PHOTO_RATES.values()) * 10 >= 1
     for seed in range(3):
@@ -259,7 +259,7 @@ def test_every_photometric_transform_at_once_gives_a_grey_scene():
 
 @pytest.mark.parametrize("level", [64.0, 128.0, 190.0])
 def test_halftone_keeps_the_tone_and_shows_dots(level):
-    from synthface.photometric import _halftone
+    from synthface.dataset.photometric import _halftone
 
     for seed in range(3):
         img = np.full((128, 128), level, np.float32)

@@ -69,7 +69,7 @@ def test_a_resume_with_fewer_formats_removes_the_labels_it_no_longer_writes(copy
 
 
 def test_a_failed_export_leaves_the_previous_labels_of_every_format(copy):
-    from synthface.export import face_schema
+    from synthface.dataset.export import face_schema
     from synthface.formats import write_labels
 
     def failing():
@@ -123,7 +123,7 @@ def test_align_resume_remakes_a_deleted_or_cut_off_image(photos, aligned, tmp_pa
 def _sign_align_journal(journal):
     """Give every record of an align journal the check a run that wrote these values
     would have given it (a journal edited here, to stand for another dlib's output)."""
-    from synthface.align import record_check
+    from synthface.generator.align import record_check
 
     check, lines = "", []
     for text in journal.read_text().splitlines():
@@ -258,7 +258,7 @@ def test_a_stray_line_break_in_the_journal_is_named(copy):
 
 
 def test_a_cut_off_shape_predictor_is_one_closed_line(photos, tmp_path):
-    from synthface.annotate import model_path
+    from synthface.face.annotate import model_path
 
     dat = tmp_path / "cut.dat"
     dat.write_bytes(model_path("landmarks68").read_bytes()[:100_000])

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import FACES, run_cli
 from conftest import one_line_error as _one_line
-from synthface.journal import CHECK_COL, row_check
+from synthface.dataset.journal import CHECK_COL, row_check
 
 MAKE = ["-n", "12", "--landmarks", "--replay-faces", FACES, "--workers", "0", "--batch-size", "8", "--no-progress",
         "--format", "csv"]

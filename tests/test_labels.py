@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 
 from conftest import FACES
-from synthface.annotate import AnnotateConfig, unflip_points
+from synthface.face.annotate import AnnotateConfig, unflip_points
 from synthface.errors import SynthfaceError
-from synthface.scheme68 import FLIP_IDX_68
-from synthface.make import MakeConfig, make_dataset
-from synthface.sampling import ReplaySampler
-from synthface.transforms import AugmentConfig, augment_face, draw_params, invert_points
+from synthface.face.scheme68 import FLIP_IDX_68
+from synthface.dataset.make import MakeConfig, make_dataset
+from synthface.generator.sampling import ReplaySampler
+from synthface.face.augment import AugmentConfig, augment_face, draw_params, invert_points
 
 
 def _symmetric_shape(width=64):
@@ -65,7 +65,7 @@ def test_augmentation_round_trips_the_points(seed):
 
 
 def test_mixing_counts_each_source_as_weighted():
-    from synthface.landmarks import mix_face_sets
+    from synthface.trainers.landmarks import mix_face_sets
 
     a, b = list(range(10)), list(range(100, 104))
     faces, counts = mix_face_sets([a, b], [1, 2.5])
@@ -117,9 +117,9 @@ def test_a_script_gets_the_dataset_the_cli_makes(tmp_path):
     """The augmentation rule lives in MakeConfig ("auto": on with landmarks), so a script
     that calls the library gets the same dataset as `make-dataset --landmarks`."""
     from conftest import run_cli
-    from synthface.annotate import AnnotateConfig
-    from synthface.make import MakeConfig, make_dataset
-    from synthface.sampling import ReplaySampler
+    from synthface.face.annotate import AnnotateConfig
+    from synthface.dataset.make import MakeConfig, make_dataset
+    from synthface.generator.sampling import ReplaySampler
 
     assert MakeConfig(n=1, annotate=AnnotateConfig(landmarks=True)).augment is not None
     assert MakeConfig(n=1, annotate=AnnotateConfig(landmarks=False)).augment is None
@@ -136,8 +136,8 @@ def test_training_xml_lists_each_photo_once_with_all_its_copies(tmp_path):
     import xml.etree.ElementTree as ET
 
     from conftest import FACES_300W
-    from synthface.geometry import points_box
-    from synthface.landmarks import Face, load_face_set, mix_face_sets, write_training_xml
+    from synthface.face.geometry import points_box
+    from synthface.trainers.landmarks import Face, load_face_set, mix_face_sets, write_training_xml
 
     real = [Face(f.image, points_box(f.points), f.points) for f in load_face_set(FACES_300W)]
     faces, counts = mix_face_sets([real, real[:2]], [3, 1])

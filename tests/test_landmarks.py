@@ -8,7 +8,7 @@ import pytest
 
 from conftest import FACES_300W
 from synthface.errors import SynthfaceError
-from synthface.landmarks import (TrainOptions, evaluate_landmarks, load_face_set, load_predictor, nme,
+from synthface.trainers.landmarks import (TrainOptions, evaluate_landmarks, load_face_set, load_predictor, nme,
                                  plot_ced, read_pts, summarize_nme, train_landmarks)
 
 SMALL = TrainOptions(cascade_depth=3, num_trees_per_cascade_level=50, oversampling_amount=10, num_threads=1)
@@ -89,9 +89,9 @@ def test_random_seed_makes_the_same_model_and_another_seed_another(tmp_path):
 
 def test_training_reads_a_synthface_dataset(tmp_path):
     from conftest import FACES
-    from synthface.annotate import AnnotateConfig
-    from synthface.make import MakeConfig, make_dataset
-    from synthface.sampling import ReplaySampler
+    from synthface.face.annotate import AnnotateConfig
+    from synthface.dataset.make import MakeConfig, make_dataset
+    from synthface.generator.sampling import ReplaySampler
 
     make_dataset(tmp_path / "d", MakeConfig(n=10, workers=0, formats=("csv", "xml"),
                                             annotate=AnnotateConfig()), ReplaySampler(FACES, 64), progress=False)
@@ -136,10 +136,10 @@ def test_real_and_synthetic_sources_are_mixed_by_the_rule(tmp_path):
     make up REAL_SHARE of the training faces, and the summary says so; --weight
     overrides; two real sets (or two synthetic) get no rule."""
     from conftest import FACES, run_cli
-    from synthface.annotate import AnnotateConfig
-    from synthface.landmarks import REAL_SHARE, is_synthetic, mixing_rule
-    from synthface.make import MakeConfig, make_dataset
-    from synthface.sampling import ReplaySampler
+    from synthface.face.annotate import AnnotateConfig
+    from synthface.trainers.landmarks import REAL_SHARE, is_synthetic, mixing_rule
+    from synthface.dataset.make import MakeConfig, make_dataset
+    from synthface.generator.sampling import ReplaySampler
 
     syn = tmp_path / "syn"
     make_dataset(syn, MakeConfig(n=30, workers=0, formats=("csv",), annotate=AnnotateConfig(landmarks=True)),
@@ -171,7 +171,7 @@ def test_real_and_synthetic_sources_are_mixed_by_the_rule(tmp_path):
 def test_oversampling_follows_the_number_of_faces():
     """TrainOptions' oversampling 0 (the default): about 30,000 samples within 5..35 per
     face; a given value stands; 0 passes validation, -1 does not."""
-    from synthface.landmarks import auto_oversampling
+    from synthface.trainers.landmarks import auto_oversampling
 
     assert [auto_oversampling(n) for n in (6, 432, 870, 1000, 2000, 10000, 100000)] == [35, 35, 35, 30, 15, 5, 5]
     TrainOptions().validate()

@@ -13,25 +13,31 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "synthface"
 
-# Lowest first. A module may import from its own tier or any tier before it.
+# Lowest first. A module may import from its own tier or any tier before it. Names are
+# the package's subpackages and modules: face (the face and its labels), core (files,
+# images, processes), formats (writers, the reader, the torch Dataset), generator (the
+# GAN and its sampling), dataset (a run, from journal to labels), trainers (landmark
+# models, detectors). A package counts as a module when its __init__ imports ours.
 TIERS = [
-    ["errors", "scheme68", "geometry", "pose"],  # leaves: constants and pure functions
-    ["files", "outputs", "labels", "augment", "networks", "rotate3d"],
-    ["imaging", "imagefiles", "journal", "weights", "workers", "config", "annotate",
-     "formats.base", "formats.table", "formats.parquet", "formats.hf", "formats.imglab", "formats.pts",
-     "formats.coco", "formats.yolo", "formats.side"],
-    ["steering", "readers", "transforms", "card", "data", "gan", "photometric", "groups"],
-    ["sampling", "export"],
-    ["make", "evaluate", "directions", "landmarks", "detector", "preview", "torchdata", "align"],
-    ["merge", "scenes", "train"],
+    ["errors", "face.scheme68", "face.geometry", "face.pose"],  # leaves: constants and pure functions
+    ["core.files", "core.outputs", "face.labels", "generator.diffaugment", "generator.networks", "face.rotate3d"],
+    ["core.imaging", "core.imagefiles", "dataset.journal", "generator.weights", "core.workers", "generator.config",
+     "face.annotate", "formats.registry", "formats.base", "formats.table", "formats.parquet", "formats.hf", "formats.imglab",
+     "formats.pts", "formats.coco", "formats.yolo", "formats.side"],
+    ["formats", "generator.steering", "formats.readers", "face.augment", "dataset.card", "generator.data", "generator.gan",
+     "dataset.photometric", "dataset.groups"],
+    ["generator.sampling", "dataset.export"],
+    ["dataset.make", "generator.evaluate", "generator.directions", "trainers.landmarks", "trainers.detector",
+     "dataset.preview", "formats.torchdata", "generator.align"],
+    ["dataset.merge", "dataset.scenes", "generator.train"],
 ]
 LEAVES = TIERS[0][1:]  # errors aside: the 68-point scheme, geometry and pose import nothing of ours
 
 
 def import_graph() -> dict:
     mods = {p.relative_to(PACKAGE).with_suffix("").as_posix().replace("/", "."): p for p in PACKAGE.rglob("*.py")}
-    mods = {m: p for m, p in mods.items() if not m.endswith("__init__") and m != "__main__"}
-    packages = {m.rsplit(".", 1)[0] for m in mods if "." in m}
+    mods = {(m[:-len(".__init__")] if m.endswith(".__init__") else m): p for m, p in mods.items()
+            if m not in ("__init__", "__main__")}
     edges = {m: set() for m in mods}
     for m, path in mods.items():
         for node in ast.walk(ast.parse(path.read_text())):
@@ -39,16 +45,15 @@ def import_graph() -> dict:
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
+                # `from synthface.formats import X`: the package, and X when X is one of its modules
                 names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
             for name in names:
-                if not name.startswith("synthface."):
-                    continue
-                target = name[len("synthface."):]
-                if target in packages:  # `from synthface.formats import X`: the package's modules
-                    edges[m] |= {t for t in mods if t.startswith(target + ".") and t != m}
-                elif target in mods and target != m:
+                target = name[len("synthface."):] if name.startswith("synthface.") else None
+                if target in mods and target != m:
                     edges[m].add(target)
-    return edges
+    # a package whose __init__ imports nothing of ours is a folder, not a module of the graph
+    empty = {m for m, p in mods.items() if p.name == "__init__.py" and not edges[m]}
+    return {m: bs - empty for m, bs in edges.items() if m not in empty}
 
 
 def test_imports_go_down_the_tiers_and_form_no_circle():
@@ -79,8 +84,9 @@ def test_a_label_format_is_written_and_read_in_one_place():
     places = {"self.w.writerows(": "formats/table.py", "ParquetWriter(self.f": "formats/parquet.py",
               '"objects"': "formats/hf.py", "<image file=": "formats/imglab.py", "pts_text(face": "formats/pts.py",
               '"annotations": [': "formats/coco.py", "kpt_shape": "formats/yolo.py",
-              "read_csv(": "readers.py", 'data["annotations"]': "readers.py", "load_image_dataset_metadata": "annotate.py",
-              "def parse_pts": "scheme68.py", "def iou": "geometry.py", "IMAGE_EXTS = ": "imagefiles.py"}
+              "read_csv(": "formats/readers.py", 'data["annotations"]': "formats/readers.py",
+              "load_image_dataset_metadata": "face/annotate.py", "def parse_pts": "face/scheme68.py",
+              "def iou": "face/geometry.py", "IMAGE_EXTS = ": "core/imagefiles.py"}
     for needle, home in places.items():
         found = [p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py") if needle in p.read_text()]
         assert found == [home], f"{needle!r} stands in {found}"

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from conftest import FACES, processes, with_dlib
-from synthface.annotate import AnnotateConfig, model_path
+from synthface.face.annotate import AnnotateConfig, model_path
 from synthface.errors import SynthfaceError
-from synthface.imaging import read_rgb
-from synthface.make import MakeConfig, make_dataset
-from synthface.sampling import BLOCK, GeneratorSampler, ReplaySampler, candidates, remake
+from synthface.core.imaging import read_rgb
+from synthface.dataset.make import MakeConfig, make_dataset
+from synthface.generator.sampling import BLOCK, GeneratorSampler, ReplaySampler, candidates, remake
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +76,9 @@ def test_generator_images_do_not_depend_on_batching(tmp_path):
     """Blocks are aligned: an image is the same from any start point or chunking."""
     import torch
 
-    from synthface.config import load_config
-    from synthface.networks import arch_of, build_generator
-    from synthface.weights import save_generator
+    from synthface.generator.config import load_config
+    from synthface.generator.networks import arch_of, build_generator
+    from synthface.generator.weights import save_generator
 
     arch = arch_of(load_config("seed56").model)
     torch.manual_seed(0)
@@ -128,7 +128,7 @@ def test_coco_pts_yolo_parquet_match_labels_csv(dataset):
         inside = ((pts[k] >= 0) & (pts[k] < 64)).all(1)
         assert np.array_equal(kp[inside, :2], pts[k][inside]) and set(kp[inside, 2]) == {2}
         assert (kp[~inside] == 0).all() and ann["num_keypoints"] == inside.sum()
-    from synthface.readers import read_pts
+    from synthface.formats.readers import read_pts
 
     for k in (0, 19):
         path = out / "images" / "00000" / f"{k:08d}.pts"  # beside the image, where 300-W tools look
@@ -144,7 +144,7 @@ def test_coco_pts_yolo_parquet_match_labels_csv(dataset):
 
 
 def test_flip_idx_is_an_involution():
-    from synthface.scheme68 import FLIP_IDX_68
+    from synthface.face.scheme68 import FLIP_IDX_68
 
     assert sorted(FLIP_IDX_68) == list(range(68))
     assert all(FLIP_IDX_68[FLIP_IDX_68[i]] == i for i in range(68))
@@ -217,9 +217,9 @@ def test_cli_errors_are_one_line(tmp_path, args, message):
 
 
 def test_cli_mismatched_checkpoint_is_one_line(tmp_path):
-    from synthface.config import load_config
-    from synthface.networks import arch_of, build_generator
-    from synthface.weights import save_generator
+    from synthface.generator.config import load_config
+    from synthface.generator.networks import arch_of, build_generator
+    from synthface.generator.weights import save_generator
 
     arch = arch_of(load_config("tiny").model)
     save_generator(build_generator(arch), arch, tmp_path / "g.safetensors")
@@ -287,7 +287,7 @@ def test_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
 
 
 def test_preview_draws_a_grid(dataset, tmp_path):
-    from synthface.preview import preview
+    from synthface.dataset.preview import preview
 
     path = preview(dataset[0], tmp_path / "p.png", n=6, scale=3)
     grid = read_rgb(path)
@@ -296,8 +296,8 @@ def test_preview_draws_a_grid(dataset, tmp_path):
 
 
 def test_shards_merge_into_the_single_run(tmp_path, replay):
-    from synthface.make import shard_quota
-    from synthface.merge import merge_shards
+    from synthface.dataset.make import shard_quota
+    from synthface.dataset.merge import merge_shards
 
     single = tmp_path / "single"
     _make(single, replay, n=40, batch_size=16)
@@ -318,7 +318,7 @@ def test_shards_merge_into_the_single_run(tmp_path, replay):
 
 
 def test_merge_refuses_incomplete_or_mixed_shards(tmp_path, replay):
-    from synthface.merge import merge_shards
+    from synthface.dataset.merge import merge_shards
 
     a, b = tmp_path / "a", tmp_path / "b"
     _make(a, replay, n=20, num_shards=2, shard_index=0)
@@ -349,10 +349,10 @@ def test_worker_generation_uses_the_same_blocks(tmp_path):
     """Workers generate chunks from candidate indices alone: same images as the stream."""
     import torch
 
-    from synthface.config import load_config
-    from synthface.networks import arch_of, build_generator
-    from synthface.sampling import candidate_seeds, images_for, sampler_from_spec
-    from synthface.weights import save_generator
+    from synthface.generator.config import load_config
+    from synthface.generator.networks import arch_of, build_generator
+    from synthface.generator.sampling import candidate_seeds, images_for, sampler_from_spec
+    from synthface.generator.weights import save_generator
 
     arch = arch_of(load_config("tiny").model)
     torch.manual_seed(0)
@@ -429,7 +429,7 @@ def test_cocoeval_runs_on_the_coco_file_with_its_own_sigmas(dataset):
 def test_points_outside_the_image_are_not_visible(tmp_path, replay):
     """A border crop pushes jaw points off the image: COCO and YOLO mark them 0 0 0 and
     clip the box, by one rule."""
-    from synthface.geometry import clipped_box, keypoint_triplets
+    from synthface.face.geometry import clipped_box, keypoint_triplets
 
     assert clipped_box((-3, 5, 20, 70), 64) == [0, 5, 17, 59]
     assert keypoint_triplets([(1.0, 2.0), (-1.0, 3.0), (10.0, 64.0)], 64) == [1.0, 2.0, 2, 0, 0, 0, 0, 0, 0]

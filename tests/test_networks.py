@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from synthface.config import load_config
-from synthface.networks import arch_of, build_discriminator, build_generator
+from synthface.generator.config import load_config
+from synthface.generator.networks import arch_of, build_discriminator, build_generator
 
 
 @pytest.mark.parametrize("preset, side", [("seed56", 56), ("dcgan64", 64), ("tiny", 32)])
@@ -40,7 +40,7 @@ def test_dcgan_init_is_normal_002():
 
 @pytest.mark.parametrize("overrides", [[], ["model.resolution=32", "model.g_width=16", "model.z_dim=8"]])
 def test_fast_generator_computes_the_same_images(overrides):
-    from synthface.networks import UpsampleConv, fast_generator
+    from synthface.generator.networks import UpsampleConv, fast_generator
 
     arch = arch_of(load_config("seed56", overrides).model)
     torch.manual_seed(0)
@@ -58,7 +58,7 @@ def test_fast_generator_computes_the_same_images(overrides):
 
 
 def test_fast_generator_leaves_dcgan_as_it_is():
-    from synthface.networks import fast_generator
+    from synthface.generator.networks import fast_generator
 
     arch = arch_of(load_config("tiny").model)
     g = build_generator(arch).eval()

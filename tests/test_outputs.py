@@ -12,9 +12,9 @@ import pytest
 
 from conftest import FACES, FACES_300W, run_cli
 from conftest import one_line_error as _one_line
-from synthface.annotate import AnnotateConfig
-from synthface.make import MakeConfig, make_dataset
-from synthface.sampling import DEFAULT_CHECKPOINT, ReplaySampler
+from synthface.face.annotate import AnnotateConfig
+from synthface.dataset.make import MakeConfig, make_dataset
+from synthface.generator.sampling import DEFAULT_CHECKPOINT, ReplaySampler
 
 
 def _tree(root):
@@ -128,7 +128,7 @@ def test_a_command_replaces_its_own_earlier_output(world, tmp_path):
     for _ in range(2):  # the second run replaces the first run's grid
         r = run_cli("sample", "-n", "4", "-o", grid)
         assert r.returncode == 0, r.stderr
-    from synthface.outputs import marked_by
+    from synthface.core.outputs import marked_by
 
     assert marked_by("sample")(grid) and not marked_by("preview")(grid)
     import cv2

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from synthface.errors import SynthfaceError
-from synthface.pose import MODEL_POINTS, _MODEL_CAM, _camera, eye_open, face_attributes, head_pose, mouth_open, rotation
+from synthface.face.pose import MODEL_POINTS, _MODEL_CAM, _camera, eye_open, face_attributes, head_pose, mouth_open, rotation
 
 
 def _project(yaw, pitch, roll, size=200.0, distance=1500.0):
@@ -52,7 +52,7 @@ def test_mouth_and_eye_ratios():
 
 
 def test_fit_direction_recovers_a_planted_direction():
-    from synthface.directions import fit_direction
+    from synthface.generator.directions import fit_direction
 
     rng = np.random.default_rng(0)
     z = rng.standard_normal((3000, 100))
@@ -67,9 +67,9 @@ def test_fit_direction_recovers_a_planted_direction():
 
 
 def test_steering_moves_codes_to_the_targets_distances_and_checks_ranges():
-    from synthface.directions import load_directions
-    from synthface.sampling import DEFAULT_CHECKPOINT
-    from synthface.steering import Steering, Target, draw_targets, parse_range, reach
+    from synthface.generator.directions import load_directions
+    from synthface.generator.sampling import DEFAULT_CHECKPOINT
+    from synthface.generator.steering import Steering, Target, draw_targets, parse_range, reach
 
     vectors, summary = load_directions(DEFAULT_CHECKPOINT)
     lo, hi = reach(summary, "yaw")
@@ -98,10 +98,10 @@ def test_steering_moves_codes_to_the_targets_distances_and_checks_ranges():
 @pytest.fixture(scope="module")
 def steered(tmp_path_factory):
     """A steered dataset from the bundled generator, made with 2 workers."""
-    from synthface.annotate import AnnotateConfig
-    from synthface.make import MakeConfig, make_dataset
-    from synthface.sampling import open_sampler
-    from synthface.steering import parse_range
+    from synthface.face.annotate import AnnotateConfig
+    from synthface.dataset.make import MakeConfig, make_dataset
+    from synthface.generator.sampling import open_sampler
+    from synthface.generator.steering import parse_range
 
     out = tmp_path_factory.mktemp("steer") / "d"
     sampler = open_sampler(device="cpu", targets=[parse_range("-10:10", "yaw"), parse_range("0.02:0.12", "mouth_open")])
@@ -111,7 +111,7 @@ def steered(tmp_path_factory):
 
 
 def test_a_steered_dataset_labels_measured_pose_and_targets(steered):
-    from synthface.steering import draw_targets
+    from synthface.generator.steering import draw_targets
 
     frame = pd.read_csv(steered / "labels.csv")
     card = json.loads((steered / "dataset.json").read_text())
@@ -128,17 +128,17 @@ def test_a_steered_dataset_labels_measured_pose_and_targets(steered):
     assert hf[0]["yaw_target"] == frame["yaw_target"][0] and "eye_open" in hf[0]
     coco = json.loads((steered / "coco.json").read_text())
     assert coco["annotations"][0]["attributes"]["yaw"] == frame["yaw"][0]
-    from synthface.imaging import read_rgb
+    from synthface.core.imaging import read_rgb
 
     assert read_rgb(steered / "pose.png").shape == (400, 720, 3)
     assert card["counts"]["pose"]["yaw"]["std"] == pytest.approx(frame["yaw"].std(ddof=0), abs=1e-3)
 
 
 def test_a_steered_dataset_is_the_same_whatever_the_workers(steered, tmp_path):
-    from synthface.annotate import AnnotateConfig
-    from synthface.make import MakeConfig, make_dataset
-    from synthface.sampling import open_sampler
-    from synthface.steering import parse_range
+    from synthface.face.annotate import AnnotateConfig
+    from synthface.dataset.make import MakeConfig, make_dataset
+    from synthface.generator.sampling import open_sampler
+    from synthface.generator.steering import parse_range
 
     sampler = open_sampler(device="cpu", targets=[parse_range("-10:10", "yaw"), parse_range("0.02:0.12", "mouth_open")])
     make_dataset(tmp_path / "d", MakeConfig(n=40, workers=0, batch_size=5, annotate=AnnotateConfig(landmarks=True), augment=None),
@@ -151,7 +151,7 @@ def test_a_steered_dataset_is_the_same_whatever_the_workers(steered, tmp_path):
 
 def test_directions_cli_fits_calibrates_and_saves_beside_the_generator(tmp_path):
     from conftest import run_cli
-    from synthface.sampling import DEFAULT_CHECKPOINT
+    from synthface.generator.sampling import DEFAULT_CHECKPOINT
 
     for suffix in (".safetensors", ".json"):
         shutil.copy(DEFAULT_CHECKPOINT.with_suffix(suffix), tmp_path / f"g{suffix}")
@@ -169,7 +169,7 @@ def test_directions_cli_fits_calibrates_and_saves_beside_the_generator(tmp_path)
     assert cal["distance"][0] == -6 and cal["value"][-1] > cal["value"][0]
     r = run_cli("sample", "-n", "2", "--yaw=-5:5", "--steps", "3", "-o", tmp_path / "walk.png", "--checkpoint", g)
     assert r.returncode == 0, r.stderr
-    from synthface.imaging import read_rgb
+    from synthface.core.imaging import read_rgb
 
     assert read_rgb(tmp_path / "walk.png").shape[:2] == (2 * 64 + 3 * 2, 3 * 64 + 4 * 2)
 
@@ -178,9 +178,9 @@ def test_mmod_boxes_keep_the_hog_convention():
     import dlib
 
     from conftest import FACES
-    from synthface.annotate import AnnotateConfig, Annotator, mmod_to_hog
-    from synthface.imagefiles import load_faces
-    from synthface.make import MakeConfig
+    from synthface.face.annotate import AnnotateConfig, Annotator, mmod_to_hog
+    from synthface.core.imagefiles import load_faces
+    from synthface.dataset.make import MakeConfig
 
     r = mmod_to_hog(dlib.rectangle(10, 20, 109, 119))  # a 100 px MMOD box
     assert (r.width(), r.height()) == (93, 93)
@@ -212,8 +212,8 @@ def test_new_directions_steer_as_their_calibration_says(tmp_path):
     import pandas as pd
 
     from conftest import run_cli
-    from synthface.sampling import DEFAULT_CHECKPOINT
-    from synthface.steering import reach
+    from synthface.generator.sampling import DEFAULT_CHECKPOINT
+    from synthface.generator.steering import reach
 
     g = tmp_path / "g.safetensors"
     shutil.copy(DEFAULT_CHECKPOINT, g)

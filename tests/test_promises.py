@@ -13,9 +13,9 @@ import time
 import pytest
 
 from conftest import FACES, processes, run_cli, with_dlib
-from synthface.annotate import AnnotateConfig
-from synthface.make import MakeConfig, make_dataset
-from synthface.sampling import ReplaySampler
+from synthface.face.annotate import AnnotateConfig
+from synthface.dataset.make import MakeConfig, make_dataset
+from synthface.generator.sampling import ReplaySampler
 
 
 def _one_line(r, message):
@@ -96,7 +96,7 @@ def test_landmarks_weights_and_empty_sets(dataset, tmp_path):
 
 
 def test_the_bundled_generator_s_directions_are_never_overwritten(tmp_path):
-    from synthface.sampling import DEFAULT_CHECKPOINT
+    from synthface.generator.sampling import DEFAULT_CHECKPOINT
 
     directions = DEFAULT_CHECKPOINT.with_name("default64.directions.json")
     before = directions.read_bytes()

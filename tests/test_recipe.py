@@ -6,13 +6,13 @@ import csv
 import pytest
 import torch
 
-from synthface.augment import diff_augment
-from synthface.config import load_config
+from synthface.generator.diffaugment import diff_augment
+from synthface.generator.config import load_config
 from synthface.errors import SynthfaceError
-from synthface.gan import DCGAN
-from synthface.networks import arch_of
-from synthface.train import train
-from synthface.weights import load_generator
+from synthface.generator.gan import DCGAN
+from synthface.generator.networks import arch_of
+from synthface.generator.train import train
+from synthface.generator.weights import load_generator
 
 
 def test_diffaugment_keeps_shapes_and_passes_gradients():
@@ -79,7 +79,7 @@ def test_quality_is_logged_during_training(ema_run):
 
 def test_old_files_still_load(tmp_path):
     """Generators and checkpoints written before the recipe existed."""
-    from synthface.sampling import DEFAULT_CHECKPOINT
+    from synthface.generator.sampling import DEFAULT_CHECKPOINT
 
     g, meta = load_generator(DEFAULT_CHECKPOINT)
     assert meta["arch"]["resolution"] == 64

@@ -10,16 +10,16 @@ import pytest
 
 from conftest import FACES, run_cli
 from synthface.errors import SynthfaceError
-from synthface.landmarks import nme
-from synthface.pose import fitted_pose, head_pose
-from synthface.rotate3d import Rotate3DConfig, draw_turn, parse_turns, turn_face
+from synthface.trainers.landmarks import nme
+from synthface.face.pose import fitted_pose, head_pose
+from synthface.face.rotate3d import Rotate3DConfig, draw_turn, parse_turns, turn_face
 
 
 @pytest.fixture(scope="module")
 def labelled():
     """The fixture faces at 64 px that dlib keeps, with its box and 68 points."""
-    from synthface.annotate import AnnotateConfig, Annotator
-    from synthface.imaging import read_rgb
+    from synthface.face.annotate import AnnotateConfig, Annotator
+    from synthface.core.imaging import read_rgb
 
     annotator = Annotator(AnnotateConfig(landmarks=True))
     out = []
@@ -170,8 +170,8 @@ def test_scenes_carry_the_hidden_points(tmp_path):
 def test_landmarks_are_turned_by_default_and_no_rotate_3d_keeps_the_faces_as_drawn(tmp_path):
     """--landmarks turns faces by -30:30 unless --no-rotate-3d (scenes and box-only
     datasets stay unturned); a folder made without the turn says how to resume it."""
-    from synthface.annotate import AnnotateConfig
-    from synthface.make import MakeConfig
+    from synthface.face.annotate import AnnotateConfig
+    from synthface.dataset.make import MakeConfig
 
     assert MakeConfig(n=1, annotate=AnnotateConfig(landmarks=True)).rotate3d == Rotate3DConfig((-30.0, 30.0))
     assert MakeConfig(n=1, annotate=AnnotateConfig(landmarks=False)).rotate3d is None

@@ -16,12 +16,12 @@ def test_pasted_points_land_on_the_face():
     on the scene in the placed box, finds the face where the labels say it is."""
     import dlib
 
-    from synthface.annotate import load_shape_predictor, shape_to_array
-    from synthface.imaging import read_rgb
-    from synthface.geometry import points_box
-    from synthface.landmarks import nme
-    from synthface.readers import read_pts
-    from synthface.scenes import SceneConfig, compose_scene
+    from synthface.face.annotate import load_shape_predictor, shape_to_array
+    from synthface.core.imaging import read_rgb
+    from synthface.face.geometry import points_box
+    from synthface.trainers.landmarks import nme
+    from synthface.formats.readers import read_pts
+    from synthface.dataset.scenes import SceneConfig, compose_scene
 
     errors = []
     cfg = SceneConfig(faces_per_image=(1, 1), face_size=(110, 150), image_size=400, blends=("none",), occlude=0,
@@ -46,8 +46,8 @@ def test_pasted_points_land_on_the_face():
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
-    from synthface.sampling import ReplaySampler
-    from synthface.scenes import SceneConfig, make_scenes
+    from synthface.generator.sampling import ReplaySampler
+    from synthface.dataset.scenes import SceneConfig, make_scenes
 
     out = tmp_path_factory.mktemp("scenes") / "s"
     cfg = SceneConfig(faces_per_image=(2, 4), face_size=(40, 90), image_size=256)
@@ -59,8 +59,8 @@ def test_scenes_labels_in_every_format(scenes):
     import dlib
     from pycocotools.coco import COCO
 
-    from synthface.sampling import candidate_seed
-    from synthface.scenes import is_group
+    from synthface.generator.sampling import candidate_seed
+    from synthface.dataset.scenes import is_group
 
     out, cfg, summary = scenes
     frame = pd.read_csv(out / "labels.csv")
@@ -90,9 +90,9 @@ def test_scenes_are_read_by_each_ecosystem_s_reader(scenes, tmp_path):
     from datasets import load_dataset
 
     from synthface import FaceLandmarks
-    from synthface.preview import preview
-    from synthface.readers import read_labelled
-    from synthface.scheme68 import POINT_COLS
+    from synthface.dataset.preview import preview
+    from synthface.formats.readers import read_labelled
+    from synthface.face.scheme68 import POINT_COLS
 
     out, cfg, summary = scenes
     frame = pd.read_csv(out / "labels.csv")
@@ -121,14 +121,14 @@ def test_scenes_are_read_by_each_ecosystem_s_reader(scenes, tmp_path):
     assert np.allclose(sample["landmarks"].numpy(), first[POINT_COLS].to_numpy(float).reshape(n0, 68, 2), atol=1e-3)
     assert sample["ignore"].tolist() == [bool(t) for t in first["truncated"]]
     grid = preview(out, tmp_path / "p.png", n=4)
-    from synthface.imaging import read_rgb
+    from synthface.core.imaging import read_rgb
 
     assert read_rgb(grid).shape[1] < 4 * cfg.image_size + 64  # one tile a scene, not a tile a face
 
 
 def test_scenes_write_only_the_formats_asked(tmp_path):
-    from synthface.sampling import ReplaySampler
-    from synthface.scenes import SceneConfig, make_scenes
+    from synthface.generator.sampling import ReplaySampler
+    from synthface.dataset.scenes import SceneConfig, make_scenes
 
     cfg = SceneConfig(faces_per_image=(2, 2), face_size=(40, 60), image_size=160)
     make_scenes(tmp_path / "s", 4, cfg, ReplaySampler(FACES, 64), workers=0, progress=False, formats="coco")
@@ -139,8 +139,8 @@ def test_scenes_write_only_the_formats_asked(tmp_path):
 
 
 def test_scenes_are_the_same_whatever_the_workers_and_after_a_resume(scenes, tmp_path):
-    from synthface.sampling import ReplaySampler
-    from synthface.scenes import make_scenes
+    from synthface.generator.sampling import ReplaySampler
+    from synthface.dataset.scenes import make_scenes
 
     out, cfg, _ = scenes
     other = tmp_path / "s"
@@ -156,7 +156,7 @@ def test_scenes_are_the_same_whatever_the_workers_and_after_a_resume(scenes, tmp
 
 
 def test_average_precision_known_cases():
-    from synthface.detector import average_precision, match
+    from synthface.trainers.detector import average_precision, match
 
     truth = [(0, 0, 10, 10), (20, 20, 10, 10)]
     perfect = match([(0.9, (0, 0, 10, 10)), (0.8, (20, 20, 10, 10))], truth)
@@ -174,7 +174,7 @@ def test_average_precision_known_cases():
 
 
 def test_a_box_in_another_convention_misses_at_iou_50_and_hits_at_30():
-    from synthface.detector import average_precision, match
+    from synthface.trainers.detector import average_precision, match
 
     truth = [(0, 0, 10, 10)]
     shifted = [(0.9, (0, 4, 10, 10))]  # the same face, the box drawn 4 px lower: IoU 60/140
@@ -185,8 +185,8 @@ def test_a_box_in_another_convention_misses_at_iou_50_and_hits_at_30():
 
 
 def test_the_300w_photo_reader_groups_name_k_files(tmp_path):
-    from synthface.detector import load_boxes
-    from synthface.readers import read_pts
+    from synthface.trainers.detector import load_boxes
+    from synthface.formats.readers import read_pts
 
     src = sorted(FACES_300W.glob("*.pts"))[:3]
     for name, pts in (("photo_1.pts", src[0]), ("photo_2.pts", src[1]), ("other_1.pts", src[2])):
@@ -226,8 +226,8 @@ def test_detector_train_and_eval_from_the_cli(scenes, tmp_path):
 def test_both_dlib_trainers_take_any_dataset_path(scenes, tmp_path):
     """A dataset under a folder named with ' & < " and spaces trains dlib's detector and
     shape predictor: every imglab attribute is escaped (dlib's XML reader sees the path)."""
-    from synthface.detector import DetectorOptions, train_detector
-    from synthface.landmarks import TrainOptions, train_landmarks
+    from synthface.trainers.detector import DetectorOptions, train_detector
+    from synthface.trainers.landmarks import TrainOptions, train_landmarks
 
     out, _, summary = scenes
     odd = tmp_path / "we're & <faces> \"here\"" / "scenes 1"
@@ -247,9 +247,9 @@ def test_photometric_variation_keeps_the_labels_and_varies_the_photos(tmp_path):
     """--photometric: the same faces at the same places (labels byte for byte), the
     scenes' pixels changed: some grey (all channels equal), some of lower contrast;
     each scene's draw its own (two runs alike); 0 leaves them as composed."""
-    from synthface.imaging import read_rgb
-    from synthface.sampling import ReplaySampler
-    from synthface.scenes import PHOTO_RATES, SceneConfig, make_scenes, photometric
+    from synthface.core.imaging import read_rgb
+    from synthface.generator.sampling import ReplaySampler
+    from synthface.dataset.scenes import PHOTO_RATES, SceneConfig, make_scenes, photometric
 
     base = dict(faces_per_image=(2, 2), face_size=(40, 60), image_size=160, groups=0.0)
     runs = {}
@@ -325,7 +325,7 @@ def test_hard_negatives_are_mined_and_trained_on(scenes, tmp_path):
     import dlib
 
     from conftest import run_cli
-    from synthface.imaging import read_rgb
+    from synthface.core.imaging import read_rgb
 
     out, _, _ = scenes
     r = run_cli("detector", "train", "--dataset", out, "-o", tmp_path / "det.svm", "--window", "32", "--threads", "1",
@@ -340,8 +340,8 @@ def test_hard_negatives_are_mined_and_trained_on(scenes, tmp_path):
     # kept as JPEG at 95: a window that fired at 0 may sit a little lower once decoded
     assert all(len(det.run(read_rgb(p), 1, -0.3)[0]) > 0 for p in kept)
     if not kept:  # a model that fires nowhere: train on some face-free scenes all the same
-        from synthface.scenes import SceneConfig, procedural_background
-        from synthface.imaging import write_png
+        from synthface.dataset.scenes import SceneConfig, procedural_background
+        from synthface.core.imaging import write_png
 
         (tmp_path / "neg").mkdir(exist_ok=True)
         for i in range(3):
@@ -359,8 +359,8 @@ def test_hard_negatives_are_mined_and_trained_on(scenes, tmp_path):
 def test_fast_pixel_helpers_round_clip_and_draw_normal_noise():
     """saturate_uint8 rounds and clips like a camera's 8 bits; normal_noise is N(0, sigma)
     to 2.9 sigma, the same for the same seed, shaped as asked."""
-    from synthface.imaging import saturate_uint8
-    from synthface.scenes import normal_noise
+    from synthface.core.imaging import saturate_uint8
+    from synthface.dataset.scenes import normal_noise
 
     out = saturate_uint8(np.float32([[-3.2, 255.6, 7.4, 7.6, 300.0]]))
     assert out.dtype == np.uint8 and out.tolist() == [[0, 255, 7, 8, 255]]

@@ -7,11 +7,11 @@ import pytest
 import torch
 import yaml
 
-from synthface.config import load_config
+from synthface.generator.config import load_config
 from synthface.errors import SynthfaceError
-from synthface.imaging import read_rgb
-from synthface.train import train
-from synthface.weights import load_generator
+from synthface.core.imaging import read_rgb
+from synthface.generator.train import train
+from synthface.generator.weights import load_generator
 
 
 def _rows(run):
@@ -50,7 +50,7 @@ def test_run_folder_holds_the_articles_outputs(trained_run):
 def test_weights_rebuild_an_identical_generator(trained_run):
     run, weights, _ = trained_run
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    from synthface.gan import DCGAN
+    from synthface.generator.gan import DCGAN
 
     module = DCGAN(**ckpt["hyper_parameters"])
     module.load_state_dict(ckpt["state_dict"])
@@ -61,7 +61,7 @@ def test_weights_rebuild_an_identical_generator(trained_run):
     with torch.no_grad():
         assert torch.equal(loaded(z), module.generator(z))
     # and the sample grid was drawn by those weights from the fixed noise
-    from synthface.imaging import make_grid, to_uint8
+    from synthface.core.imaging import make_grid, to_uint8
 
     with torch.no_grad():
         grid = make_grid(to_uint8(loaded(module.fixed_z)), ncol=2)

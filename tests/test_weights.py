@@ -3,10 +3,10 @@ import json
 import pytest
 import torch
 
-from synthface.config import load_config
+from synthface.generator.config import load_config
 from synthface.errors import SynthfaceError
-from synthface.networks import arch_of, build_generator
-from synthface.weights import load_generator, save_generator
+from synthface.generator.networks import arch_of, build_generator
+from synthface.generator.weights import load_generator, save_generator
 
 
 @pytest.mark.parametrize("preset", ["tiny", "seed56"])

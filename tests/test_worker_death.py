@@ -226,7 +226,7 @@ def test_a_damaged_evaluate_cache_is_computed_again(tmp_path):
 
 
 def test_incomplete_files_are_told_from_whole_ones():
-    from synthface.imagefiles import is_incomplete
+    from synthface.core.imagefiles import is_incomplete
 
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (120, 160, 3), np.uint8)

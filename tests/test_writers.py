@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from synthface.formats import ALL_FORMATS, FORMATS, parse_formats, write_labels
-from synthface.labels import Face, LabelledImage, LabelSchema
+from synthface.face.labels import Face, LabelledImage, LabelSchema
 from synthface.errors import SynthfaceError
 
 W, H = 80, 60
@@ -52,7 +52,7 @@ def _check(got_boxes, got_points, image, atol=1e-6):
 @pytest.mark.parametrize("k", [1, 3])
 @pytest.mark.parametrize("key", ALL_FORMATS)
 def test_each_format_reads_back(tmp_path, key, k):
-    from synthface.readers import read_labelled
+    from synthface.formats.readers import read_labelled
 
     image = _write(tmp_path, key, k)
     leftovers = [p.name for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]

@@ -19,8 +19,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from synthface.evaluate import format_report  # noqa: E402
-from synthface.weights import load_generator, save_generator  # noqa: E402
+from synthface.generator.evaluate import format_report  # noqa: E402
+from synthface.generator.weights import load_generator, save_generator  # noqa: E402
 
 DEST = ROOT / "synthface" / "models" / "default64.safetensors"
 

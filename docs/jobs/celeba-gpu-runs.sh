@@ -19,7 +19,7 @@ mkdir -p "$OUT" runs/gpu
 nvidia-smi --query-gpu=name,memory.total --format=csv 2>/dev/null
 python3 -c "import torch, pytorch_lightning as pl; print('torch', torch.__version__, 'lightning', pl.__version__)"
 # decode the faces once, so the two runs do not race to write one cache file
-python3 -c "from synthface.imagefiles import load_faces as f; import sys; print(f(sys.argv[1], 64, '/tmp/sfcache', False).shape)" "$DATA"
+python3 -c "from synthface.core.imagefiles import load_faces as f; import sys; print(f(sys.argv[1], 64, '/tmp/sfcache', False).shape)" "$DATA"
 common=(--no-progress --max-epochs 100000 --batch-size 128 train.channels_last=true "train.max_minutes=$MIN"
         train.sample_every=5 train.save_every=5 data.cache_dir=/tmp/sfcache train.ema_halflife_kimg=10)
 python3 -m synthface train --data "$DATA" --out runs/gpu/cut64 "${common[@]}" \
@@ -31,7 +31,7 @@ tail -n 3 runs/gpu/*.log
 python3 - "$OUT" <<'PY'
 import shutil, sys, tempfile
 from pathlib import Path
-from synthface.weights import load_generator, save_generator
+from synthface.generator.weights import load_generator, save_generator
 out = Path(sys.argv[1])
 for run in ("cut64", "aug64"):
     final = Path("runs/gpu") / run / "generator.safetensors"

@@ -21,7 +21,7 @@ timeout "$BENCH" python3 bench/bench_train.py --presets dcgan64 dcgan128 --batch
     --epochs 2 --no-plain --modes 32-true bf16-mixed bf16-mixed+cl > runs/gpu/speed.csv 2> runs/gpu/speed.err
 cat runs/gpu/speed.csv
 # decode the faces once per size, so the four runs do not race to write one cache file
-python3 -c "from synthface.data import load_faces as f; import sys; [f(sys.argv[1], s, '/tmp/sfcache', False) for s in (64, 128)]" "$DATA"
+python3 -c "from synthface.generator.data import load_faces as f; import sys; [f(sys.argv[1], s, '/tmp/sfcache', False) for s in (64, 128)]" "$DATA"
 common=(--no-progress --max-epochs 100000 train.channels_last=true "train.max_minutes=$MIN"
         train.sample_every=20 train.save_every=20 data.cache_dir=/tmp/sfcache)
 aug=(train.diffaugment=color,translation train.ema_halflife_kimg=10)
@@ -37,7 +37,7 @@ tail -n 3 runs/gpu/*.log
 python3 - "$OUT" <<'PY'
 import shutil, sys, tempfile
 from pathlib import Path
-from synthface.weights import load_generator, save_generator
+from synthface.generator.weights import load_generator, save_generator
 out = Path(sys.argv[1])
 def half(src, name):
     g, meta = load_generator(src)

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from synthface.labels import LabelledImage, LabelSchema
+from synthface.face.labels import LabelledImage, LabelSchema
 
 
 def tmp_path(path: Path) -> Path:

@@ -12,8 +12,8 @@ import shutil
 
 from synthface import __version__
 from synthface.formats.base import FileWriter, tmp_path
-from synthface.geometry import clipped_box, keypoint_triplets
-from synthface.scheme68 import FACE_SIGMAS_68, IBUG68_NAMES, SKELETON_68
+from synthface.face.geometry import clipped_box, keypoint_triplets
+from synthface.face.scheme68 import FACE_SIGMAS_68, IBUG68_NAMES, SKELETON_68
 
 
 class CocoWriter(FileWriter):

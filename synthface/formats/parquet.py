@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from synthface.formats.base import FileWriter
-from synthface.labels import INT_COLS, STR_COLS
+from synthface.face.labels import INT_COLS, STR_COLS
 
 ROW_GROUP = 10_000
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from synthface.files import write_atomic
+from synthface.core.files import write_atomic
 from synthface.formats.base import Writer
-from synthface.scheme68 import pts_text
+from synthface.face.scheme68 import pts_text
 
 _FOLDER = re.compile(r"\d{5}")  # images/SSSSS
 _NAME = re.compile(r"\d{8}(_\d+)?\.pts")  # NNNNNNNN.pts, NNNNNNNN_K.pts

@@ -9,7 +9,7 @@ import sys
 
 
 def run_side(conn, out, schema, keys, source) -> None:
-    from synthface.formats import open_writers
+    from synthface.formats.registry import open_writers
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stop from the first process: discard below
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the first process, which stops this one

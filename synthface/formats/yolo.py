@@ -13,10 +13,10 @@ import json
 import os
 from pathlib import Path
 
-from synthface.files import write_atomic
+from synthface.core.files import write_atomic
 from synthface.formats.base import FolderWriter, tmp_path
-from synthface.geometry import clipped_box, keypoint_triplets
-from synthface.scheme68 import FLIP_IDX_68
+from synthface.face.geometry import clipped_box, keypoint_triplets
+from synthface.face.scheme68 import FLIP_IDX_68
 
 
 class YoloWriter(FolderWriter):
