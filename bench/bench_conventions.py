@@ -136,7 +136,7 @@ def real_crop(im, convention: str, folder: Path) -> str:
         img = cv2.imread(str(im.file))
         pad = max(img.shape[:2]) // 4
         folder.mkdir(parents=True, exist_ok=True)
-        image = folder / Path(im.file).name
+        image = (folder / Path(im.file).name).resolve()
         if not image.is_file():
             cv2.imwrite(str(image), cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REFLECT_101),
                         [cv2.IMWRITE_JPEG_QUALITY, 95])

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from synthface.errors import SynthfaceError
+from synthface.formats.yolo import YoloWriter
 from synthface.formats.registry import (ALL_FORMATS, ALWAYS, FORMATS, applicable, open_writers,  # noqa: F401
                                         parse_formats)
 
