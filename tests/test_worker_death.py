@@ -104,7 +104,7 @@ def test_scenes_notice_a_killed_worker_and_resume(tmp_path):
     out = tmp_path / "s"
     # 300 scenes are several seconds of one worker's time: killed in the middle of them, not after
     # (30 once finished before the kill landed on a busy machine, and the run rightly succeeded)
-    args = ["make-dataset", "--scenes", "-n", "300", "--faces-per-image", "1:1", "--replay-faces", FACES,
+    args = ["make-dataset", "--scenes", "-n", "300", "--faces-per-image", "1:1", "--groups", "0", "--replay-faces", FACES,
             "--workers", "1", "--no-progress", "--format", "csv", "--out", out]
     proc = _start(*args)
     # the faces are made (in this process: one worker is a thread), then a process composes the scenes

@@ -13,6 +13,12 @@ import shutil
 from pathlib import Path
 
 from synthface.errors import SynthfaceError
+from synthface.formats.coco import CocoWriter  # noqa: F401 (the writers: public here too)
+from synthface.formats.hf import HfWriter  # noqa: F401
+from synthface.formats.imglab import ImglabWriter  # noqa: F401
+from synthface.formats.parquet import ParquetWriter  # noqa: F401
+from synthface.formats.pts import PtsWriter  # noqa: F401
+from synthface.formats.table import CsvWriter  # noqa: F401
 from synthface.formats.yolo import YoloWriter
 from synthface.formats.registry import (ALL_FORMATS, ALWAYS, FORMATS, applicable, open_writers,  # noqa: F401
                                         parse_formats)
