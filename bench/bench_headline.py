@@ -111,7 +111,7 @@ import json, sys
 from pathlib import Path
 from synthface.face.annotate import AnnotateConfig
 from synthface.dataset.export import write_exports
-from synthface.dataset.journal import read_identity
+from synthface.dataset.folder import read_identity
 from synthface.dataset.make import MakeConfig
 out = Path(sys.argv[1])
 identity = read_identity(out)

@@ -22,12 +22,16 @@ TIERS = [
     ["errors", "face.scheme68", "face.geometry", "face.pose"],  # leaves: constants and pure functions
     ["core.files", "core.outputs", "face.labels", "generator.diffaugment", "generator.networks", "face.rotate3d"],
     ["core.imaging", "core.imagefiles", "dataset.journal", "generator.weights", "core.workers", "generator.config",
+     "dataset.folder",
      "face.annotate", "formats.registry", "formats.base", "formats.table", "formats.parquet", "formats.hf", "formats.imglab",
      "formats.pts", "formats.coco", "formats.yolo", "formats.side"],
     ["formats", "generator.steering", "formats.readers", "face.augment", "dataset.card", "generator.data", "generator.gan",
+     "dataset.compose", "trainers.landmarks_eval",
      "dataset.photometric", "dataset.groups"],
-    ["generator.sampling", "dataset.export"],
+    ["generator.sampling", "dataset.export",
+     "dataset.config"],
     ["dataset.make", "generator.evaluate", "generator.directions", "trainers.landmarks", "trainers.detector",
+     "dataset.faces", "dataset.negatives",
      "dataset.preview", "formats.torchdata", "generator.align"],
     ["dataset.merge", "dataset.scenes", "generator.train"],
 ]
@@ -108,3 +112,37 @@ def test_the_wheel_holds_the_cli_and_every_preset_inside_the_package(tmp_path):
     assert not [n for n in names if n.startswith("cli/") or n.startswith("configs/")]
     entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "synthface = synthface.cli.main:main" in entry
+
+
+def _sources():
+    """Every .py of the package and its command line, as (path relative to ROOT, text)."""
+    for root in (PACKAGE, ROOT / "cli"):
+        for path in sorted(root.rglob("*.py")):
+            yield path.relative_to(ROOT).as_posix(), path.read_text()
+
+
+def test_no_module_is_over_450_lines():
+    long = [f"{name}: {text.count(chr(10))} lines" for name, text in _sources() if text.count("\n") > 450]
+    assert not long, "split these modules: " + "; ".join(long)
+
+
+# whose functions take their arguments positionally by design (cv2.putText, np.pad, ...)
+POSITIONAL_APIS = {"cv2", "np", "numpy", "dlib", "torch", "math"}
+
+
+def test_no_call_passes_more_than_6_positional_arguments():
+    """Past six, positional arguments are easy to swap unseen: name them."""
+    calls = []
+    for name, text in _sources():
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, ast.Call):
+                continue
+            if sum(not isinstance(a, ast.Starred) for a in node.args) <= 6:
+                continue
+            base = node.func
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if isinstance(node.func, ast.Attribute) and isinstance(base, ast.Name) and base.id in POSITIONAL_APIS:
+                continue
+            calls.append(f"{name}:{node.lineno} {ast.unparse(node.func)}")
+    assert not calls, "pass these arguments by keyword: " + "; ".join(calls)

@@ -80,7 +80,7 @@ def write_exports(out: Path, cfg, identity: dict, command: str = "", progress: b
         summary["steering"] = {"targets": steering["targets"], "by_target": {
             name: {k: dict(c) for k, c in sorted(bins.items(), key=lambda kv: float(kv[0].split(" ")[0]))}
             for name, bins in by_target.items()}}
-    _write_face_card(out, cfg, identity, summary, command, formats, schema)
+    _write_face_card(out, cfg, identity, summary, command=command, formats=formats, schema=schema)
     return summary
 
 
@@ -173,7 +173,8 @@ def target_bin(name: str, value: float) -> str:
     return f"{lo:g} to {lo + width:g}"
 
 
-def _write_face_card(out: Path, cfg, identity: dict, summary: dict, command: str, formats, schema) -> None:
+def _write_face_card(out: Path, cfg, identity: dict, summary: dict, *, command: str, formats, schema) -> None:
+    """The dataset card of a face run: how it was made, its counts and its conventions."""
     landmarks = cfg.annotate.landmarks
     annotate = identity["annotate"]
     card = {

@@ -1,13 +1,14 @@
 """`make_dataset`: sample faces, label them with dlib, stream them to disk, resumably.
 
-The path of a face: the main thread cuts the candidate stream into chunks (whole
-generator blocks, see sampling.py) and hands each to a worker (workers.py): on CPU the
-worker generates the chunk's images from the candidates' seeds, then resizes, detects,
-predicts landmarks and PNG-encodes each (`_process_chunk`). The main thread takes the
-results in candidate order, writes each kept face's PNG under its final name
-(images/SSSSS/NNNNNNNN.png, atomic rename), then appends one `FaceRecord` per candidate,
-kept or not, to the journal and fsyncs it (journal.py). At the end every label format is
-written from the journal (export.py), each published only when complete.
+This module is the scheduler; the settings are config.py's `MakeConfig`, the work on
+each face is faces.py's. The path of a face: the main thread cuts the candidate stream
+into chunks (whole generator blocks, see sampling.py) and hands each to a worker
+(core/workers.py): on CPU the worker generates the chunk's images from the candidates'
+seeds, then resizes, detects, predicts landmarks and PNG-encodes each (faces.py). The
+main thread takes the results in candidate order, writes each kept face's PNG under its
+final name (images/SSSSS/NNNNNNNN.png, atomic rename), then appends one `FaceRecord` per
+candidate, kept or not, to the journal and fsyncs it (journal.py). At the end every
+label format is written from the journal (export.py), each published only when complete.
 
 Resumability: a killed run restarts from the candidate after the last complete journal
 row; since candidate j depends only on (seed, j), the result is byte for byte that of an
@@ -17,13 +18,11 @@ uninterrupted run. One process writes a folder at a time (an flock in the state 
 from __future__ import annotations
 
 import logging
-import math
-import os
 import sys
 import time
 from collections import deque
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -32,152 +31,17 @@ from synthface.face.annotate import (DETECTORS, LABELS, MAX_UPSAMPLE, AnnotateCo
                                 check_predictor_text, check_upsample)
 from synthface.errors import SynthfaceError
 from synthface.core.files import folder_lock, write_atomic
-from synthface.formats import ALL_FORMATS, parse_formats
-from synthface.face.geometry import BOX_CONVENTIONS
-from synthface.dataset.journal import (DEFAULT_VAL_FRACTION, STATE_DIR, FaceRecord, Journal, add_checks, check_identity,
-                               image_complete, image_name, iter_records, prepare_folder, read_progress,
-                               truncate_after, write_options)
+from synthface.dataset.config import MAX_IMAGE_SIZE, MakeConfig, check_box, pad_pixels, shard_quota  # noqa: F401
+from synthface.dataset.faces import ChunkJob, _chunk_task, _load_worker, write_turn_grid
+from synthface.dataset.folder import check_identity, prepare_folder, write_options
+from synthface.dataset.journal import (STATE_DIR, FaceRecord, Journal, add_checks, image_complete, image_name,
+                                       iter_records, read_progress, truncate_after)
 from synthface.generator.sampling import BLOCK, MAX_SEED, candidate_seed, candidate_seeds, candidates, check_seed  # noqa: F401
-from synthface.core.workers import ChunkWorkers, check_workers
+from synthface.core.workers import ChunkWorkers
 
 log = logging.getLogger("synthface")
 
-MAX_IMAGE_SIZE = 2048  # a 2048 px face, upsampled twice for the detector, is 200 MB of pixels
-
-
-def check_box(box: str, landmarks: bool) -> None:
-    """A --box convention (geometry.BOX_CONVENTIONS); all but dlib's are computed from the 68 points."""
-    if box not in BOX_CONVENTIONS:
-        raise SynthfaceError(f"--box must be one of {', '.join(BOX_CONVENTIONS)}, got '{box}'")
-    if box != "dlib" and not landmarks:
-        raise SynthfaceError(f"--box {box} needs --landmarks (the box is computed from the face's 68 points)")
-
-
-@dataclass
-class MakeConfig:
-    n: int
-    seed: int = 0
-    # Side of the saved images; None keeps the generator's resolution. Larger images
-    # are upscaled (bicubic) before detection, so labels match the saved pixels.
-    image_size: int | None = None
-    # A reflected border around each face, as a fraction of its side: the generator's
-    # tight crops otherwise leave the detector and a landmark model trained on the
-    # dataset nothing but black beyond the face's edges, unlike real photos.
-    pad: float = 0.0
-    # Candidates per work chunk handed to a worker, rounded up to whole generator blocks
-    # when at least one block (also the journal's fsync unit).
-    batch_size: int = 256
-    # Workers: a thread of the calling process, the rest spawned processes (workers.py);
-    # 0 does everything in the calling thread.
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    # Give up when this many candidates were tried without reaching n
-    # (None: 20 x n + 1000, i.e. a pass rate under about 5%).
-    max_tries: int | None = None
-    formats: tuple = ALL_FORMATS
-    # The face box convention of the labels (geometry.BOX_CONVENTIONS): dlib's own box, or
-    # one computed from the 68 points (needs landmarks) to match the boxes a detector's
-    # benchmark annotates. A label setting like `formats`: it changes no image or journal row.
-    box: str = "dlib"
-    # Dataset-time augmentation (transforms.AugmentConfig; None: none): each kept face
-    # and its labels transformed exactly, with parameters from the face's seed. "auto":
-    # on with landmarks, off without: it was the one change that trained better landmark
-    # models (docs/landmarks.md); the card and the run's summary say it is on.
-    augment: object = "auto"
-    # The share of faces held out as the validation split, chosen per face from its seed
-    # (journal.split_of). An export option: changing it on --resume re-splits the labels.
-    val_fraction: float = DEFAULT_VAL_FRACTION
-    # Face profiling (rotate3d.Rotate3DConfig; None: none): each kept face turned in 3D by
-    # a yaw and pitch from its seed, its points carried through the turn, before --augment.
-    # "auto": on with landmarks (yaw +-30 degrees), off without: real + turned faces trained
-    # better landmark models than real + unturned ones in every case measured
-    # (docs/landmarks.md).
-    rotate3d: object = "auto"
-    annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
-    # Part K of N of the same dataset (see shard_quota and merge.py); with N > 1, K must
-    # be given (None: not given, which is part 0 of 1).
-    num_shards: int = 1
-    shard_index: int | None = None
-
-    def __post_init__(self):
-        if self.shard_index is None and self.num_shards == 1:
-            self.shard_index = 0
-        if isinstance(self.augment, str) and self.augment == "auto":
-            from synthface.face.augment import AugmentConfig
-
-            self.augment = AugmentConfig() if self.annotate.landmarks else None
-        if isinstance(self.rotate3d, str) and self.rotate3d == "auto":
-            from synthface.face.rotate3d import Rotate3DConfig
-
-            self.rotate3d = Rotate3DConfig() if self.annotate.landmarks else None
-
-    @property
-    def target(self) -> int:
-        """Faces this run makes: n, or a shard's share of n with a margin."""
-        return shard_quota(self.n, self.num_shards)
-
-    def validate(self) -> None:
-        """Every option, before any work and before any folder is made."""
-        if self.n < 1:
-            raise SynthfaceError(f"-n must be at least 1, got {self.n}")
-        check_seed(self.seed)
-        if self.num_shards < 1:
-            raise SynthfaceError(f"--num-shards must be at least 1, got {self.num_shards}")
-        if self.shard_index is None and self.num_shards > 1:  # shard 0 by default would be a silent guess
-            raise SynthfaceError(f"--num-shards {self.num_shards} needs --shard-index K: which part this job makes, "
-                                 f"0 .. {self.num_shards - 1}")
-        if not 0 <= (self.shard_index or 0) < self.num_shards:
-            raise SynthfaceError(f"--shard-index must be in [0, {self.num_shards - 1}], got {self.shard_index}")
-        if self.image_size is not None and not 16 <= self.image_size <= MAX_IMAGE_SIZE:
-            raise SynthfaceError(f"--image-size must be from 16 to {MAX_IMAGE_SIZE}, got {self.image_size}")
-        if not 0.0 <= self.pad <= 1.0:  # NaN fails too
-            raise SynthfaceError(f"--pad must be in [0, 1], got {self.pad}")
-        if not 1 <= self.batch_size <= 100_000:
-            raise SynthfaceError(f"--batch-size must be from 1 to 100000, got {self.batch_size}")
-        check_workers(self.workers)
-        if self.max_tries is not None and self.max_tries < 1:
-            raise SynthfaceError(f"--max-tries must be at least 1, got {self.max_tries}")
-        parse_formats(self.formats)
-        check_box(self.box, self.annotate.landmarks)
-        if self.augment is not None:
-            self.augment.validate()
-        if self.rotate3d is not None:
-            if not self.annotate.landmarks:
-                raise SynthfaceError("--rotate-3d needs --landmarks (the turn is fitted to the face's 68 points)")
-            self.rotate3d.validate()
-        if not 0.0 <= self.val_fraction < 1.0:  # NaN fails too
-            raise SynthfaceError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        a = self.annotate
-        check_upsample(a.upsample)
-        check_predictor_text(a.predictor_path)
-        if a.labels not in LABELS:
-            raise SynthfaceError(f"--labels must be one of {', '.join(LABELS)}, got '{a.labels}'")
-        if a.max_disagreement is not None:
-            if a.labels != "flip" or not a.landmarks:
-                raise SynthfaceError("--max-disagreement needs --landmarks --labels flip (the disagreement is "
-                                     "that of the two flip predictions)")
-            if not a.max_disagreement > 0:  # NaN fails too
-                raise SynthfaceError(f"--max-disagreement must be above 0, got {a.max_disagreement}")
-        if a.detector not in DETECTORS:
-            raise SynthfaceError(f"--detector must be one of {', '.join(DETECTORS)}, got '{a.detector}'")
-        if not math.isfinite(a.min_score):
-            raise SynthfaceError(f"--min-score must be a number, got {a.min_score}")
-
-
-def shard_quota(n: int, num_shards: int) -> int:
-    """A shard's faces: its share of n plus a margin (3 standard deviations of the
-    acceptance count, and one block), so that the shards together cover the first n
-    faces of the single run with near certainty; merge says so if they fall short."""
-    if num_shards == 1:
-        return n
-    share = -(-n // num_shards)
-    return share + int(3 * share ** 0.5) + BLOCK
-
-
-def pad_pixels(size: int, pad: float) -> int:
-    return int(round(size * pad))
-
-
-# -- worker side ------------------------------------------------------------------------
+# -- the workers --------------------------------------------------------------------------
 # A run starts at once in a thread of this process, which shares the models loaded here;
 # the other workers are spawned processes that join as soon as they have loaded their
 # own (about 2 s). Why not all threads: dlib's detector, torch and OpenCV release the
@@ -187,90 +51,6 @@ def pad_pixels(size: int, pad: float) -> int:
 # its chunk (torch on one thread); on a GPU the main thread generates and the workers
 # only annotate.
 THREADS = 1
-
-
-class _Stopped(Exception):
-    """The run ended (target reached, error or Ctrl-C): the thread drops its chunk."""
-
-
-def _load_worker(acfg: AnnotateConfig, sampler_spec):
-    """A worker process's models: (annotator, sampler or None)."""
-    sampler = None
-    if sampler_spec is not None:
-        from synthface.generator.sampling import sampler_from_spec
-
-        sampler = sampler_from_spec(sampler_spec)
-    return Annotator(acfg), sampler
-
-
-def _chunk_task(context, chunk, seed: int, image_size: int | None, pad: float, seeds=None, augment=None,
-                rotate3d=None, stop=None):
-    """One chunk: `chunk` is either candidate indices (generated here, whole blocks) or
-    images the main thread generated. Returns the per-image results and this thread's
-    CPU seconds in dlib, in PNG encoding and in generation."""
-    from synthface.generator.sampling import images_for
-
-    annotator, sampler = context
-    t0 = time.thread_time()
-    images = chunk if isinstance(chunk, np.ndarray) else images_for(sampler, seed, chunk)
-    t_gen = time.thread_time() - t0
-    results, t_dlib, t_enc = _process_chunk(annotator, images, image_size, pad, stop, seeds, augment, rotate3d)
-    return results, t_dlib, t_enc, t_gen
-
-
-def _sized(img: np.ndarray, image_size: int | None, pad: float) -> np.ndarray:
-    """A generated image as make-dataset saves and labels it: resized to --image-size
-    (bicubic up, area down), then --pad's reflected border."""
-    import cv2
-
-    if image_size and image_size != img.shape[0]:
-        interp = cv2.INTER_CUBIC if image_size > img.shape[0] else cv2.INTER_AREA
-        img = cv2.resize(img, (image_size, image_size), interpolation=interp)
-    if pad:
-        p = pad_pixels(img.shape[0], pad)
-        img = cv2.copyMakeBorder(img, p, p, p, p, cv2.BORDER_REFLECT_101)
-    return img
-
-
-def _process_chunk(annotator: Annotator, images: np.ndarray, image_size: int | None, pad: float = 0.0,
-                   stop=None, seeds=None, augment=None, rotate3d=None):
-    """Annotate a chunk: per image (status, faces found, face or None, png bytes or None),
-    and the thread's CPU seconds in dlib and in PNG encoding. With `rotate3d` (a
-    Rotate3DConfig), each kept face is turned in 3D, then with `augment` (an
-    AugmentConfig) transformed, each with its labels, by its seed's draws."""
-    import cv2
-
-    if augment is not None:
-        from synthface.face.augment import augment_face, flipped
-    if rotate3d is not None:
-        from synthface.face.rotate3d import rotate_face
-    out, t0 = [], time.thread_time()
-    t_enc = 0.0
-    for k, img in enumerate(images):
-        if stop is not None and stop.is_set():
-            raise _Stopped
-        img = _sized(img, image_size, pad)
-        faces = annotator.annotate(img)
-        status = annotator.rejection_reason(faces)
-        png = None
-        if not status and rotate3d is not None:
-            face = faces[0]
-            turned = rotate_face(img, face["landmarks"], face["box"], seeds[k], rotate3d)
-            img, face["landmarks"], face["box"], face["hidden"] = turned.image, turned.points, turned.box, turned.hidden
-        if not status and augment is not None:
-            face = faces[0]
-            img, face["landmarks"], face["box"] = augment_face(img, face.get("landmarks"), face["box"], seeds[k],
-                                                               augment)
-            if face.get("hidden") is not None and flipped(seeds[k], augment):
-                from synthface.face.scheme68 import FLIP_IDX_68
-
-                face["hidden"] = face["hidden"][FLIP_IDX_68]
-        if not status:
-            te = time.thread_time()
-            png = cv2.imencode(".png", np.ascontiguousarray(img[:, :, ::-1]))[1].tobytes()
-            t_enc += time.thread_time() - te
-        out.append((status, len(faces), faces[0] if not status else None, png))
-    return out, time.thread_time() - t0 - t_enc, t_enc
 
 
 @contextmanager
@@ -326,11 +106,17 @@ def _record(out: Path, journal: Journal, meta, results, accepted: int, target: i
             continue
         name = image_name(accepted)
         write_atomic(out / name, png)
-        records.append(FaceRecord(j, seed_j, "", n_faces, name, tuple(int(v) for v in face["box"]),
-                                  face["score"], face.get("landmarks"), face.get("disagreement"), face.get("hidden")))
+        records.append(_kept_record(j, seed_j, n_faces, name, face))
         accepted += 1
     journal.append(records)
     return records, accepted
+
+
+def _kept_record(index: int, seed: int, n_faces: int, file: str, face: dict) -> FaceRecord:
+    """The journal's record of a kept face, from a worker's result for it."""
+    return FaceRecord(index=index, seed=seed, status="", faces=n_faces, file=file,
+                      box=tuple(int(v) for v in face["box"]), score=face["score"], landmarks=face.get("landmarks"),
+                      disagreement=face.get("disagreement"), hidden=face.get("hidden"))
 
 
 # -- the run -------------------------------------------------------------------------
@@ -412,7 +198,7 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
             add_checks(journal)  # a journal written before rows had checks gets them now
             remade = remake_damaged_images(out, cfg, workers.context, state.accepted, checks)
             t_start = time.perf_counter()
-            made, stats = _sample(out, cfg, sampler, spec, workers, state, progress)
+            made, stats = _sample(out, cfg, sampler, spec=spec, workers=workers, state=state, progress=progress)
             wall = time.perf_counter() - t_start
             workers.close()
             t_export = time.perf_counter()
@@ -444,14 +230,12 @@ def remake_damaged_images(out: Path, cfg: MakeConfig, context, kept: int, checks
                 records.append(rec)
             k += 1
     landmarks, flip, turned = cfg.annotate.landmarks, cfg.annotate.labels == "flip", cfg.rotate3d is not None
+    job = ChunkJob.of(cfg)
     for start in range(0, len(records), BLOCK):
         chunk = records[start:start + BLOCK]
-        results = _chunk_task(context, [r.index for r in chunk], cfg.seed, cfg.image_size, cfg.pad,
-                              [r.seed for r in chunk], cfg.augment, cfg.rotate3d)[0]
+        results = _chunk_task(context, [r.index for r in chunk], job, [r.seed for r in chunk])[0]
         for rec, (status, n_faces, face, png) in zip(chunk, results):
-            again = None if status else FaceRecord(
-                rec.index, rec.seed, "", n_faces, rec.file, tuple(int(v) for v in face["box"]), face["score"],
-                face.get("landmarks"), face.get("disagreement"), face.get("hidden"))
+            again = None if status else _kept_record(rec.index, rec.seed, n_faces, rec.file, face)
             if again is None or again.to_row(landmarks, flip, turned) != rec.to_row(landmarks, flip, turned):
                 raise SynthfaceError(f"{out / rec.file} is missing or damaged, and made again it is not the face "
                                      "the journal labels (another generator or library version?); restore the "
@@ -460,38 +244,6 @@ def remake_damaged_images(out: Path, cfg: MakeConfig, context, kept: int, checks
     log.warning("%d image(s) of the journal missing or damaged (e.g. %s): made again", len(records),
                 records[0].file)
     return len(records)
-
-
-TURN_STEPS = 7
-
-
-def write_turn_grid(out: Path, cfg: MakeConfig, sampler, annotator: Annotator) -> None:
-    """turns.jpg for the card of a --rotate-3d dataset: its first face, as dlib labelled
-    it before the turn, turned across the run's yaw range in TURN_STEPS steps."""
-    import cv2
-
-    from synthface.core.imaging import make_grid
-    from synthface.dataset.journal import iter_records
-    from synthface.dataset.preview import turn_row
-    from synthface.generator.sampling import images_for
-
-    first = next((r for r in iter_records(out / STATE_DIR / "journal.csv") if r.kept), None)
-    if first is None:
-        return
-    img = _sized(images_for(sampler, cfg.seed, [first.index])[0], cfg.image_size, cfg.pad)
-    faces = annotator.annotate(img)
-    if annotator.rejection_reason(faces):
-        return
-    scale = max(1, round(192 / img.shape[0]))
-    tiles = turn_row(img, faces[0]["landmarks"], faces[0]["box"], np.linspace(*cfg.rotate3d.yaw, TURN_STEPS), scale)
-    grid = make_grid(np.stack(tiles), TURN_STEPS)
-    try:
-        write_atomic(out / "turns.jpg", cv2.imencode(".jpg", np.ascontiguousarray(grid[:, :, ::-1]),
-                                                     [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
-    except (OSError, SynthfaceError) as exc:  # a full disk: the labels are written; only the card's picture is not
-        why = exc.strerror or exc if isinstance(exc, OSError) else "a folder is in its place"
-        raise SynthfaceError(f"writing {out / 'turns.jpg'}: {why}; the labels are complete, "
-                             "rerun the command with --resume for the picture") from None
 
 
 def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, state, progress: bool
@@ -513,6 +265,7 @@ def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, st
         stream = candidate_seeds(cfg.seed, state.next_index, cfg.num_shards, cfg.shard_index)
     else:
         stream = candidates(sampler, cfg.seed, state.next_index, None, cfg.num_shards, cfg.shard_index)
+    job = ChunkJob.of(cfg)  # what each worker does to each face
     pending: deque = deque()
     # candidates of this run (a shard's own): tried = annotated, submitted = sent out
     tried = submitted = tried_before = state.tried
@@ -536,8 +289,7 @@ def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, st
                 else:
                     work = np.stack([c[2] for c in chunk])
                     stats["gen_s"] += time.thread_time() - t0
-                pending.append(workers.submit(meta, where, _chunk_task, work, cfg.seed, cfg.image_size, cfg.pad,
-                                              [m[1] for m in meta], cfg.augment, cfg.rotate3d))
+                pending.append(workers.submit(meta, where, _chunk_task, work, job, [m[1] for m in meta]))
             if not pending:
                 counts = ", ".join(f"{k} {v}" for k, v in rejected.most_common())
                 raise SynthfaceError(

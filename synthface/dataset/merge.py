@@ -16,8 +16,9 @@ from pathlib import Path
 from synthface.errors import SynthfaceError
 from synthface.core.files import folder_lock, write_atomic
 from synthface.formats import ALL_FORMATS
-from synthface.dataset.journal import (DEFAULT_VAL_FRACTION, STATE_DIR, Journal, _is_fresh, check_identity, differing,
-                               image_complete, image_name, iter_records, read_identity, read_options, write_options)
+from synthface.dataset.folder import (DEFAULT_VAL_FRACTION, _is_fresh, check_identity, differing, read_identity,
+                                      read_options, write_options)
+from synthface.dataset.journal import STATE_DIR, Journal, image_complete, image_name, iter_records
 from synthface.generator.sampling import BLOCK
 
 
@@ -92,7 +93,7 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
 
     from synthface.face.annotate import AnnotateConfig
     from synthface.dataset.export import write_exports
-    from synthface.dataset.make import MakeConfig, check_box
+    from synthface.dataset.config import MakeConfig, check_box
 
     parts = [Path(p) for p in parts]
     out = Path(out)

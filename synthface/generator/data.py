@@ -28,7 +28,7 @@ class FaceDataModule(pl.LightningDataModule):
     """Batches of uint8 (B, 3, H, W) faces: `batches_per_epoch` random batches an epoch
     (the article's 100), or one shuffled pass over the data when it is 0."""
 
-    def __init__(self, path, size: int, batch_size: int, batches_per_epoch: int = 0,
+    def __init__(self, path, size: int, batch_size: int, batches_per_epoch: int = 0, *,
                  cache_dir: str = "", seed: int = 0, progress: bool = True, split: str = "all", exclude=()):
         super().__init__()
         self.exclude = exclude

@@ -118,8 +118,8 @@ def close_pair_share(x: np.ndarray, threshold: float = SAME_PERSON) -> float:
 
 
 # -- the command ------------------------------------------------------------------------
-def _real_descriptors(real, size: int, workers: int, upsample: int, cache_dir: str, progress: bool, exclude=(),
-                      limit: int | None = None, seed: int = 0):
+def _real_descriptors(real, size: int, workers: int, upsample: int, cache_dir: str, progress: bool, *,
+                      exclude=(), limit: int | None = None, seed: int = 0):
     """Descriptors of the real faces at the generator's resolution, cached on disk: of
     all of them, or of `limit` faces drawn with `seed` (a descriptor costs about 0.1 s of
     CPU: describing 45k faces to use 4k would take hours). Returns (found, descriptors,
@@ -180,7 +180,7 @@ def quick_scores(images: np.ndarray, real, cache_dir: str = "~/.cache/synthface"
     faces (their descriptors cached): what training logs every `train.eval_every` epochs.
     FFD from few samples is biased upwards; compare snapshots of one run with each other."""
     # the same number of real faces, so the scale is comparable from run to run
-    _, ref, _ = _real_descriptors(real, images.shape[1], workers, upsample, cache_dir, False, exclude,
+    _, ref, _ = _real_descriptors(real, images.shape[1], workers, upsample, cache_dir, False, exclude=exclude,
                                   limit=max(len(images), 2))
     found, desc = describe_faces(images, workers, upsample, progress=False)
     return {"yield": float((found == 1).mean()), "ffd": frechet_distance(desc, ref)}

@@ -281,18 +281,21 @@ def train(data, out, cfg: Config, resume: bool | None = None, progress: bool = T
     ckpt = _check_run_folder(out, cfg, resume, data_path)
     trainer = _trainer(cfg, out, progress, fast_dev_run)  # bad Trainer options fail before any folder is made
     # the run folder is left out of the data when it lies inside it: never train on loss.png
-    datamodule = FaceDataModule(data, cfg.model.resolution, cfg.data.batch_size,
-                                cfg.train.batches_per_epoch, cfg.data.cache_dir, cfg.train.seed, progress,
-                                cfg.data.split, exclude=[out])
+    datamodule = FaceDataModule(data, cfg.model.resolution, cfg.data.batch_size, cfg.train.batches_per_epoch,
+                                cache_dir=cfg.data.cache_dir, seed=cfg.train.seed, progress=progress,
+                                split=cfg.data.split, exclude=[out])
     datamodule.setup("fit")  # decode before the trainer starts: a bad folder fails fast
     out.mkdir(parents=True, exist_ok=True)
     # one training run per folder (DDP's other ranks, started by rank zero, do not lock)
     first_rank = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
     with folder_lock(out / LOCK_DIR, out, "train") if first_rank else contextlib.nullcontext():
-        return _fit(out, cfg, data_path, ckpt, trainer, datamodule, progress)
+        return _fit(out, cfg, data_path=data_path, ckpt=ckpt, trainer=trainer, datamodule=datamodule,
+                    progress=progress)
 
 
-def _fit(out: Path, cfg: Config, data_path: str, ckpt, trainer, datamodule, progress: bool) -> Path:
+def _fit(out: Path, cfg: Config, *, data_path: str, ckpt, trainer, datamodule, progress: bool) -> Path:
+    """Write the run's config.yaml, build the GAN and fit it (resuming from `ckpt`);
+    returns the final weights' path."""
     t = cfg.train
     write_atomic(out / "config.yaml", yaml.safe_dump({**cfg.to_dict(), "data_path": data_path}, sort_keys=False))
     if ckpt is not None:

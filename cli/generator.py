@@ -1,0 +1,99 @@
+"""The commands that study a trained generator: `synthface evaluate` (detection yield,
+Fréchet face distance, memorisation and diversity against real faces) and
+`synthface directions` (head-pose and expression directions in its latent space).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from synthface.cli import plans
+
+
+def _add_evaluate(sub) -> None:
+    """The evaluate command."""
+    p = sub.add_parser("evaluate", help="measure a generator against real faces (dlib models, offline)",
+                       description="Detection yield, Fréchet face distance (dlib face descriptors), "
+                                   "memorisation and diversity of a generator, each next to its real-face baseline.",
+                       epilog="example:\n  synthface evaluate --real ~/faces -n 2000 -o report.json",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", "--real", dest="real", required=True,
+                   help="folder (or zip) of real faces: the generator's training data")
+    p.add_argument("-n", type=int, default=2000, help="generated faces to measure (default 2000)")
+    p.add_argument("-o", "--output", help="write the report as JSON here")
+    p.add_argument("--checkpoint", help="generator weights, or a bundled generator's name: default64 (the default), celeba64")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, help="dlib worker processes (default: all cores)")
+    p.add_argument("--upsample", type=int, default=1, help="detector upsampling, as in make-dataset (default 1)")
+    p.add_argument("--cache-dir", default="~/.cache/synthface", help='real-face cache ("" for none)')
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_run_evaluate, plan=plans.evaluate)
+
+
+def _run_evaluate(args) -> int:
+    """evaluate: a generator measured against real faces."""
+    from synthface.generator.evaluate import check_evaluate_options, evaluate, format_report, write_report
+    from synthface.core.files import check_writable_file
+    from synthface.generator.sampling import open_sampler
+
+    check_evaluate_options(args.n, args.seed, args.workers, args.upsample)
+    if args.output:
+        check_writable_file(args.output, "-o")  # before the work, not after it
+    sampler = open_sampler(args.checkpoint, device=args.device)
+    report = evaluate(sampler, args.real, n=args.n, seed=args.seed, workers=args.workers,
+                      upsample=args.upsample, cache_dir=args.cache_dir, progress=not args.no_progress)
+    report["generator"] = sampler.identity
+    print(format_report(report))
+    if args.output:
+        write_report(report, args.output)
+        print(f"report: {args.output}")
+    return 0
+
+
+def _add_directions(sub) -> None:
+    """The directions command."""
+    p = sub.add_parser("directions", help="find head-pose and expression directions in a generator's latent space",
+                       description="Sample and label faces, fit a unit direction in z for yaw, pitch, roll, mouth "
+                                   "and eye opening (ridge regression, as InterFaceGAN's boundaries), calibrate "
+                                   "each (distance -> degrees or ratio, and the share dlib keeps), and save them "
+                                   "beside the generator (NAME.directions.safetensors + .json).",
+                       epilog="examples:\n  synthface directions --checkpoint runs/x/generator.safetensors -n 10000\n"
+                              "  synthface directions -o mine/default64.safetensors   # the bundled generator, anew",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", help="generator weights, or a bundled generator's name: default64 (the default), celeba64")
+    p.add_argument("-o", "--output", metavar="NEW.safetensors",
+                   help="copy the generator here and write the directions beside the copy (needed for the bundled "
+                        "generator, whose directions ship with synthface)")
+    p.add_argument("-n", type=int, default=5000, help="faces to fit on (default 5000)")
+    p.add_argument("--calibration-faces", type=int, default=200,
+                   help="faces per attribute and distance for the calibration (default 200)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, help="dlib worker processes (default: all cores)")
+    p.add_argument("--upsample", type=int, default=1, help="detector upsampling, as in make-dataset (default 1)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_run_directions, plan=plans.directions)
+
+
+def _run_directions(args) -> int:
+    """directions: fit and calibrate the latent directions, then print their reach."""
+    from synthface.generator.directions import directions_path, fit_directions
+    from synthface.generator.sampling import resolve_checkpoint
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    s = fit_directions(checkpoint, n=args.n, seed=args.seed, calibration_faces=args.calibration_faces,
+                       workers=args.workers, upsample=args.upsample, device=args.device,
+                       progress=not args.no_progress, output=args.output)
+    print(f"{s['kept']} of {s['n']} faces labelled; directions in {directions_path(args.output or checkpoint)}")
+    for name, a in s["attributes"].items():
+        cal = a["calibration"]
+        reach = ", ".join(f"{d:+g}: {v if v is None else round(v, 3)} ({k:.0%} kept)"
+                          for d, v, k in zip(cal["distance"], cal["value"], cal["kept"]) if d % 2 == 0)
+        print(f"  {name:10s} r = {a['r']:.2f}; distance -> mean value: {reach}")
+    return 0
+
+
+def add(sub) -> None:
+    """The evaluate and directions commands, in this order."""
+    _add_evaluate(sub)
+    _add_directions(sub)

@@ -1,0 +1,210 @@
+"""`synthface make-dataset`: faces drawn from a generator (optionally steered, turned in
+3D, augmented), labelled by dlib and written with their labels; with --scenes, the
+faces are pasted into scenes for face-detector data instead. Every option is checked
+before the generator is loaded or a folder made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from synthface.cli import plans
+from synthface.cli.common import add_steering_flags, steering_targets
+from synthface.errors import SynthfaceError
+
+
+MAKE_EXAMPLES = """\
+examples:
+  # 100,000 faces with boxes and 68 landmarks from a trained generator
+  synthface make-dataset -n 100000 --landmarks --out data/faces100k --checkpoint runs/ffhq64/generator.safetensors
+
+  # boxes only (face-detector training), saved at 128 px
+  synthface make-dataset -n 5000 --out data/boxes --checkpoint G.safetensors --image-size 128
+
+  # continue a run that was interrupted (same command, plus --resume)
+  synthface make-dataset -n 100000 --landmarks --out data/faces100k --checkpoint G.safetensors --resume
+
+  # look at the labels
+  synthface preview data/faces100k -o preview.png
+"""
+
+
+def add(sub) -> None:
+    p = sub.add_parser(
+        "make-dataset", help="sample faces, label them with dlib, write a dataset",
+        description="Draw faces from a generator, find each face's box (and 68 landmarks) with "
+                    "dlib, keep the samples with exactly one face, and write images plus labels "
+                    "(labels.csv/.parquet, metadata.jsonl, dlib.xml, .pts, coco.json, "
+                    "labels/ + data.yaml for Ultralytics), with a train/val split.",
+        epilog=MAKE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-n", type=int, required=True, help="number of labelled faces in the result")
+    p.add_argument("-o", "--output", "--out", dest="out", required=True,
+                   help="dataset folder (must be new or empty, unless --resume)")
+    p.add_argument("--checkpoint", help="generator weights (.safetensors with its .json beside it) or a "
+                                        "bundled generator's name: default64 (the default), celeba64")
+    p.add_argument("--landmarks", action="store_true",
+                   help="also the 68 iBUG 300-W landmarks (else boxes only); turns on --augment and "
+                        "--rotate-3d=-30:30 unless --no-augment / --no-rotate-3d")
+    p.add_argument("--seed", type=int, default=0, help="base seed; image j is made from (seed, j) (default 0)")
+    p.add_argument("--image-size", type=int, help="side of the saved images (default: the generator's)")
+    p.add_argument("--pad", type=float, default=0.0,
+                   help="reflected border around each face, as a fraction of its side (e.g. 0.25); "
+                        "the saved image grows by 2 x pad")
+    p.add_argument("--min-score", type=float, default=0.0, help="lowest detector score kept (default 0.0)")
+    p.add_argument("--upsample", type=int, default=1, help="dlib detector upsampling steps (default 1)")
+    p.add_argument("--detector", default="hog", choices=("hog", "mmod"),
+                   help="face filter: dlib's HOG frontal detector (default) or its CNN (MMOD) detector, which "
+                        "keeps more turned faces at about 60x the CPU time; boxes keep HOG's convention")
+    p.add_argument("--augment", action="store_true",
+                   help="augment each kept face at dataset time, labels transformed exactly: roll +-15 degrees, "
+                        "scale +-10%%, shift +-5%%, flip 50%%, colour +-20%%, blur / noise / JPEG 20%% each "
+                        "(parameters from the face's seed); the default with --landmarks, where it trained the "
+                        "best landmark models (bench/bench_landmarks.py)")
+    p.add_argument("--no-augment", action="store_true", help="no dataset-time augmentation")
+    p.add_argument("--rotate-3d", metavar="MIN:MAX",
+                   help="turn each kept face in 3D by a yaw drawn from MIN:MAX degrees (e.g. --rotate-3d=-60:60), "
+                        "its landmarks carried exactly through the turn (needs --landmarks; before --augment); "
+                        "-30:30 is the default with --landmarks, where it trained the best landmark models "
+                        "(bench/bench_mixing.py); not with --scenes")
+    p.add_argument("--no-rotate-3d", action="store_true", help="no 3D turn (faces as the generator draws them)")
+    p.add_argument("--rotate-3d-pitch", metavar="MIN:MAX",
+                   help="also a pitch, degrees (> 0: up), with --rotate-3d's yaw (-30:30 unless given)")
+    p.add_argument("--labels", default="single", choices=("single", "flip"),
+                   help="flip: predict the landmarks on the image and its mirror and average the two; each row "
+                        "gets their disagreement (in eye distances) as a label confidence (default single)")
+    p.add_argument("--max-disagreement", type=float,
+                   help="with --labels flip: reject faces whose two predictions disagree by more than this")
+    p.add_argument("--format", default="all",
+                   help="label formats, comma-separated: csv,parquet,hf,xml,pts,coco,yolo (default all; csv always), "
+                        "for faces and scenes alike")
+    p.add_argument("--box", default="dlib", choices=("dlib", "points", "head"),
+                   help="face box convention: dlib's (brows to lower lip; default), points (the square around the "
+                        "68 points) or head (forehead to chin, as WIDER FACE); points and head need --landmarks")
+    add_steering_flags(p)
+    p.add_argument("--scenes", action="store_true",
+                   help="face-detector data: paste the -n faces into scenes (backgrounds with several faces each)")
+    p.add_argument("--backgrounds", metavar="DIR", help="scenes: face-free photos to crop backgrounds from "
+                                                        "(default: procedural backgrounds)")
+    p.add_argument("--faces-per-image", default="1:6", metavar="MIN:MAX", help="scenes: faces a scene (default 1:6)")
+    p.add_argument("--face-size", default="48:256", metavar="MIN:MAX",
+                   help="scenes: face box width in pixels, log-uniform (default 48:256)")
+    p.add_argument("--blend", default="none,gaussian,feather,poisson,head",
+                   help="scenes: paste blendings to draw from, comma-separated (head: the face with its hair and "
+                        "neck, outlined from its points; default all five)")
+    p.add_argument("--groups", type=float, metavar="SHARE",
+                   help="scenes: share of scenes that are group photos, rows of faces on shoulders (default 0.15)")
+    p.add_argument("--group-faces", metavar="MIN:MAX", help="scenes: faces a group photo (default 6:20)")
+    p.add_argument("--photometric", type=float, metavar="AMOUNT",
+                   help="scenes: photo-like variation of each scene (greyscale, low contrast, gamma, print, "
+                        "halftone, low resolution, blur, noise, vignetting, JPEG), each transform's rate times "
+                        "AMOUNT (0 off; up to 2; default 1)")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of faces in the validation split, chosen per face from its seed (default 0.1)")
+    p.add_argument("--batch-size", type=int, default=256, help="candidates per work chunk (default 256)")
+    p.add_argument("--workers", type=int,
+                   help="workers: a thread of this process, the rest spawned processes (default: all cores)")
+    p.add_argument("--device", default="auto", help="generator device: auto, cpu, cuda (default auto)")
+    p.add_argument("--max-tries", type=int, help="give up after this many samples (default 20 x n + 1000)")
+    p.add_argument("--predictor", help="path of shape_predictor_68_face_landmarks.dat (default: face_recognition_models')")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--num-shards", type=int, default=1,
+                   help="split the run into this many parts (jobs), joined later by `synthface merge`")
+    p.add_argument("--shard-index", type=int, help="which part this job makes: 0 .. num-shards - 1")
+    p.add_argument("--replay-faces", metavar="DIR",
+                   help="testing: replay real faces from DIR instead of a generator")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_make_dataset, plan=plans.make_dataset)
+
+
+def _run_make_scenes(args, cfg) -> int:
+    """make-dataset --scenes: the faces pasted into scenes for face-detector data."""
+    import shlex
+
+    from synthface.dataset.scenes import SceneConfig, make_scenes, parse_pair
+    from synthface.generator.sampling import open_sampler
+
+    if args.num_shards != 1 or args.augment or args.pad:
+        raise SynthfaceError("--scenes does not take --num-shards, --augment or --pad (scenes place and scale "
+                             "each face themselves)")
+    scfg = SceneConfig(faces_per_image=parse_pair(args.faces_per_image, "--faces-per-image"),
+                       face_size=parse_pair(args.face_size, "--face-size"), image_size=args.image_size or 640,
+                       backgrounds=args.backgrounds,
+                       blends=tuple(b.strip() for b in args.blend.split(",") if b.strip()),
+                       photometric=1.0 if args.photometric is None else args.photometric,
+                       groups=0.15 if args.groups is None else args.groups,
+                       group_faces=parse_pair(args.group_faces or "6:20", "--group-faces"))
+    scfg.validate()
+    sampler = open_sampler(args.checkpoint, args.replay_faces, args.device, targets=steering_targets(args))
+    command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    s = make_scenes(args.out, args.n, scfg, sampler, seed=cfg.seed, workers=cfg.workers,
+                    val_fraction=cfg.val_fraction, annotate=cfg.annotate, resume=args.resume,
+                    progress=not args.no_progress, command=command, formats=cfg.formats, max_tries=cfg.max_tries,
+                    rotate3d=cfg.rotate3d, box=cfg.box)
+    print(f"{s['faces']} faces in {s['scenes']} scenes in {args.out} ({s['unplaced']} left out: no room)")
+    return 0
+
+
+def _run_make_dataset(args) -> int:
+    """make-dataset: every option checked, then the faces drawn, labelled and written."""
+    import os
+    import shlex
+
+    from synthface.face.annotate import AnnotateConfig
+    from synthface.formats import parse_formats
+    from synthface.dataset.make import MakeConfig, make_dataset
+    from synthface.face.rotate3d import parse_turns
+    from synthface.face.augment import AugmentConfig
+    from synthface.generator.sampling import open_sampler
+
+    if args.augment and args.no_augment:
+        raise SynthfaceError("give --augment or --no-augment, not both")
+    scene_only = [flag for flag, given in (("--backgrounds", args.backgrounds is not None),
+                                           ("--photometric", args.photometric is not None),
+                                           ("--groups", args.groups is not None),
+                                           ("--group-faces", args.group_faces is not None)) if given]
+    if scene_only and not args.scenes:
+        raise SynthfaceError(f"{' and '.join(scene_only)} go with --scenes (they shape scenes, not single faces)")
+    if args.predictor is not None and not (args.landmarks or args.scenes):
+        raise SynthfaceError("--predictor goes with --landmarks (boxes only use no 68-point model)")
+    rotate3d = parse_turns(args.rotate_3d, args.rotate_3d_pitch)
+    if rotate3d is not None and args.no_rotate_3d:
+        raise SynthfaceError("give --rotate-3d (or --rotate-3d-pitch) or --no-rotate-3d, not both")
+    cfg = MakeConfig(
+        n=args.n, seed=args.seed, image_size=None if args.scenes else args.image_size, pad=args.pad,
+        batch_size=args.batch_size, workers=os.cpu_count() or 1 if args.workers is None else args.workers,
+        max_tries=args.max_tries, formats=parse_formats(args.format), val_fraction=args.val_fraction, box=args.box,
+        # the library's default ("auto": on with --landmarks) unless a flag says otherwise
+        augment=AugmentConfig() if args.augment else None if args.no_augment or args.scenes else "auto",
+        num_shards=args.num_shards, shard_index=args.shard_index,
+        # the same for the turn ("auto": -30:30 with --landmarks); scenes are for detectors, which it did not help
+        rotate3d=rotate3d if rotate3d is not None else None if args.no_rotate_3d or args.scenes else "auto",
+        annotate=AnnotateConfig(upsample=args.upsample, min_score=args.min_score,
+                                landmarks=args.landmarks or args.scenes, predictor_path=args.predictor,
+                                detector=args.detector,
+                                labels=args.labels, max_disagreement=args.max_disagreement))
+    cfg.validate()  # every option before the generator is loaded or a folder made
+    if args.scenes:
+        return _run_make_scenes(args, cfg)
+    sampler = open_sampler(args.checkpoint, args.replay_faces, args.device, targets=steering_targets(args))
+    command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    summary = make_dataset(args.out, cfg, sampler, resume=args.resume,
+                           progress=not args.no_progress, command=command)
+    run = summary["this_run"]
+    rate = run["faces"] / run["seconds"] if run["seconds"] else 0.0
+    rejected = ", ".join(f"{k} {v}" for k, v in sorted(summary["rejected"].items())) or "none"
+    print(f"{summary['faces']} faces in {args.out} ({summary['candidates']} samples drawn; rejected: "
+          f"{rejected}; {summary['rejection_rate']:.1%})")
+    if cfg.rotate3d is not None:
+        r = cfg.rotate3d
+        print(f"turned in 3D: yaw {r.yaw[0]:g} to {r.yaw[1]:g} degrees, pitch {r.pitch[0]:g} to {r.pitch[1]:g} "
+              "(labels turned with the faces; columns turn_yaw, turn_pitch, hidden)"
+              + ("; --no-rotate-3d turns it off" if rotate3d is None else ""))
+    if cfg.augment is not None:
+        print("augmented at dataset time (rotation, scale, shift, flip, colour, blur, noise, JPEG; labels moved "
+              "with the pixels)" + ("; --no-augment turns it off" if not args.augment else ""))
+    print(f"this run: {run['faces']} faces in {run['seconds']:.1f} s ({rate:.1f} faces/s); "
+          f"generation {run['gen_s']:.1f} s, dlib {run['dlib_s']:.1f} s (summed over workers), "
+          f"PNG encoding {run['encode_s']:.1f} s, writing {run['write_s']:.1f} s; labels {run['export_s']:.1f} s "
+          f"({summary['faces'] / max(run['export_s'], 1e-9):.0f} faces/s)")
+    return 0
