@@ -6,10 +6,11 @@ runs the scenes and labels them.
 
 Per face: the generated square image is scaled so that its face box has the drawn width
 (`--face-size`, log-uniform), turned by a small angle, colour-matched to the background
-beneath it (channel means moved a quarter of the way), and blended one of four ways,
+beneath it (channel means moved a quarter of the way), and blended one of five ways,
 chosen per face: none (a hard square), gaussian (the square's edge blurred), feather (an
-ellipse around the face, blurred) and poisson (cv2.seamlessClone, which matches colour
-itself). A place is accepted when the new face's box overlaps no earlier face box (IoU <
+ellipse around the face, blurred), poisson (cv2.seamlessClone, which matches colour
+itself) and head (the face's outline from its points with hair and neck grown from the
+crop: groups.head_mask, groups.extend_head). A place is accepted when the new face's box overlaps no earlier face box (IoU <
 0.1) and the new square covers at most a quarter of any earlier box. Some faces get an occluder (a background patch over 20-45%
 of the box, its points flagged occluded); some are cut by the border (up to 30% of the
 box outside; such a box is marked truncated: clipped in COCO / YOLO, ignored in dlib.xml).

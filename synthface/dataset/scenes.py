@@ -6,7 +6,8 @@ paste edges; variety of scale, position, occlusion and truncation matters.
 
 `make_scenes` first makes the faces as a plain dataset in DATASET/.synthface/faces (with
 landmarks; resumable, as every make-dataset run), then composes the scenes from them in
-order: scene i takes the next faces, as many as its own draw says (`--faces-per-image`),
+order: scene i takes the next faces, as many as its own draw says (`--faces-per-image`,
+or `--group-faces` for the share `--groups` of scenes that are group photos),
 and everything about it (background, sizes, places, angles, blending, occluders) comes
 from its own seed, candidate_seed(seed, i) in a stream of its own. So the same command
 gives the same scenes, and a resumed run recomposes only the scenes it lacks.
