@@ -32,7 +32,7 @@ def add(sub) -> None:
     t = dsub.add_parser("train", help="train a HOG face detector (dlib.train_simple_object_detector)",
                         description="Train dlib's HOG face detector on a synthface dataset (scenes or faces), an "
                                     "imglab XML, a COCO json or a folder of photos with NAME_K.pts files. Boxes are "
-                                    "made square (one aspect ratio, as the trainer needs); boxes smaller than the "
+                                    "reshaped to the dataset's median aspect ratio (one shape, as the trainer needs; its convention kept); boxes smaller than the "
                                     "window and truncated ones are ignored, not penalised.",
                         epilog=DETECTOR_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--data", "--dataset", dest="dataset", required=True, action="append",

@@ -21,6 +21,35 @@ class _Parser(argparse.ArgumentParser):
     """Usage mistakes as every other mistake: one line and exit 1, not argparse's usage
     block and exit 2 (its subcommands' parsers are of this class too)."""
 
+    def parse_known_args(self, args=None, namespace=None):
+        """argparse's, after one check: an option that takes one value given twice (as -o
+        and --out, or --data twice) is one line, not silently the last of them."""
+        argv = sys.argv[1:] if args is None else list(args)
+        seen: dict = {}
+        for token in argv:
+            if token == "--":
+                break
+            action = self._option_string_actions.get(token.split("=", 1)[0]) if token.startswith("-") else None
+            if action is None:
+                if token in self._name_parser_map_of_subparsers():  # a command: its own parser checks the rest
+                    break
+                continue
+            name = token.split("=", 1)[0]
+            if isinstance(action, argparse._StoreAction) and action in seen:
+                if seen[action] == name:
+                    self.error(f"{name} given twice: it takes one value")
+                self.error(f"{seen[action]} and {name} given both: they are one option "
+                           f"({'/'.join(action.option_strings)}); give it once")
+            seen[action] = name
+        return super().parse_known_args(args, namespace)
+
+    def _name_parser_map_of_subparsers(self) -> dict:
+        """The command names this parser dispatches to (none for a leaf parser)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action._name_parser_map
+        return {}
+
     def error(self, message):
         hint = ""
         if "expected one argument" in message:

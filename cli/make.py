@@ -80,16 +80,17 @@ def add(sub) -> None:
                         "for faces and scenes alike")
     p.add_argument("--box", default="dlib", choices=("dlib", "points", "head"),
                    help="face box convention: dlib's (brows to lower lip; default), points (the square around the "
-                        "68 points) or head (forehead to chin, as WIDER FACE); points and head need --landmarks")
+                        "68 points) or head (forehead to chin, as WIDER FACE); for single faces points and head "
+                        "need --landmarks (scenes always have points)")
     add_steering_flags(p)
     p.add_argument("--scenes", action="store_true",
                    help="face-detector data: paste the -n faces into scenes (backgrounds with several faces each)")
     p.add_argument("--backgrounds", metavar="DIR", help="scenes: face-free photos to crop backgrounds from "
                                                         "(default: procedural backgrounds)")
-    p.add_argument("--faces-per-image", default="1:6", metavar="MIN:MAX", help="scenes: faces a scene (default 1:6)")
-    p.add_argument("--face-size", default="48:256", metavar="MIN:MAX",
+    p.add_argument("--faces-per-image", metavar="MIN:MAX", help="scenes: faces a scene (default 1:6)")
+    p.add_argument("--face-size", metavar="MIN:MAX",
                    help="scenes: face box width in pixels, log-uniform (default 48:256)")
-    p.add_argument("--blend", default="none,gaussian,feather,poisson,head",
+    p.add_argument("--blend",
                    help="scenes: paste blendings to draw from, comma-separated (head: the face with its hair and "
                         "neck, outlined from its points; default all five)")
     p.add_argument("--groups", type=float, metavar="SHARE",
@@ -127,13 +128,19 @@ def _run_make_scenes(args, cfg) -> int:
     if args.num_shards != 1 or args.augment or args.pad:
         raise SynthfaceError("--scenes does not take --num-shards, --augment or --pad (scenes place and scale "
                              "each face themselves)")
-    scfg = SceneConfig(faces_per_image=parse_pair(args.faces_per_image, "--faces-per-image"),
-                       face_size=parse_pair(args.face_size, "--face-size"), image_size=args.image_size or 640,
-                       backgrounds=args.backgrounds,
-                       blends=tuple(b.strip() for b in args.blend.split(",") if b.strip()),
+    size = args.image_size or 640
+    # the default face sizes fit any --image-size (at most half of it); given ones are checked as given
+    face_size = parse_pair(args.face_size, "--face-size") if args.face_size is not None else (
+        min(48, size // 2), min(256, size // 2))
+    blends = "none,gaussian,feather,poisson,head" if args.blend is None else args.blend
+    scfg = SceneConfig(faces_per_image=parse_pair("1:6" if args.faces_per_image is None else args.faces_per_image,
+                                                  "--faces-per-image"),
+                       face_size=face_size, image_size=size, backgrounds=args.backgrounds,
+                       blends=tuple(b.strip() for b in blends.split(",") if b.strip()),
                        photometric=1.0 if args.photometric is None else args.photometric,
                        groups=0.15 if args.groups is None else args.groups,
-                       group_faces=parse_pair(args.group_faces or "6:20", "--group-faces"))
+                       group_faces=parse_pair("6:20" if args.group_faces is None else args.group_faces,
+                                              "--group-faces"))
     scfg.validate()
     sampler = open_sampler(args.checkpoint, args.replay_faces, args.device, targets=steering_targets(args))
     command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -159,12 +166,14 @@ def _run_make_dataset(args) -> int:
 
     if args.augment and args.no_augment:
         raise SynthfaceError("give --augment or --no-augment, not both")
-    scene_only = [flag for flag, given in (("--backgrounds", args.backgrounds is not None),
-                                           ("--photometric", args.photometric is not None),
-                                           ("--groups", args.groups is not None),
-                                           ("--group-faces", args.group_faces is not None)) if given]
+    scene_only = [flag for flag, value in (("--backgrounds", args.backgrounds), ("--photometric", args.photometric),
+                                           ("--groups", args.groups), ("--group-faces", args.group_faces),
+                                           ("--faces-per-image", args.faces_per_image),
+                                           ("--face-size", args.face_size), ("--blend", args.blend))
+                  if value is not None]
     if scene_only and not args.scenes:
-        raise SynthfaceError(f"{' and '.join(scene_only)} go with --scenes (they shape scenes, not single faces)")
+        verb = "goes" if len(scene_only) == 1 else "go"
+        raise SynthfaceError(f"{' and '.join(scene_only)} {verb} with --scenes (they shape scenes, not single faces)")
     if args.predictor is not None and not (args.landmarks or args.scenes):
         raise SynthfaceError("--predictor goes with --landmarks (boxes only use no 68-point model)")
     rotate3d = parse_turns(args.rotate_3d, args.rotate_3d_pitch)

@@ -60,6 +60,19 @@ def test_group_places_give_fewer_places_when_the_rows_run_out():
     assert len(group_places(1, 320, (60, 70), np.random.default_rng(0))) == 1
 
 
+@pytest.mark.parametrize("n, size, widths, smallest", [(20, 640, (64, 116), 48), (20, 320, (64, 64), 32),
+                                                       (12, 256, (64, 64), 24)])
+def test_a_group_photo_shrinks_its_faces_to_hold_everyone(n, size, widths, smallest):
+    """A big group in a small frame: the faces get smaller (not below `smallest`) until
+    the rows hold all n, rather than leaving people out."""
+    from synthface.dataset.groups import group_places
+
+    for seed in range(10):
+        places = group_places(n, size, widths, np.random.default_rng(seed), smallest=smallest)
+        assert len(places) == n, (seed, len(places))
+        assert min(w for *_, w in places) >= smallest * 0.96 ** 6 * 0.92 - 1e-9
+
+
 def test_a_group_photo_of_big_faces_still_places_one():
     """--face-size 150:160 in 320 px scenes is valid (up to half the frame); _compose_group
     then asks for widths (150, 150), and a group photo must still show a face."""
@@ -218,8 +231,11 @@ def test_groups_zero_and_blends_without_head(tmp_path):
 
 # -- the CLI -----------------------------------------------------------------------------
 @pytest.mark.parametrize("args, words", [
-    (["--groups", "0.5"], ["--groups", "--scenes"]),
-    (["--group-faces", "2:4"], ["--group-faces", "--scenes"]),
+    (["--groups", "0.5"], ["--groups goes with --scenes"]),
+    (["--group-faces", "2:4"], ["--group-faces goes with --scenes"]),
+    (["--blend", "bogus"], ["--blend goes with --scenes"]),
+    (["--face-size", "1:2"], ["--face-size goes with --scenes"]),
+    (["--faces-per-image", "2:3", "--groups", "1"], ["--groups and --faces-per-image go with --scenes"]),
 ])
 def test_group_flags_without_scenes_are_refused(tmp_path, args, words):
     r = run_cli("make-dataset", "-n", "3", "--replay-faces", FACES, "--out", tmp_path / "x", "--no-progress", *args)
@@ -232,6 +248,7 @@ def test_group_flags_without_scenes_are_refused(tmp_path, args, words):
     (["--groups", "nan"], "--groups must be a share from 0 (no group photos) to 1, got nan"),
     (["--group-faces", "5:3"], "--group-faces must be MIN:MAX with 1 <= MIN <= MAX <= 50, got 5:3"),
     (["--group-faces", "x"], "--group-faces must be MIN:MAX, got 'x'"),
+    (["--group-faces="], "--group-faces must be MIN:MAX, got ''"),
 ])
 def test_bad_group_flags_are_one_line(tmp_path, args, message):
     r = run_cli("make-dataset", "--scenes", "-n", "3", "--replay-faces", FACES, "--out", tmp_path / "x",
@@ -267,3 +284,27 @@ def test_halftone_keeps_the_tone_and_shows_dots(level):
         assert out.shape == img.shape
         assert abs(float(out.mean()) - level) < 25, (level, out.mean())
         assert float(out.std()) > 5
+
+
+def test_scenes_place_all_faces_and_take_default_sizes_in_a_small_frame(tmp_path):
+    """Group photos in a 256 px frame hold every face asked for, and the default
+    --face-size (48:256) is brought within half the frame rather than refused."""
+    out = tmp_path / "small"
+    r = run_cli("make-dataset", "--scenes", "-n", "60", "--groups", "1", "--image-size", "256", "--replay-faces",
+                FACES, "-o", out, "--no-progress", "--format", "csv")
+    assert r.returncode == 0, r.stderr
+    assert "60 faces in" in r.stdout and "(0 left out: no room)" in r.stdout
+    frame = pd.read_csv(out / "labels.csv")
+    assert len(frame) == 60 and frame["w"].max() <= 128 + 1
+
+
+def test_detector_train_refuses_sets_of_two_box_conventions(tmp_path):
+    made = {}
+    for box in ("dlib", "head"):
+        made[box] = tmp_path / box
+        r = run_cli("make-dataset", "--scenes", "-n", "8", "--image-size", "256", "--box", box, "--replay-faces",
+                    FACES, "-o", made[box], "--no-progress", "--format", "csv")
+        assert r.returncode == 0, r.stderr
+    r = run_cli("detector", "train", "--data", made["dlib"], "--data", made["head"], "-o", tmp_path / "m.svm")
+    one_line_error(r, f"{made['dlib']}: dlib", f"{made['head']}: head", "--resume --box")
+    assert not (tmp_path / "m.svm").exists()

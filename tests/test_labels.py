@@ -73,7 +73,7 @@ def test_mixing_counts_each_source_as_weighted():
     assert sorted(faces[10:]).count(100) in (2, 3) and set(faces[10:]) == set(b)
     assert mix_face_sets([a, b])[1] == [10, 4]
     assert mix_face_sets([a, b], [1, 2.5])[0] == faces  # seeded: the same draw
-    with pytest.raises(SynthfaceError, match="1 --weight for 2 --dataset"):
+    with pytest.raises(SynthfaceError, match="1 --weight for 2 --data"):
         mix_face_sets([a, b], [2])
     with pytest.raises(SynthfaceError, match="--weight must be above 0"):
         mix_face_sets([a, b], [1, 0])

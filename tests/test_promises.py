@@ -79,8 +79,8 @@ def test_binary_garbage_in_a_journal(dataset, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--threads", "100000"], "--threads must be from 0 (all cores) to 1024, got 100000"),
-    (["--threads", "-1"], "--threads must be from 0 (all cores) to 1024, got -1"),
+    (["--threads", "100000"], "--workers must be from 0 (all cores) to 1024, got 100000"),
+    (["--workers", "-1"], "--workers must be from 0 (all cores) to 1024, got -1"),
     (["--max-runtime", "nan"], "--max-runtime must be seconds"),
     (["--C", "inf"], "--C must be a number above 0, got inf"),
     (["--C", "nan"], "--C must be a number above 0, got nan"),

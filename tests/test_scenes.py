@@ -291,7 +291,7 @@ def test_photometric_bad_amounts_are_one_line(tmp_path, args, message):
     assert r.returncode == 1 and r.stderr.strip() == f"synthface: error: {message}", r.stderr
     assert not (tmp_path / "x").exists()
     r = run_cli("make-dataset", "-n", "5", "--out", tmp_path / "y", "--photometric", "1")
-    assert r.returncode == 1 and "--photometric go with --scenes" in r.stderr and not (tmp_path / "y").exists()
+    assert r.returncode == 1 and "--photometric goes with --scenes" in r.stderr and not (tmp_path / "y").exists()
 
 
 def test_detector_train_mixes_datasets_by_weight(scenes, tmp_path):
@@ -312,7 +312,7 @@ def test_detector_train_mixes_datasets_by_weight(scenes, tmp_path):
     assert "images per source" in r.stdout
     r = run_cli("detector", "train", "--dataset", out, "--dataset", photos, "--weight", "1", "-o", tmp_path / "x.svm")
     assert r.returncode == 1 and r.stderr.strip() == (
-        "synthface: error: 1 --weight for 2 --dataset (give one per dataset, or none)"), r.stderr
+        "synthface: error: 1 --weight for 2 --data (give one per dataset, or none)"), r.stderr
     r = run_cli("detector", "train", "--dataset", out, "--weight", "0.001", "-o", tmp_path / "x.svm")
     assert r.returncode == 1 and "--weight 0.001 takes no image of a set of" in r.stderr
     assert not (tmp_path / "x.svm").exists()

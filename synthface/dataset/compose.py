@@ -195,7 +195,8 @@ def _compose_group(scene: np.ndarray, faces: list, cfg, rng) -> list:
     lo, hi = cfg.face_size
     # faces the detector's window can learn from, and rows that fit the frame
     low = min(max(lo, 64.0), hi)
-    places = group_places(len(faces), cfg.image_size, (low, min(hi, max(low, cfg.image_size / 5.5))), rng)
+    places = group_places(len(faces), cfg.image_size, (low, min(hi, max(low, cfg.image_size / 5.5))), rng,
+                          smallest=lo)  # smaller than the window learns, rather than faces left out
     team = clothing_colour(rng) if rng.random() < 0.5 else None  # a team in one colour, or each their own
     placed = []
     for k, ((img, box, points), (cx, cy, width)) in enumerate(zip(faces, places)):

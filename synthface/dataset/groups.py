@@ -48,31 +48,55 @@ def head_mask(points, height: int, width: int) -> np.ndarray:
     return mask
 
 
-def group_places(n: int, size: int, width_range: tuple, rng) -> list:
-    """Where a group photo's faces go: [(centre x, centre y, face box width)] for up to `n`
+def group_places(n: int, size: int, width_range: tuple, rng, smallest: float | None = None) -> list:
+    """Where a group photo's faces go: [(centre x, centre y, face box width)] for `n`
     faces, back row first. The face width is drawn log-uniform in `width_range` (one for
-    the photo); faces sit 1.25-1.6 widths apart in rows 1.25-1.55 widths apart, each row
-    behind 4% smaller, shifted half a place, and every face jittered a little. Rows that
-    would leave the frame are not used (fewer faces placed)."""
+    the photo), then made smaller (by 8% steps, down to `smallest`, by default the range's
+    low end, and 16 px at least) until the rows hold all n, as a photographer steps back
+    for a bigger group;
+    faces sit 1.25-1.6 widths apart in rows 1.25-1.55 widths apart, each row behind 4%
+    smaller, shifted half a place, and every face jittered a little. Only when even the
+    smallest faces leave no room are fewer than n placed."""
     lo, hi = width_range
     # at most 1/2.6 of the frame: the front row's head and shoulders must fit in it
     w0 = min(math.exp(rng.uniform(math.log(lo), math.log(hi))), size / 2.6)
-    dx, dy = w0 * rng.uniform(1.25, 1.6), w0 * rng.uniform(1.25, 1.55)
-    per_row = max(1, int(size * 0.94 // dx))
-    front = rng.uniform(size - 1.6 * w0, size - 0.9 * w0)  # the front row's face centre: shoulders reach the bottom
-    places, left, r = [], n, 0  # places: rows, the front one first
-    while left > 0:
-        scale = 0.96 ** r
-        y = front - r * dy
-        if y - 0.9 * w0 * scale < 0:  # this row's hair would leave the frame
-            break
-        k = min(left, max(1, per_row - r % 2))  # staggered rows hold one fewer, centred: half a place along
+    fx, fy, ft = rng.uniform(1.25, 1.6), rng.uniform(1.25, 1.55), rng.uniform(0, 1)
+    floor = max(16.0, min(lo if smallest is None else smallest, w0))
+    while w0 > floor and sum(k for _, k, _ in _row_plan(n, size, w0, fx, fy, ft)) < n:
+        w0 = max(floor, w0 * 0.92)
+    dx = w0 * fx
+    places = []  # rows, the front one first
+    for r, (y, k, scale) in enumerate(_row_plan(n, size, w0, fx, fy, ft)):
         x0 = size / 2 - (k - 1) * dx * scale / 2
         places.append([(x0 + j * dx * scale + rng.uniform(-0.08, 0.08) * w0, y + rng.uniform(-0.06, 0.06) * w0,
                         w0 * scale * rng.uniform(0.92, 1.08)) for j in range(k)])
-        left, r = left - k, r + 1
     placed = [p for row in reversed(places) for p in row]  # back row first: the front rows paint over them
     return [(cx, cy, w) for cx, cy, w in placed if w / 2 < cx < size - w / 2 and w / 2 < cy < size - w / 2]
+
+
+def group_capacity(size: int, width: float) -> int:
+    """How many faces of `width` a group photo in a `size` frame holds whatever its draws
+    (the widest spacing, the front row highest): a group scene takes no more."""
+    return sum(k for _, k, _ in _row_plan(10 ** 4, size, min(width, size / 2.6), 1.6, 1.55, 0.0))
+
+
+def _row_plan(n: int, size: int, w0: float, fx: float, fy: float, ft: float) -> list:
+    """The rows of a group photo with face width w0, front first: [(centre y, faces,
+    scale)], as many as n needs and the frame holds (a row whose hair would leave the
+    top is not used). The front row sits low enough for shoulders to reach the bottom."""
+    dx, dy = w0 * fx, w0 * fy
+    per_row = max(1, int(size * 0.94 // dx))
+    front = size - (1.6 - 0.7 * ft) * w0
+    rows, left, r = [], n, 0
+    while left > 0:
+        scale = 0.96 ** r
+        y = front - r * dy
+        if y - 0.9 * w0 * scale < 0:
+            break
+        k = min(left, max(1, per_row - r % 2))  # staggered rows hold one fewer, centred: half a place along
+        rows.append((y, k, scale))
+        left, r = left - k, r + 1
+    return rows
 
 
 def clothing_colour(rng) -> tuple:

@@ -132,11 +132,17 @@ def scene_name(i: int) -> str:
 
 
 def faces_per_scene(seed: int, i: int, cfg: SceneConfig) -> int:
-    """How many faces scene i takes: cfg.group_faces for a group photo, else cfg.faces_per_image."""
+    """How many faces scene i takes: cfg.group_faces for a group photo (no more than a
+    group of the smallest --face-size surely holds in the frame), else cfg.faces_per_image."""
+    from synthface.dataset.groups import group_capacity
     from synthface.generator.sampling import candidate_seed
 
     scene_seed = candidate_seed(seed, i)
-    lo, hi = cfg.group_faces if is_group(scene_seed, cfg) else cfg.faces_per_image
+    lo, hi = cfg.faces_per_image
+    if is_group(scene_seed, cfg):
+        lo, hi = cfg.group_faces
+        hi = max(1, min(hi, group_capacity(cfg.image_size, cfg.face_size[0])))
+        lo = min(lo, hi)
     return int(np.random.default_rng([scene_seed, _STREAM, 4]).integers(lo, hi + 1))
 
 

@@ -43,6 +43,23 @@ def load_boxes(path) -> list:
     return out
 
 
+def box_conventions(datasets) -> dict:
+    """{dataset: its box convention} for the synthface datasets among `datasets` (their
+    dataset.json says it); other inputs (XML, COCO, photos) record none."""
+    import json
+
+    out = {}
+    for d in datasets:
+        card = Path(d).expanduser() / "dataset.json"
+        try:
+            convention = json.loads(card.read_text()).get("conventions", {}).get("box_convention")
+        except (OSError, ValueError, AttributeError):
+            convention = None
+        if isinstance(convention, str):
+            out[str(d)] = convention
+    return out
+
+
 def face_set_sign(folder) -> str | None:
     """What shows `folder` to be labelled faces (a dataset, or photos with points),
     or None: its label files, a .pts file in it, or a synthface dataset it is part of."""
@@ -89,7 +106,7 @@ class DetectorOptions:
         if not 0 <= self.max_runtime < 1e9:
             raise SynthfaceError(f"--max-runtime must be seconds from 0 (none) up, got {self.max_runtime}")
         if not 0 <= self.num_threads <= 1024:
-            raise SynthfaceError(f"--threads must be from 0 (all cores) to 1024, got {self.num_threads}")
+            raise SynthfaceError(f"--workers must be from 0 (all cores) to 1024, got {self.num_threads}")
         if not 0 < self.epsilon < 1:
             raise SynthfaceError(f"--epsilon must be in (0, 1), got {self.epsilon}")
         if not 16 <= self.window <= 256:
@@ -124,6 +141,11 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
     datasets = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]
     if negatives is not None:
         check_negatives(negatives)
+    conventions = box_conventions(datasets)
+    if len(set(conventions.values())) > 1:
+        raise SynthfaceError("the --data sets label their boxes in different conventions (" + ", ".join(
+            f"{d}: {c}" for d, c in conventions.items()) + "); a detector learns one: relabel one with "
+            "`make-dataset ... --resume --box CONVENTION`")
     sets = []
     for d in datasets:
         images = load_boxes(d)
@@ -217,7 +239,8 @@ def train_detector(dataset, output, options: DetectorOptions | None = None, prog
     # format and sha256: how a later run knows the model (and this summary) for its own
     summary = {"format": DETECTOR_MODEL, "model_sha256": sha256_of(output), "images": len(entries), "faces": faces,
                "ignored": sum(len(rows) for _, rows, _ in entries) - faces,
-               "unmatchable": unmatchable, "aspect": aspect, "seconds": round(time.perf_counter() - t0, 1),
+               "unmatchable": unmatchable, "aspect": aspect,
+               "box_convention": next(iter(conventions.values()), None), "seconds": round(time.perf_counter() - t0, 1),
                "model": str(output), "options": asdict(options),
                "dataset": str(datasets[0]) if len(datasets) == 1 else [str(d) for d in datasets],
                "sources": {str(d): c for d, c in zip(datasets, counts)},

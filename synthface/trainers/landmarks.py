@@ -64,7 +64,7 @@ class TrainOptions:
         if not (0 < self.lambda_param and math.isfinite(self.lambda_param)):
             raise SynthfaceError(f"--lambda-param must be a number above 0, got {self.lambda_param}")
         if not 0 <= self.num_threads <= 1024:
-            raise SynthfaceError(f"--num-threads must be from 0 (all cores) to 1024, got {self.num_threads}")
+            raise SynthfaceError(f"--workers must be from 0 (all cores) to 1024, got {self.num_threads}")
         try:
             str(self.random_seed).encode("utf-8")
         except UnicodeEncodeError:  # bytes from argv that are not UTF-8 come as surrogates
@@ -146,7 +146,7 @@ def mix_face_sets(sets: list, weights=None, seed: int = 0, unit: str = "face") -
     Returns (faces, faces taken per source)."""
     weights = [1.0] * len(sets) if not weights else list(weights)
     if len(weights) != len(sets):
-        raise SynthfaceError(f"{len(weights)} --weight for {len(sets)} --dataset (give one per dataset, or none)")
+        raise SynthfaceError(f"{len(weights)} --weight for {len(sets)} --data (give one per dataset, or none)")
     for w in weights:
         if not 0 < w <= MAX_WEIGHT:  # NaN fails too
             raise SynthfaceError(f"--weight must be above 0 and at most {MAX_WEIGHT:g}, got {w}")
