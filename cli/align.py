@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from synthface.cli import plans
+from synthface.cli.common import add_path
 
 
 def add(sub) -> None:
@@ -17,8 +18,8 @@ def add(sub) -> None:
                        epilog="examples:\n  synthface align photos/ aligned/ --size 128\n"
                               "  synthface train --data aligned/ --out runs/mine",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("src", help="a folder of photos (searched recursively) or one photo")
-    p.add_argument("dst", help="output folder (new or empty, unless --resume)")
+    add_path(p, "src", "a folder of photos (searched recursively) or one photo")
+    add_path(p, "dst", "output folder (new or empty, unless --resume)", flags=("-o", "--output"))
     p.add_argument("--size", type=int, default=128, help="side of the aligned images (default 128)")
     p.add_argument("--upsample", type=int, default=1, help="detector upsampling, for small faces (default 1)")
     p.add_argument("--workers", type=int, help="processes (default: all cores)")

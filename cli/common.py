@@ -1,9 +1,40 @@
-"""Argument helpers shared by several commands: the steering flags (--yaw, --pitch,
---mouth-open, --pose-mix) that make-dataset and sample both take, and their parsing
-into steering targets, checked before any work.
+"""Argument helpers shared by several commands: inputs and outputs given as positional
+arguments or as the flags every command shares (--data, -o/--output), the steering
+flags (--yaw, --pitch, --mouth-open, --pose-mix) that make-dataset and sample both
+take, and their parsing into steering targets, checked before any work.
 """
 
 from __future__ import annotations
+
+from synthface.errors import SynthfaceError
+
+
+def add_path(p, dest: str, help: str, flags=("--data",), many: bool = False) -> None:
+    """A path argument taken as the command's positional `dest` or by `flags` (--data
+    for inputs, -o/--output for outputs): the one convention of every command, kept
+    beside the positional form older command lines use. resolve_paths() joins them."""
+    p.add_argument(dest, nargs="*" if many else "?", metavar=dest.upper(), help=f"{help} (or {flags[0]})")
+    p.add_argument(*flags, dest=f"{dest}_flag", metavar=dest.upper(), action="append" if many else "store",
+                   help=f"{dest.upper()} as a flag")
+    p.set_defaults(paths=[*(p.get_default("paths") or []), (dest, flags[0], many)])
+
+
+def resolve_paths(args) -> None:
+    """Each add_path argument from its positional or its flag: one of them, given once."""
+    for dest, flag, many in getattr(args, "paths", None) or []:
+        positional, given = getattr(args, dest), getattr(args, f"{dest}_flag")
+        if many:
+            values = list(positional or []) + list(given or [])
+            if not values:
+                raise SynthfaceError(f"give {dest.upper()} (or {flag}): the following arguments are required: "
+                                     f"{dest}")
+            setattr(args, dest, values)
+            continue
+        if positional is not None and given is not None:
+            raise SynthfaceError(f"give {dest.upper()} or {flag}, not both")
+        if positional is None and given is None:
+            raise SynthfaceError(f"give {dest.upper()} (or {flag}): the following arguments are required: {dest}")
+        setattr(args, dest, positional if positional is not None else given)
 
 
 def add_steering_flags(p) -> None:

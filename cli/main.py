@@ -14,6 +14,7 @@ import sys
 
 from synthface import __version__
 from synthface.cli import align, detector, generator, landmarks, make, merge, show, train
+from synthface.cli.common import resolve_paths
 from synthface.errors import SynthfaceError
 
 
@@ -139,6 +140,7 @@ def main(argv=None) -> int:
         signal.signal(signal.SIGTERM, _on_sigterm)
         signal.signal(signal.SIGHUP, _on_sigterm)
     try:
+        resolve_paths(args)  # SRC or --data, DST or -o: one of each (cli/common.py)
         # what the command writes, named and checked before any work (cli/plans.py)
         check_plan(args.plan(args), command_name(args))
         return args.func(args)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 from synthface.cli import plans
+from synthface.cli.common import add_path
 
 
 def add(sub) -> None:
@@ -18,7 +19,7 @@ def add(sub) -> None:
                               "--out parts/$k --num-shards 4 --shard-index $k; done\n"
                               "  synthface merge parts/0 parts/1 parts/2 parts/3 -o data/faces100k",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("parts", nargs="+", help="the shard folders")
+    add_path(p, "parts", "the shard folders", many=True)
     p.add_argument("-o", "--output", required=True, help="the merged dataset folder (new or empty)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run_merge, plan=plans.merge)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from synthface.cli import plans
-from synthface.cli.common import add_steering_flags, steering_targets
+from synthface.cli.common import add_path, add_steering_flags, steering_targets
 from synthface.errors import SynthfaceError
 
 
@@ -18,7 +18,7 @@ def _add_preview(sub) -> None:
                        description="A grid of a dataset's first faces with their labels drawn.",
                        epilog="example:\n  synthface preview data/faces100k -o preview.png -n 36",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dataset", help="a folder made by make-dataset")
+    add_path(p, "dataset", "a folder made by make-dataset")
     p.add_argument("-o", "--output", default="preview.png", help="PNG to write (default preview.png)")
     p.add_argument("-n", type=int, default=16, help="number of faces (default 16)")
     p.add_argument("--scale", type=int, help="magnification (default: to about 192 px a face)")

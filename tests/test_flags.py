@@ -63,3 +63,19 @@ def test_a_repeatable_option_may_repeat():
 
     args, _ = build_parser().parse_known_args(["detector", "train", "--data", "a", "--dataset", "b", "-o", "m"])
     assert args.dataset == ["a", "b"]
+
+
+def test_positional_inputs_and_outputs_take_the_shared_flags(tmp_path):
+    """align SRC DST, preview DATASET and merge PARTS also take --data and -o; one of
+    the two forms, given once."""
+    from conftest import one_line_error
+
+    aligned = tmp_path / "a"
+    r = run_cli("align", "--data", FACES, "-o", aligned, "--size", "32", "--no-progress", "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    assert len(list(aligned.rglob("*.png"))) == 16
+    assert "give SRC or --data, not both" in one_line_error(run_cli("align", FACES, "--data", FACES, "-o",
+                                                                      tmp_path / "b"))
+    assert "give DST (or -o)" in one_line_error(run_cli("align", "--data", FACES))
+    assert "give PARTS (or --data)" in one_line_error(run_cli("merge", "-o", tmp_path / "m"))
+    assert not (tmp_path / "b").exists() and not (tmp_path / "m").exists()
