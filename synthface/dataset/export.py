@@ -22,6 +22,7 @@ from synthface.dataset.card import (CONVENTIONS, LICENCE_NOTE, _pose_section, bo
 from synthface.formats import parse_formats, write_labels
 from synthface.face.geometry import convention_box
 from synthface.dataset.journal import STATE_DIR, iter_records, split_of
+from synthface.dataset.record import RunRecord
 from synthface.face.labels import Face, LabelledImage, LabelSchema
 from synthface.face.pose import POSE_COLS, face_attributes
 from synthface.generator.steering import draw_targets
@@ -46,28 +47,28 @@ def face_schema(landmarks: bool, flip: bool = False, steered=(), turned: bool = 
 PARALLEL_FROM = 5000
 
 
-def write_exports(out: Path, cfg, identity: dict, command: str = "", progress: bool = False,
+def write_exports(out: Path, cfg, record: RunRecord, command: str = "", progress: bool = False,
                   parallel: bool | None = None) -> dict:
     """Every label format chosen in cfg.formats, then dataset.json / README.md
     (`progress`: a bar over the faces, which at 100,000 take a minute or more).
-    `parallel`: the per-image formats in a second process (None: from PARALLEL_FROM
-    faces); the files are the same either way."""
+    `record`: the run's RunRecord (or its identity dict). `parallel`: the per-image
+    formats in a second process (None: from PARALLEL_FROM faces); the files are the
+    same either way."""
     out = Path(out)
+    record = RunRecord.of(record)
     landmarks = cfg.annotate.landmarks
-    steering = identity["generator"].get("steering")
-    schema = face_schema(landmarks, identity["annotate"].get("labels") == "flip",
-                         [t["name"] for t in steering["targets"]] if steering else [],
-                         "rotate_3d" in identity)
+    steering = record.steering
+    schema = face_schema(landmarks, record.flip_labels, record.steered, record.turned)
     tally = {"values": {c: [] for c in schema.attr_cols}, "by_target": {}, "faces": 0, "candidates": 0,
              "rejected": Counter(), "splits": Counter()}
     if parallel is None:
         parallel = cfg.target >= PARALLEL_FROM
     from tqdm.auto import tqdm
 
-    images = labelled_images(out, cfg, identity, schema, tally)
+    images = labelled_images(out, cfg, record, schema, tally)
     with tqdm(images, total=cfg.target, unit="face", desc="labels", disable=not progress, leave=False,
               dynamic_ncols=True) as bar:
-        side = (labelled_images, (out, cfg, identity, schema)) if parallel else None
+        side = (labelled_images, (out, cfg, record, schema)) if parallel else None
         formats = write_labels(out, schema, bar, parse_formats(cfg.formats), side=side)
     count, rejected, values, by_target = tally["faces"], tally["rejected"], tally["values"], tally["by_target"]
     summary = {"faces": count, "train": tally["splits"]["train"], "val": tally["splits"]["val"],
@@ -80,21 +81,22 @@ def write_exports(out: Path, cfg, identity: dict, command: str = "", progress: b
         summary["steering"] = {"targets": steering["targets"], "by_target": {
             name: {k: dict(c) for k, c in sorted(bins.items(), key=lambda kv: float(kv[0].split(" ")[0]))}
             for name, bins in by_target.items()}}
-    _write_face_card(out, cfg, identity, summary, command=command, formats=formats, schema=schema)
+    _write_face_card(out, cfg, record, summary, command=command, formats=formats, schema=schema)
     return summary
 
 
-def labelled_images(out: Path, cfg, identity: dict, schema: LabelSchema, tally: dict | None = None):
+def labelled_images(out: Path, cfg, record: RunRecord, schema: LabelSchema, tally: dict | None = None):
     """The run's kept faces as labelled images, in order, from its journal. With `tally`
     (the export's own pass): every face's attributes, counted there too; without (the
     second process's pass, for writers that need no attributes): boxes, points and
     splits only."""
     from synthface.generator.sampling import candidate_seed
 
-    size = identity["image_size"]
-    steering = identity["generator"].get("steering")
-    flip = identity["annotate"].get("labels") == "flip"
-    turn = turn_labels(identity) if tally is not None else None
+    record = RunRecord.of(record)
+    size = record.image_size
+    steering = record.steering
+    flip = record.flip_labels
+    turn = turn_labels(record) if tally is not None else None
     faces = 0
     for rec in iter_records(Path(out) / STATE_DIR / "journal.csv", lambda j: candidate_seed(cfg.seed, j),
                             contiguous=cfg.num_shards == 1):
@@ -130,19 +132,17 @@ def labelled_images(out: Path, cfg, identity: dict, schema: LabelSchema, tally: 
                                   None if rec.hidden is None else np.where(rec.hidden, 1, 2), attributes=attrs)])
 
 
-def turn_labels(identity: dict):
-    """For a run with faces turned in 3D: seed -> {turn_yaw, turn_pitch} as the saved
-    image shows it (a mirrored face's yaw turn changes sign); else None."""
-    if "rotate_3d" not in identity:
+def turn_labels(record: RunRecord):
+    """For a run (its RunRecord, or identity dict) with faces turned in 3D: seed ->
+    {turn_yaw, turn_pitch} as the saved image shows it (a mirrored face's yaw turn
+    changes sign); else None."""
+    record = RunRecord.of(record)
+    if not record.turned:
         return None
-    from synthface.face.rotate3d import Rotate3DConfig, draw_turn
+    from synthface.face.rotate3d import draw_turn
 
-    cfg = Rotate3DConfig(**identity["rotate_3d"])
-    augment = None
-    if identity.get("augment"):
-        from synthface.face.augment import AugmentConfig
-
-        augment = AugmentConfig(**identity["augment"])
+    cfg = record.rotate3d
+    augment = record.augment
 
     def turn(seed: int) -> dict:
         from synthface.face.augment import flipped
@@ -173,20 +173,19 @@ def target_bin(name: str, value: float) -> str:
     return f"{lo:g} to {lo + width:g}"
 
 
-def _write_face_card(out: Path, cfg, identity: dict, summary: dict, *, command: str, formats, schema) -> None:
+def _write_face_card(out: Path, cfg, record: RunRecord, summary: dict, *, command: str, formats, schema) -> None:
     """The dataset card of a face run: how it was made, its counts and its conventions."""
     landmarks = cfg.annotate.landmarks
-    annotate = identity["annotate"]
     card = {
-        "format": "synthface-dataset/1", "command": command, "seed": cfg.seed, "generator": identity["generator"],
-        "image_size": identity["image_size"], "augment": identity.get("augment"),
-        "rotate_3d": identity.get("rotate_3d"),
-        "annotation": {"labels": "single", **annotate,
+        "format": "synthface-dataset/1", "command": command, "seed": cfg.seed, "generator": record.generator,
+        "image_size": record.image_size, "augment": record.augment_settings,
+        "rotate_3d": record.rotate3d_settings,
+        "annotation": {"labels": "single", **record.annotate,
                        "detector": ("dlib.cnn_face_detection_model_v1 (MMOD, mmod_human_face_detector.dat), boxes "
                                     "mapped to the HOG convention (annotate.MMOD_TO_HOG)"
-                                    if annotate.get("detector") == "mmod" else "dlib.get_frontal_face_detector (HOG)"),
+                                    if record.detector == "mmod" else "dlib.get_frontal_face_detector (HOG)"),
                        "predictor": "shape_predictor_68_face_landmarks.dat" if landmarks else None,
-                       "predictor_sha256": identity["predictor_sha256"],
+                       "predictor_sha256": record.predictor_sha256,
                        "filter": f"exactly one face with detector score >= {cfg.annotate.min_score}"},
         "counts": summary,
         "files": {"images": "images/SSSSS/NNNNNNNN.png, 1,000 a folder", "formats": sorted(formats)},
@@ -200,15 +199,15 @@ def _write_face_card(out: Path, cfg, identity: dict, summary: dict, *, command: 
     }
     if landmarks:
         card["keypoints"] = keypoints_card()
-    write_card(out, card, _card_text(cfg, identity, summary, command, formats, schema))
+    write_card(out, card, _card_text(cfg, record, summary, command, formats, schema))
 
 
-def _card_text(cfg, identity, summary, command, formats, schema) -> str:
+def _card_text(cfg, record: RunRecord, summary, command, formats, schema) -> str:
     """The dataset's README.md: what it is, each file, how to load it in each ecosystem
     (only the formats written), its conventions and split."""
-    landmarks, annotate, gen = cfg.annotate.landmarks, identity["annotate"], identity["generator"]
-    steering = gen.get("steering")
-    size = identity["image_size"]
+    landmarks, gen = cfg.annotate.landmarks, record.generator
+    steering = record.steering
+    size = record.image_size
     gen_line = (f"`{gen.get('checkpoint')}` (sha256 `{gen.get('sha256', '')[:16]}...`, arch `{gen.get('arch')}`), "
                 f"trained on {trained_on(gen.get('checkpoint'))}" if gen["kind"] == "generator"
                 else f"stand-in replay of real faces in `{gen.get('folder')}`")
@@ -218,27 +217,27 @@ def _card_text(cfg, identity, summary, command, formats, schema) -> str:
         "fill the frame and their boxes reach past the image, which dlib's detector trainer refuses.\n")
     pose_files = ("\n- `pose.png`: the share of faces per 5-degree bin of measured yaw and pitch"
                   + (" and of their steering targets" if steering else "")) if landmarks else ""
-    if identity.get("rotate_3d"):
+    if record.rotate3d_settings:
         pose_files += ("\n- `turns.jpg`: the first face, as dlib labelled it, turned across the yaw range with its "
                        "labels (hidden points yellow)")
     extra = ""
-    if annotate.get("detector") == "mmod":
+    if record.detector == "mmod":
         extra += "\n- Detector: dlib's MMOD CNN face detector, boxes mapped to the HOG convention"
-    if annotate.get("labels") == "flip":
+    if record.flip_labels:
         extra += ("\n- Labels: flip-checked (the 68-point prediction on the image and on its mirror, mapped "
                   "back and averaged); `disagreement` = the two predictions' mean distance / outer-eye-corner "
                   "distance" + (f"; faces above {cfg.annotate.max_disagreement:g} rejected"
                                 if cfg.annotate.max_disagreement is not None else ""))
-    if identity.get("augment"):
-        a = identity["augment"]
+    if record.augment is not None:
+        a = record.augment
         extra += (f"\n- Augmented at dataset time, labels transformed exactly (synthface.face.augment, parameters "
-                  f"from each face's seed): roll +-{a['rotate']:g} degrees, scale +-{a['scale']:g}, shift "
-                  f"+-{a['shift']:g}, flip {a['flip']:g}, colour +-{a['colour']:g}, blur {a['blur']:g}, "
-                  f"noise {a['noise']:g}, JPEG {a['jpeg']:g} (`--no-augment` turns it off)")
-    if identity.get("rotate_3d"):
-        r = identity["rotate_3d"]
-        extra += (f"\n- Turned in 3D (synthface.face.rotate3d, before the augmentation): yaw {r['yaw'][0]:g} to "
-                  f"{r['yaw'][1]:g} degrees, pitch {r['pitch'][0]:g} to {r['pitch'][1]:g}, drawn per face from its "
+                  f"from each face's seed): roll +-{a.rotate:g} degrees, scale +-{a.scale:g}, shift "
+                  f"+-{a.shift:g}, flip {a.flip:g}, colour +-{a.colour:g}, blur {a.blur:g}, "
+                  f"noise {a.noise:g}, JPEG {a.jpeg:g} (`--no-augment` turns it off)")
+    if record.rotate3d_settings:
+        r = record.rotate3d
+        extra += (f"\n- Turned in 3D (synthface.face.rotate3d, before the augmentation): yaw {r.yaw[0]:g} to "
+                  f"{r.yaw[1]:g} degrees, pitch {r.pitch[0]:g} to {r.pitch[1]:g}, drawn per face from its "
                   "seed (`turn_yaw`, `turn_pitch`); the points go through the same turn, jaw points hidden by it "
                   "sit on the face's outline (300-W's convention), and the points the turn hid are counted in "
                   "`hidden` and marked visibility 1 in COCO and YOLO")

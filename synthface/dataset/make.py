@@ -33,9 +33,10 @@ from synthface.errors import SynthfaceError
 from synthface.core.files import folder_lock, write_atomic
 from synthface.dataset.config import MAX_IMAGE_SIZE, MakeConfig, check_box, pad_pixels, shard_quota  # noqa: F401
 from synthface.dataset.faces import ChunkJob, _chunk_task, _load_worker, write_turn_grid
-from synthface.dataset.folder import check_identity, prepare_folder, write_options
+from synthface.dataset.folder import prepare_folder, write_options
 from synthface.dataset.journal import (STATE_DIR, FaceRecord, Journal, add_checks, image_complete, image_name,
                                        iter_records, read_progress, truncate_after)
+from synthface.dataset.record import RunRecord
 from synthface.generator.sampling import BLOCK, MAX_SEED, candidate_seed, candidate_seeds, candidates, check_seed  # noqa: F401
 from synthface.core.workers import ChunkWorkers
 
@@ -184,10 +185,10 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
         # dlib's models, loaded before anything is written: a missing or wrong model
         # file is one line and leaves no folder behind. The threads share them.
         workers.context = (Annotator(cfg.annotate), sampler)
-        identity = _identity(cfg, sampler)
+        record = RunRecord.from_identity(_identity(cfg, sampler))
         prepare_folder(out, resume)
         with folder_lock(out / STATE_DIR, out, "make-dataset"):
-            check_identity(out, identity)
+            record.save(out)
             write_options(out, cfg.formats, cfg.val_fraction, cfg.box)
             journal = out / STATE_DIR / "journal.csv"
             checks = {"seed_of": lambda j: candidate_seed(cfg.seed, j), "contiguous": cfg.num_shards == 1}
@@ -202,7 +203,7 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
             wall = time.perf_counter() - t_start
             workers.close()
             t_export = time.perf_counter()
-            summary = write_exports(out, cfg, identity, command, progress)
+            summary = write_exports(out, cfg, record, command, progress)
             export_s = time.perf_counter() - t_export
             prune_images(out, summary["faces"])
             if cfg.rotate3d is not None:  # after the labels: a failed export publishes nothing

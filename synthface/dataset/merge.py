@@ -16,20 +16,21 @@ from pathlib import Path
 from synthface.errors import SynthfaceError
 from synthface.core.files import folder_lock, write_atomic
 from synthface.formats import ALL_FORMATS
-from synthface.dataset.folder import (DEFAULT_VAL_FRACTION, _is_fresh, check_identity, differing, read_identity,
-                                      read_options, write_options)
+from synthface.dataset.folder import DEFAULT_VAL_FRACTION, _is_fresh, read_identity, read_options, write_options
 from synthface.dataset.journal import STATE_DIR, Journal, image_complete, image_name, iter_records
+from synthface.dataset.record import RunRecord
 from synthface.generator.sampling import BLOCK
 
 
-def _read_part(part: Path) -> tuple[dict, list]:
-    identity = read_identity(part)
+def _read_part(part: Path) -> tuple[RunRecord, list]:
+    """A shard's record and journal records."""
+    record = RunRecord.load(part)
     journal = part / STATE_DIR / "journal.csv"
-    if identity is None or not journal.is_file():
+    if record is None or not journal.is_file():
         raise SynthfaceError(f"{part} is not a make-dataset folder (no {STATE_DIR}/run.json and journal.csv)")
-    if "shards" not in identity:
+    if record.shards is None:
         raise SynthfaceError(f"{part} was not made with --num-shards")
-    return identity, list(iter_records(journal, repair=False))  # only read: shards may be on read-only storage
+    return record, list(iter_records(journal, repair=False))  # only read: shards may be on read-only storage
 
 
 MARK = "merge.json"  # in the state folder: the folder is a merge, of which shards
@@ -91,7 +92,6 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
     """Merge shard folders into `out`; returns the summary written to dataset.json."""
     from tqdm.auto import tqdm
 
-    from synthface.face.annotate import AnnotateConfig
     from synthface.dataset.export import write_exports
     from synthface.dataset.config import MakeConfig, check_box
 
@@ -99,17 +99,17 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
     out = Path(out)
     read = [_read_part(p) for p in parts]
     first = read[0][0]
-    num, n = first["shards"]["num"], first["shards"]["n"]
+    num, n = first.shards.num, first.shards.n
     # an interrupted (or finished) merge of the same run may be run again: it is redone
     _check_output(out, {"num": num, "n": n})
-    common = {k: v for k, v in first.items() if k != "shards"}
+    common = first.without_shards()
     seen = {}
-    for part, (identity, _) in zip(parts, read):
-        keys = differing({k: v for k, v in identity.items() if k != "shards"}, common)
-        keys += [f"shards.{k}" for k in ("num", "n") if identity["shards"][k] != first["shards"][k]]
+    for part, (record, _) in zip(parts, read):
+        keys = record.without_shards().differing(common)
+        keys += [f"shards.{k}" for k in ("num", "n") if getattr(record.shards, k) != getattr(first.shards, k)]
         if keys:
             raise SynthfaceError(f"{part} belongs to another run than {parts[0]} ({', '.join(keys)} differ)")
-        k = identity["shards"]["index"]
+        k = record.shards.index
         if k in seen:
             raise SynthfaceError(f"{part} and {seen[k]} are both shard {k}")
         seen[k] = part
@@ -118,9 +118,9 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
         raise SynthfaceError(f"shards {', '.join(map(str, missing))} of {num} are missing")
 
     # candidates below `covered` have been made by their shard
-    covered = min(_first_unmade(records, num, identity["shards"]["index"]) for identity, records in read)
-    by_part = {identity["shards"]["index"]: part for part, (identity, _) in zip(parts, read)}
-    merged = sorted(((r.index, identity["shards"]["index"], r) for identity, records in read for r in records
+    covered = min(_first_unmade(records, num, record.shards.index) for record, records in read)
+    by_part = {record.shards.index: part for part, (record, _) in zip(parts, read)}
+    merged = sorted(((r.index, record.shards.index, r) for record, records in read for r in records
                      if r.index < covered), key=lambda t: (t[0], t[1]))
     kept, accepted = [], 0
     for _, k, rec in merged:
@@ -155,18 +155,18 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
     if len(boxes) > 1:
         raise SynthfaceError(f"the shards were made with different --box ({', '.join(sorted(boxes))})")
     box = boxes.pop() if boxes else "dlib"
-    check_box(box, common["annotate"]["landmarks"])  # a hand-edited options.json
+    check_box(box, common.landmarks)  # a hand-edited options.json
 
-    landmarks = common["annotate"]["landmarks"]
+    landmarks = common.landmarks
     with folder_lock(out / STATE_DIR, out, "merge"):
         write_atomic(out / STATE_DIR / MARK, json.dumps({"num": num, "n": n}) + "\n", durable=True)
-        check_identity(out, common)
+        common.save(out)
         write_options(out, formats, val_fraction, box)
         journal = out / STATE_DIR / "journal.csv"
         tmp = journal.with_name("journal.csv.part")
         tmp.unlink(missing_ok=True)
         face, batch = 0, []
-        with Journal(tmp, landmarks, common["annotate"].get("labels") == "flip", "rotate_3d" in common) as j:
+        with Journal(tmp, landmarks, common.flip_labels, common.turned) as j:
             for k, rec in tqdm(kept, desc="merging", unit="sample", disable=not progress, leave=False):
                 if rec.kept:
                     name = image_name(face)
@@ -190,8 +190,7 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
                     batch = []
             j.append(batch)
         os.replace(tmp, journal)
-        annotate = AnnotateConfig(**common["annotate"])
-        cfg = MakeConfig(n=n, seed=common["seed"], image_size=common["image_size"], formats=formats,
-                         val_fraction=val_fraction, box=box, annotate=annotate, augment=None)
+        cfg = MakeConfig(n=n, seed=common.seed, image_size=common.image_size, formats=formats,
+                         val_fraction=val_fraction, box=box, annotate=common.annotate_config, augment=None)
         return write_exports(out, cfg, common, "synthface merge " + " ".join(map(str, parts)) + f" -o {out}",
                              progress)

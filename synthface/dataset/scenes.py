@@ -197,7 +197,8 @@ def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: 
     from synthface.core.files import folder_lock
     from synthface.formats import parse_formats, write_labels
     from synthface.dataset.config import MakeConfig, check_box
-    from synthface.dataset.folder import check_identity, prepare_folder, read_identity
+    from synthface.dataset.folder import prepare_folder
+    from synthface.dataset.record import RunRecord
     from synthface.dataset.journal import STATE_DIR, iter_records
     from synthface.dataset.make import make_dataset
     from synthface.generator.sampling import candidate_seed
@@ -221,10 +222,11 @@ def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: 
     identity = {"kind": "scenes", "seed": seed, "n": n, "scenes": cfg.identity(out), "generator": sampler.identity,
                 **({"rotate_3d": rotate3d.to_dict()} if rotate3d is not None else {})}
     with folder_lock(out / STATE_DIR, out, "make-dataset --scenes"):
-        check_identity(out, identity)
+        RunRecord.from_identity(identity).save(out)
         faces_dir = out / STATE_DIR / "faces"
         faces = make_dataset(faces_dir, faces_cfg, sampler, resume=faces_dir.exists(), progress=progress)
-        face_size = read_identity(faces_dir)["image_size"]
+        faces_record = RunRecord.load(faces_dir)
+        face_size = faces_record.image_size
         records = [r for r in iter_records(faces_dir / STATE_DIR / "journal.csv") if r.kept][:n]
         items, k, i = [], 0, 0
         while k < len(records):
@@ -237,7 +239,7 @@ def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: 
                 Pool(workers, _scene_init, (str(out), str(faces_dir), cfg), RESUME_HINT) as pool:
             from synthface.dataset.export import turn_labels
 
-            turn = turn_labels(read_identity(faces_dir))
+            turn = turn_labels(faces_record)
             scenes = _labelled_scenes(pool.imap(_scene_task, items, chunksize=4), items, records, cfg,
                                       face_size=face_size, val_fraction=val_fraction, counts=counts, bar=bar,
                                       turn=turn, convention=box)
