@@ -134,7 +134,8 @@ def test_ctrl_c_stops_dlib_s_landmark_trainer_at_once(dataset, tmp_path):
                   "--cascade-depth", "20", "--num-trees-per-cascade-level", "2000", "--oversampling-amount", "50",
                   "-o", tmp_path / "m.dat", "--no-progress")
     children = lambda: with_dlib(processes(lambda f: int(f[1]) == proc.pid))  # noqa: E731
-    _started(proc, lambda: len(children()) >= 1, "the trainer's child process")
+    # the parent first reads the faces 101 times over: minutes on a loaded 2-core machine
+    _started(proc, lambda: len(children()) >= 1, "the trainer's child process", timeout=400)
     time.sleep(0.5)  # well inside dlib's training
     assert _interrupt(proc) < 2.0
     assert not (tmp_path / "m.dat").exists() and not children()
