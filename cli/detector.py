@@ -6,7 +6,6 @@ detectors scored (AP50, recall, false positives per image, a precision-recall cu
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from synthface.cli import plans
 
@@ -123,25 +122,8 @@ def _run_detector_mine(args) -> int:
 
 def _run_detector_eval(args) -> int:
     """detector eval: AP, recall and false positives of a detector on labelled photos."""
-    from synthface.trainers.detector import evaluate_detector, plot_pr
-    from synthface.core.files import check_writable_file, write_atomic
-    from synthface.core.imaging import check_image_path
+    from synthface.trainers.reports import detector_eval_report
 
-    if args.output:
-        check_writable_file(args.output, "-o")
-    if args.pr:
-        check_image_path(args.pr)
-    r = evaluate_detector(args.model, args.data, args.upsample, progress=not args.no_progress)
-    print(f"{r['model']}: AP50 {r['ap50']:.1%} (AP30 {r['ap30']:.1%}), max recall {r['max_recall']:.1%}; at score 0: "
-          f"recall {r['recall_at_0']:.1%}, {r['fp_per_image_at_0']:.2f} false positives per image, mean IoU of the "
-          f"matched boxes {'-' if r['mean_iou_at_0'] is None else format(r['mean_iou_at_0'], '.2f')} "
-          f"({r['images']} images, {r['faces']} faces)")
-    if args.pr:
-        plot_pr({Path(args.model).stem: r}, args.pr)
-    if args.output:
-        import json
-
-        from synthface.core.outputs import DETECTOR_REPORT
-
-        write_atomic(args.output, json.dumps({"format": DETECTOR_REPORT, **r}, indent=2) + "\n")
+    detector_eval_report(args.model, args.data, upsample=args.upsample, pr=args.pr, output=args.output,
+                         progress=not args.no_progress, echo=print)
     return 0

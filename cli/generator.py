@@ -33,21 +33,11 @@ def _add_evaluate(sub) -> None:
 
 def _run_evaluate(args) -> int:
     """evaluate: a generator measured against real faces."""
-    from synthface.generator.evaluate import check_evaluate_options, evaluate, format_report, write_report
-    from synthface.core.files import check_writable_file
-    from synthface.generator.sampling import open_sampler
+    from synthface.generator.evaluate import evaluate_generator
 
-    check_evaluate_options(args.n, args.seed, args.workers, args.upsample)
-    if args.output:
-        check_writable_file(args.output, "-o")  # before the work, not after it
-    sampler = open_sampler(args.checkpoint, device=args.device)
-    report = evaluate(sampler, args.real, n=args.n, seed=args.seed, workers=args.workers,
-                      upsample=args.upsample, cache_dir=args.cache_dir, progress=not args.no_progress)
-    report["generator"] = sampler.identity
-    print(format_report(report))
-    if args.output:
-        write_report(report, args.output)
-        print(f"report: {args.output}")
+    evaluate_generator(args.real, checkpoint=args.checkpoint, n=args.n, seed=args.seed, workers=args.workers,
+                       upsample=args.upsample, cache_dir=args.cache_dir, device=args.device,
+                       progress=not args.no_progress, output=args.output, echo=print)
     return 0
 
 

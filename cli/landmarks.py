@@ -6,7 +6,6 @@ rate, AUC, a cumulative error curve).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from synthface.cli import plans
 
@@ -91,27 +90,9 @@ def _run_landmarks_train(args) -> int:
 
 def _run_landmarks_eval(args) -> int:
     """landmarks eval: NME, failures and AUC of a shape predictor on real faces."""
-    import json
+    from synthface.trainers.reports import landmarks_eval_report
 
-    from synthface.core.files import check_writable_file, write_atomic
-    from synthface.core.imaging import check_image_path
-    from synthface.trainers.landmarks import evaluate_landmarks, format_nme, plot_ced
-
-    if args.output:
-        check_writable_file(args.output, "-o")
-    if args.ced:
-        check_image_path(args.ced)
-    r = evaluate_landmarks(args.model, args.data, boxes=args.boxes, upsample=args.upsample,
-                           progress=not args.no_progress, pts_origin=args.pts_origin, split=args.split)
-    print(format_nme(r))
-    if args.ced:
-        plot_ced({Path(args.model).stem: r}, args.ced)
-        print(f"CED plot: {args.ced}")
-    if args.output:
-        from synthface.core.outputs import LANDMARKS_REPORT
-
-        write_atomic(args.output, json.dumps({"format": LANDMARKS_REPORT, "model": args.model, "data": args.data, **r},
-                                             indent=2,
-                                             allow_nan=False) + "\n")
-        print(f"report: {args.output}")
+    landmarks_eval_report(args.model, args.data, boxes=args.boxes, upsample=args.upsample,
+                          pts_origin=args.pts_origin, split=args.split, ced=args.ced, output=args.output,
+                          progress=not args.no_progress, echo=print)
     return 0

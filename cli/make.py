@@ -122,26 +122,13 @@ def _run_make_scenes(args, cfg) -> int:
     """make-dataset --scenes: the faces pasted into scenes for face-detector data."""
     import shlex
 
-    from synthface.dataset.scenes import SceneConfig, make_scenes, parse_pair
+    from synthface.dataset.scenes import make_scenes, scene_config_from_flags
     from synthface.generator.sampling import open_sampler
 
-    if args.num_shards != 1 or args.augment or args.pad:
-        raise SynthfaceError("--scenes does not take --num-shards, --augment or --pad (scenes place and scale "
-                             "each face themselves)")
-    size = args.image_size or 640
-    # the default face sizes fit any --image-size (at most half of it); given ones are checked as given
-    face_size = parse_pair(args.face_size, "--face-size") if args.face_size is not None else (
-        min(48, size // 2), min(256, size // 2))
-    blends = "none,gaussian,feather,poisson,head" if args.blend is None else args.blend
-    scfg = SceneConfig(faces_per_image=parse_pair("1:6" if args.faces_per_image is None else args.faces_per_image,
-                                                  "--faces-per-image"),
-                       face_size=face_size, image_size=size, backgrounds=args.backgrounds,
-                       blends=tuple(b.strip() for b in blends.split(",") if b.strip()),
-                       photometric=1.0 if args.photometric is None else args.photometric,
-                       groups=0.15 if args.groups is None else args.groups,
-                       group_faces=parse_pair("6:20" if args.group_faces is None else args.group_faces,
-                                              "--group-faces"))
-    scfg.validate()
+    scfg = scene_config_from_flags(image_size=args.image_size, faces_per_image=args.faces_per_image,
+                                   face_size=args.face_size, backgrounds=args.backgrounds, blend=args.blend,
+                                   photometric=args.photometric, groups=args.groups, group_faces=args.group_faces,
+                                   num_shards=args.num_shards, augment=args.augment, pad=args.pad)
     sampler = open_sampler(args.checkpoint, args.replay_faces, args.device, targets=steering_targets(args))
     command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     s = make_scenes(args.out, args.n, scfg, sampler, seed=cfg.seed, workers=cfg.workers,
@@ -160,36 +147,32 @@ def _run_make_dataset(args) -> int:
     from synthface.face.annotate import AnnotateConfig
     from synthface.formats import parse_formats
     from synthface.dataset.make import MakeConfig, make_dataset
+    from synthface.dataset.scenes import check_scene_flags, scene_implied
     from synthface.face.rotate3d import parse_turns
     from synthface.face.augment import AugmentConfig
     from synthface.generator.sampling import open_sampler
 
     if args.augment and args.no_augment:
         raise SynthfaceError("give --augment or --no-augment, not both")
-    scene_only = [flag for flag, value in (("--backgrounds", args.backgrounds), ("--photometric", args.photometric),
-                                           ("--groups", args.groups), ("--group-faces", args.group_faces),
-                                           ("--faces-per-image", args.faces_per_image),
-                                           ("--face-size", args.face_size), ("--blend", args.blend))
-                  if value is not None]
-    if scene_only and not args.scenes:
-        verb = "goes" if len(scene_only) == 1 else "go"
-        raise SynthfaceError(f"{' and '.join(scene_only)} {verb} with --scenes (they shape scenes, not single faces)")
-    if args.predictor is not None and not (args.landmarks or args.scenes):
-        raise SynthfaceError("--predictor goes with --landmarks (boxes only use no 68-point model)")
+    check_scene_flags(args.scenes, backgrounds=args.backgrounds, photometric=args.photometric, groups=args.groups,
+                      group_faces=args.group_faces, faces_per_image=args.faces_per_image, face_size=args.face_size,
+                      blend=args.blend, predictor=args.predictor, landmarks=args.landmarks)
     rotate3d = parse_turns(args.rotate_3d, args.rotate_3d_pitch)
     if rotate3d is not None and args.no_rotate_3d:
         raise SynthfaceError("give --rotate-3d (or --rotate-3d-pitch) or --no-rotate-3d, not both")
+    implied = scene_implied(args.scenes, image_size=args.image_size, landmarks=args.landmarks,
+                            # the library's default ("auto": on with --landmarks) unless a flag says otherwise
+                            augment=AugmentConfig() if args.augment else None if args.no_augment else "auto",
+                            # the same for the turn ("auto": -30:30 with --landmarks)
+                            rotate3d=rotate3d if rotate3d is not None else None if args.no_rotate_3d else "auto")
     cfg = MakeConfig(
-        n=args.n, seed=args.seed, image_size=None if args.scenes else args.image_size, pad=args.pad,
+        n=args.n, seed=args.seed, image_size=implied["image_size"], pad=args.pad,
         batch_size=args.batch_size, workers=os.cpu_count() or 1 if args.workers is None else args.workers,
         max_tries=args.max_tries, formats=parse_formats(args.format), val_fraction=args.val_fraction, box=args.box,
-        # the library's default ("auto": on with --landmarks) unless a flag says otherwise
-        augment=AugmentConfig() if args.augment else None if args.no_augment or args.scenes else "auto",
-        num_shards=args.num_shards, shard_index=args.shard_index,
-        # the same for the turn ("auto": -30:30 with --landmarks); scenes are for detectors, which it did not help
-        rotate3d=rotate3d if rotate3d is not None else None if args.no_rotate_3d or args.scenes else "auto",
+        augment=implied["augment"], num_shards=args.num_shards, shard_index=args.shard_index,
+        rotate3d=implied["rotate3d"],
         annotate=AnnotateConfig(upsample=args.upsample, min_score=args.min_score,
-                                landmarks=args.landmarks or args.scenes, predictor_path=args.predictor,
+                                landmarks=implied["landmarks"], predictor_path=args.predictor,
                                 detector=args.detector,
                                 labels=args.labels, max_disagreement=args.max_disagreement))
     cfg.validate()  # every option before the generator is loaded or a folder made

@@ -8,8 +8,7 @@ from __future__ import annotations
 import argparse
 
 from synthface.cli import plans
-from synthface.cli.common import add_path, add_steering_flags, steering_targets
-from synthface.errors import SynthfaceError
+from synthface.cli.common import add_path, add_steering_flags
 
 
 def _add_preview(sub) -> None:
@@ -61,89 +60,11 @@ def _add_sample(sub) -> None:
 
 def _run_sample(args) -> int:
     """sample: a grid of generated faces (or one steered attribute walked along each row)."""
-    import cv2
-    import numpy as np
+    from synthface.generator.samples import sample_grid
 
-    from synthface.core.imaging import check_image_path, make_grid, write_image
-    from synthface.generator.sampling import candidates, check_seed, open_sampler
-
-    if not 1 <= args.n <= 4096:
-        raise SynthfaceError(f"-n must be from 1 to 4096, got {args.n}")
-    if args.scale is None:
-        args.scale = 3 if args.rotate_3d is not None else 1
-    if not 1 <= args.scale <= 16:
-        raise SynthfaceError(f"--scale must be from 1 to 16, got {args.scale}")
-    check_seed(args.seed)
-    check_image_path(args.output)
-    targets = steering_targets(args)
-    if args.rotate_3d is not None:
-        return _sample_turns(args, targets)
-    if args.steps is not None:
-        walked = [t for t in targets if t.std is None]
-        if len(walked) != 1 or args.pose_mix or not 2 <= args.steps <= 64:
-            raise SynthfaceError("--steps walks one attribute: give exactly one of --yaw, --pitch, --mouth-open "
-                                 "(MIN:MAX), without --pose-mix, and 2 to 64 steps")
-    sampler = open_sampler(args.checkpoint, device=args.device, targets=targets)
-    cells = args.n * (args.steps or 1)
-    if cells * (sampler.resolution * args.scale) ** 2 * 3 > 2 ** 30:
-        raise SynthfaceError(f"a grid of {cells} faces of {sampler.resolution * args.scale} px is over 1 GB; "
-                             "lower -n or --scale")
-    if args.steps is None:
-        faces = np.stack([img for _, _, img in candidates(sampler, args.seed, 0, args.n)])
-        ncol = None
-    else:
-        from synthface.generator.sampling import candidate_seed, noise
-
-        t = walked[0]
-        steering = sampler.steering
-        z = noise([candidate_seed(args.seed, j) for j in range(args.n)], sampler.z_dim)
-        values = np.linspace(t.low, t.high, args.steps)
-        table = steering.tables[t.name]
-        grid = np.stack([sampler.images_from_codes(steering.at_distances(z, t.name, float(np.interp(v, *table))))
-                         for v in values], 1)  # (n, steps, H, W, 3)
-        faces = grid.reshape(-1, *grid.shape[2:])
-        ncol = args.steps
-    if args.scale > 1:
-        faces = np.stack([cv2.resize(f, None, fx=args.scale, fy=args.scale, interpolation=cv2.INTER_NEAREST)
-                          for f in faces])
-    write_image(args.output, make_grid(faces, ncol), "sample")
-    print(f"{len(faces)} faces: {args.output}")
-    return 0
-
-
-def _sample_turns(args, targets) -> int:
-    """sample --rotate-3d --steps: each of the first n faces dlib keeps, turned from MIN
-    to MAX degrees, with its labels drawn."""
-    import numpy as np
-
-    from synthface.face.annotate import AnnotateConfig, Annotator
-    from synthface.core.imaging import make_grid, write_image
-    from synthface.dataset.preview import turn_row
-    from synthface.face.rotate3d import parse_turns
-    from synthface.generator.sampling import candidates, open_sampler
-
-    turns = parse_turns(args.rotate_3d)
-    if args.steps is None or not 2 <= args.steps <= 64:
-        raise SynthfaceError("--rotate-3d in sample needs --steps (2 to 64): the turn walks MIN to MAX along each row")
-    sampler = open_sampler(args.checkpoint, device=args.device, targets=targets)
-    size = sampler.resolution * args.scale
-    if args.n * args.steps * size * size * 3 > 2 ** 30:
-        raise SynthfaceError(f"a grid of {args.n * args.steps} faces of {size} px is over 1 GB; lower -n or --scale")
-    annotator = Annotator(AnnotateConfig(landmarks=True))
-    tiles, rows = [], 0
-    for j, _, img in candidates(sampler, args.seed, 0, 20 * args.n + 100):
-        faces = annotator.annotate(img)
-        if annotator.rejection_reason(faces):
-            continue
-        face = faces[0]
-        tiles += turn_row(img, face["landmarks"], face["box"], np.linspace(*turns.yaw, args.steps), args.scale)
-        rows += 1
-        if rows == args.n:
-            break
-    if not tiles:
-        raise SynthfaceError("dlib kept none of the faces drawn; the generator may be untrained")
-    write_image(args.output, make_grid(np.stack(tiles), args.steps), "sample")
-    print(f"{rows} faces turned {turns.yaw[0]:g} to {turns.yaw[1]:g} degrees in {args.steps} steps: {args.output}")
+    print(sample_grid(args.output, n=args.n, checkpoint=args.checkpoint, seed=args.seed, scale=args.scale,
+                      device=args.device, yaw=args.yaw, pitch=args.pitch, mouth_open=args.mouth_open,
+                      pose_mix=args.pose_mix, rotate_3d=args.rotate_3d, steps=args.steps))
     return 0
 
 

@@ -33,8 +33,10 @@ TIERS = [
      "dataset.config"],
     ["dataset.make", "generator.evaluate", "generator.directions", "trainers.landmarks", "trainers.detector",
      "dataset.faces", "dataset.negatives",
-     "dataset.preview", "formats.torchdata", "generator.align"],
-    ["dataset.merge", "dataset.scenes", "generator.train"],
+     "dataset.preview", "formats.torchdata", "generator.align",
+     "generator.samples"],
+    ["dataset.merge", "dataset.scenes", "generator.train",
+     "trainers.reports"],
 ]
 LEAVES = TIERS[0][1:]  # errors aside: the 68-point scheme, geometry and pose import nothing of ours
 

@@ -125,6 +125,62 @@ def parse_pair(text: str, flag: str, kind=int) -> tuple:
     return lo, hi
 
 
+
+# -- what --scenes implies for make-dataset -----------------------------------------------
+def check_scene_flags(scenes: bool, *, backgrounds=None, photometric=None, groups=None, group_faces=None,
+                      faces_per_image=None, face_size=None, blend=None, predictor=None,
+                      landmarks: bool = False) -> None:
+    """make-dataset's flags that shape scenes go with --scenes only (None: not given), and
+    --predictor goes with --landmarks or --scenes (scenes always have points)."""
+    scene_only = [flag for flag, value in (("--backgrounds", backgrounds), ("--photometric", photometric),
+                                           ("--groups", groups), ("--group-faces", group_faces),
+                                           ("--faces-per-image", faces_per_image),
+                                           ("--face-size", face_size), ("--blend", blend))
+                  if value is not None]
+    if scene_only and not scenes:
+        verb = "goes" if len(scene_only) == 1 else "go"
+        raise SynthfaceError(f"{' and '.join(scene_only)} {verb} with --scenes (they shape scenes, not single faces)")
+    if predictor is not None and not (landmarks or scenes):
+        raise SynthfaceError("--predictor goes with --landmarks (boxes only use no 68-point model)")
+
+
+def scene_implied(scenes: bool, *, image_size=None, augment="auto", rotate3d="auto", landmarks: bool = False) -> dict:
+    """MakeConfig's image_size, augment and rotate3d, and AnnotateConfig's landmarks, as
+    --scenes leaves them: a scene sizes itself (image_size None), always has points
+    (landmarks), and takes no dataset-time augmentation or 3D turn by default ("auto",
+    the library default for single faces, becomes None; asked-for ones stay, for
+    MakeConfig and scene_config_from_flags to refuse). Scenes are for detectors, which
+    the 3D turn did not help."""
+    if not scenes:
+        return {"image_size": image_size, "augment": augment, "rotate3d": rotate3d, "landmarks": landmarks}
+    return {"image_size": None, "augment": None if isinstance(augment, str) else augment,
+            "rotate3d": None if isinstance(rotate3d, str) else rotate3d, "landmarks": True}
+
+
+def scene_config_from_flags(*, image_size=None, faces_per_image=None, face_size=None, backgrounds=None, blend=None,
+                            photometric=None, groups=None, group_faces=None, num_shards: int = 1,
+                            augment: bool = False, pad: float = 0.0) -> SceneConfig:
+    """A checked SceneConfig from make-dataset's scene flags as given (texts, None where
+    not given: the defaults; the default face sizes fit any image size, at most half of
+    it). --scenes takes no --num-shards, --augment or --pad."""
+    if num_shards != 1 or augment or pad:
+        raise SynthfaceError("--scenes does not take --num-shards, --augment or --pad (scenes place and scale "
+                             "each face themselves)")
+    size = image_size or 640
+    # the default face sizes fit any --image-size (at most half of it); given ones are checked as given
+    face_size = parse_pair(face_size, "--face-size") if face_size is not None else (
+        min(48, size // 2), min(256, size // 2))
+    blends = "none,gaussian,feather,poisson,head" if blend is None else blend
+    scfg = SceneConfig(faces_per_image=parse_pair("1:6" if faces_per_image is None else faces_per_image,
+                                                  "--faces-per-image"),
+                       face_size=face_size, image_size=size, backgrounds=backgrounds,
+                       blends=tuple(b.strip() for b in blends.split(",") if b.strip()),
+                       photometric=1.0 if photometric is None else photometric,
+                       groups=0.15 if groups is None else groups,
+                       group_faces=parse_pair("6:20" if group_faces is None else group_faces, "--group-faces"))
+    scfg.validate()
+    return scfg
+
 # -- the run ------------------------------------------------------------------------------
 def scene_name(i: int) -> str:
     """Scene i's image in the dataset: 1,000 a folder."""

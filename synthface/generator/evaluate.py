@@ -278,3 +278,30 @@ def write_report(report: dict, path) -> None:
     from synthface.core.outputs import GENERATOR_REPORT
 
     write_atomic(path, json.dumps({"format": GENERATOR_REPORT, **report}, indent=2, allow_nan=False) + "\n")
+
+
+def evaluate_generator(real, *, checkpoint: str | None = None, n: int = 2000, seed: int = 0, workers: int | None = None,
+                       upsample: int = 1, cache_dir: str = "~/.cache/synthface", device: str = "auto",
+                       progress: bool = True, output=None, echo=None) -> dict:
+    """`synthface evaluate` whole: the options and `output` checked before the work, the
+    generator (the bundled default unless `checkpoint`) measured against the real faces
+    under `real` (evaluate), its identity added to the report, and the report written as
+    JSON at `output` where given. `echo` (print, for the command) gets the report's table
+    and then where it was written. Returns the report."""
+    from synthface.core.files import check_writable_file
+    from synthface.generator.sampling import open_sampler
+
+    check_evaluate_options(n, seed, workers, upsample)
+    if output:
+        check_writable_file(output, "-o")  # before the work, not after it
+    sampler = open_sampler(checkpoint, device=device)
+    report = evaluate(sampler, real, n=n, seed=seed, workers=workers, upsample=upsample, cache_dir=cache_dir,
+                      progress=progress)
+    report["generator"] = sampler.identity
+    if echo is not None:
+        echo(format_report(report))
+    if output:
+        write_report(report, output)
+        if echo is not None:
+            echo(f"report: {output}")
+    return report
