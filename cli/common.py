@@ -9,6 +9,34 @@ from __future__ import annotations
 from synthface.errors import SynthfaceError
 
 
+def add_option_flags(p, cls, helps: dict, aliases: dict | None = None) -> None:
+    """A flag for each field of the option dataclass `cls`, its default the dataclass's
+    own (one place for it): --field-name (dest the field's name) with the field's type;
+    a bool that defaults to True becomes --no-field-name. `helps`: the help of each field
+    (the default is added); `aliases`: more names of a field's flag, shown first."""
+    from dataclasses import fields
+
+    for f in fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        names = [*(aliases or {}).get(f.name, []), flag]
+        text = helps.get(f.name, "")
+        if isinstance(f.default, bool):
+            if f.default:
+                p.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false", help=text)
+            else:
+                p.add_argument(*names, dest=f.name, action="store_true", help=text)
+            continue
+        shown = text if "default" in text else f"{text} (default {f.default})".strip()
+        p.add_argument(*names, dest=f.name, type=type(f.default), default=f.default, help=shown)
+
+
+def options_from(args, cls):
+    """The option dataclass `cls` from the flags add_option_flags made."""
+    from dataclasses import fields
+
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+
 def add_path(p, dest: str, help: str, flags=("--data",), many: bool = False) -> None:
     """A path argument taken as the command's positional `dest` or by `flags` (--data
     for inputs, -o/--output for outputs): the one convention of every command, kept

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from synthface.cli import plans
+from synthface.cli.common import add_option_flags, options_from
 
 
 DETECTOR_EXAMPLES = """examples:
@@ -42,17 +43,17 @@ def add(sub) -> None:
     t.add_argument("--negatives", metavar="DIR",
                    help="face-free images to add whole, with no box (hard negatives from `detector mine`)")
     t.add_argument("-o", "--output", required=True, help="detector file to write (.svm); a .json summary beside it")
-    t.add_argument("--C", type=float, default=5.0, help="SVM C: larger fits the training set harder (default 5)")
-    t.add_argument("--epsilon", type=float, default=0.01, help="stopping tolerance (default 0.01)")
-    t.add_argument("--window", type=int, default=80,
-                   help="detection window side, px (default 80, dlib's; smaller finds smaller faces and needs far "
-                        "more memory: 40 on 570 scenes of 640 px passed 22 GiB)")
-    t.add_argument("--no-flip", action="store_true", help="no left-right flipped copies")
-    t.add_argument("--upsample", type=int, default=0,
-                   help="upsample training images (default 0; 1 needs about 4x the memory: 570 scenes of 640 px "
-                        "passed 19 GiB)")
-    t.add_argument("--max-runtime", type=float, default=0.0, help="stop training after this many seconds")
-    t.add_argument("--workers", "--threads", dest="threads", type=int, default=0, help="threads (default: all cores)")
+    from synthface.trainers.detector import DetectorOptions
+
+    add_option_flags(t, DetectorOptions, {
+        "C": "SVM C: larger fits the training set harder",
+        "epsilon": "stopping tolerance",
+        "window": "detection window side, px (dlib's; smaller finds smaller faces and needs far more memory: 40 "
+                  "on 570 scenes of 640 px passed 22 GiB)",
+        "flip": "no left-right flipped copies",
+        "upsample": "upsample training images (1 needs about 4x the memory: 570 scenes of 640 px passed 19 GiB)",
+        "max_runtime": "stop training after this many seconds (0: none)",
+        "num_threads": "threads (0: all cores)"}, aliases={"num_threads": ["--workers", "--threads"]})
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--verbose", action="store_true", help="dlib's own training output too")
     t.set_defaults(func=_run_detector_train, plan=plans.detector_train)
@@ -92,9 +93,7 @@ def _run_detector_train(args) -> int:
     from synthface.trainers.detector import DetectorOptions, train_detector
 
     s = train_detector(args.dataset[0] if len(args.dataset) == 1 else args.dataset, args.output,
-                       DetectorOptions(C=args.C, epsilon=args.epsilon, window=args.window, flip=not args.no_flip,
-                                       upsample=args.upsample, max_runtime=args.max_runtime,
-                                       num_threads=args.threads),
+                       options_from(args, DetectorOptions),
                        progress=not args.no_progress, verbose=args.verbose, weights=args.weight,
                        negatives=args.negatives)
     mix = (" (images per source: " + ", ".join(f"{d} {c}" for d, c in s["sources"].items()) + ")"

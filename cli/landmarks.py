@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from synthface.cli import plans
+from synthface.cli.common import add_option_flags, options_from
 
 
 LANDMARK_EXAMPLES = """\
@@ -39,15 +40,12 @@ def add(sub) -> None:
                    help="oversampling of each --dataset, in order (e.g. 3 repeats each face three times; default 1)")
     t.add_argument("-o", "--output", required=True, help="model file to write (.dat); a .json summary goes beside it")
     from synthface.trainers.landmarks import TrainOptions
-    from dataclasses import fields
 
     special = {"oversampling_amount": "(default 0: ceil(30000 / faces) within 5..35)",
                "random_seed": "dlib's random seed, any text: another gives another model of the same data "
                               "(default: dlib's own)"}
-    aliases = {"num_threads": ["--workers"], "random_seed": ["--seed"]}  # the flags every other command uses
-    for f in fields(TrainOptions):
-        t.add_argument(*aliases.get(f.name, []), f"--{f.name.replace('_', '-')}", dest=f.name, type=type(f.default),
-                       default=f.default, help=special.get(f.name, f"(default {f.default})"))
+    # the flags every other command uses, first
+    add_option_flags(t, TrainOptions, special, aliases={"num_threads": ["--workers"], "random_seed": ["--seed"]})
     t.add_argument("--upsample", type=int, default=1, help="detector upsampling for 300-W boxes (default 1)")
     t.add_argument("--pts-origin", type=int, default=1, choices=(0, 1), help=".pts coordinates' first pixel (default 1)")
     t.add_argument("--split", default="all", choices=("train", "val", "all"),
@@ -75,11 +73,9 @@ def add(sub) -> None:
 
 def _run_landmarks_train(args) -> int:
     """landmarks train: a dlib shape predictor from one or more datasets."""
-    from dataclasses import fields
-
     from synthface.trainers.landmarks import TrainOptions, train_landmarks
 
-    options = TrainOptions(**{f.name: getattr(args, f.name) for f in fields(TrainOptions)})
+    options = options_from(args, TrainOptions)
     s = train_landmarks(args.dataset, args.output, options, upsample=args.upsample, progress=not args.no_progress,
                         pts_origin=args.pts_origin, split=args.split, weights=args.weight, verbose=args.verbose)
     sources = ", ".join(f"{n} from {d}" for d, n in s["sources"].items())

@@ -13,8 +13,10 @@ ALIASES = [
     (["make-dataset", "-n", "1", "--output", "x"], "out", "x"),
     (["detector", "mine", "--model", "m.svm", "-o", "neg"], "out", "neg"),
     (["detector", "train", "--data", "a", "--data", "b", "-o", "m.svm"], "dataset", ["a", "b"]),
-    (["detector", "train", "--dataset", "a", "-o", "m.svm", "--workers", "3"], "threads", 3),
-    (["detector", "train", "--dataset", "a", "-o", "m.svm", "--threads", "3"], "threads", 3),
+    (["detector", "train", "--dataset", "a", "-o", "m.svm", "--workers", "3"], "num_threads", 3),
+    (["detector", "train", "--dataset", "a", "-o", "m.svm", "--threads", "3"], "num_threads", 3),
+    (["detector", "train", "--dataset", "a", "-o", "m.svm", "--num-threads", "3"], "num_threads", 3),
+    (["detector", "train", "--dataset", "a", "-o", "m.svm", "--no-flip", "--C", "2"], "flip", False),
     (["landmarks", "train", "--data", "a", "-o", "m.dat", "--workers", "2"], "num_threads", 2),
     (["landmarks", "train", "--dataset", "a", "-o", "m.dat", "--num-threads", "2"], "num_threads", 2),
     (["landmarks", "train", "--data", "a", "-o", "m.dat", "--seed", "7"], "random_seed", "7"),
@@ -79,3 +81,23 @@ def test_positional_inputs_and_outputs_take_the_shared_flags(tmp_path):
     assert "give DST (or -o)" in one_line_error(run_cli("align", "--data", FACES))
     assert "give PARTS (or --data)" in one_line_error(run_cli("merge", "-o", tmp_path / "m"))
     assert not (tmp_path / "b").exists() and not (tmp_path / "m").exists()
+
+
+def test_trainer_flags_come_from_their_option_dataclasses():
+    """detector train's and landmarks train's flags are the fields of DetectorOptions and
+    TrainOptions, with the dataclasses' own defaults (one place for each default)."""
+    from dataclasses import fields
+
+    from synthface.cli.common import options_from
+    from synthface.cli.main import build_parser
+    from synthface.trainers.detector import DetectorOptions
+    from synthface.trainers.landmarks import TrainOptions
+
+    args, _ = build_parser().parse_known_args(["detector", "train", "--data", "a", "-o", "m.svm"])
+    assert options_from(args, DetectorOptions) == DetectorOptions()
+    args, _ = build_parser().parse_known_args(["detector", "train", "--data", "a", "-o", "m.svm", "--window", "64",
+                                               "--no-flip", "--max-runtime", "9"])
+    assert options_from(args, DetectorOptions) == DetectorOptions(window=64, flip=False, max_runtime=9.0)
+    args, _ = build_parser().parse_known_args(["landmarks", "train", "--data", "a", "-o", "m.dat"])
+    assert options_from(args, TrainOptions) == TrainOptions()
+    assert {f.name for f in fields(TrainOptions)} <= set(vars(args))
