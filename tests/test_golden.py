@@ -1,0 +1,80 @@
+"""The same datasets before and after a change of the code's house: small runs of the
+per-face path (turn, augment, flip labels, every format), the scenes and `sample
+--rotate-3d`, each file's content compared with tests/fixtures/golden.json, recorded
+before the per-face stage was split out of make-dataset.
+
+Images are compared by their decoded pixels (a newer PNG encoder may pack the same
+pixels differently); label files byte for byte. Files that hold a date, the command
+line or a local path (dataset.json, README.md, data.yaml) are left out. To record
+again after a deliberate change of the output: `python tests/test_golden.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import FACES, run_cli  # noqa: E402
+
+GOLDEN = Path(__file__).parent / "fixtures" / "golden.json"
+LEFT_OUT = {"dataset.json", "README.md", "data.yaml", "lock"}  # by name, in any folder
+
+RUNS = {
+    # landmarks (turn -30:30 and augment by default), flip labels, points boxes, all formats
+    "faces": ["make-dataset", "-n", 10, "--landmarks", "--labels", "flip", "--seed", 5, "--box", "points",
+              "--workers", 0, "--no-progress"],
+    # boxes only, resized and padded, no turn or augment
+    "plain": ["make-dataset", "-n", 6, "--seed", 2, "--image-size", 80, "--pad", 0.25, "--workers", 0,
+              "--no-progress", "--format", "csv,coco,yolo"],
+    "scenes": ["make-dataset", "-n", 40, "--scenes", "--landmarks", "--seed", 3, "--replay-faces", FACES,
+               "--workers", 0, "--no-progress", "--format", "csv,coco"],
+    "sample": ["sample", "-n", 2, "--rotate-3d=-40:40", "--steps", 3, "--seed", 1],
+}
+
+
+def _digest(path: Path) -> str:
+    if path.suffix in (".png", ".jpg"):
+        import cv2
+
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        data = repr(img.shape).encode() + img.tobytes()
+    else:
+        data = path.read_bytes()
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def manifest(root: Path) -> dict:
+    """{relative path: digest} of every file a run wrote (or of the one file)."""
+    if root.is_file():
+        return {root.name: _digest(root)}
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return {str(p.relative_to(root)): _digest(p) for p in files if p.name not in LEFT_OUT}
+
+
+def make(name: str, where: Path) -> dict:
+    out = where / (name + (".png" if name == "sample" else ""))
+    r = run_cli(*RUNS[name], "-o", out)
+    assert r.returncode == 0, r.stderr
+    return manifest(out)
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_the_same_output_as_recorded(name, tmp_path):
+    want = json.loads(GOLDEN.read_text())[name]
+    got = make(name, tmp_path)
+    assert sorted(got) == sorted(want), "files written differ"
+    changed = [f for f in want if got[f] != want[f]]
+    assert not changed, f"{len(changed)} of {len(want)} files changed, e.g. {changed[:5]}"
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        GOLDEN.write_text(json.dumps({name: make(name, Path(tmp)) for name in RUNS}, indent=1, sort_keys=True) + "\n")
+    print(f"recorded {GOLDEN}")
