@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from conftest import FACES
-from synthface.face.annotate import AnnotateConfig, unflip_points
+from synthface.face.annotate import AnnotateConfig
+from synthface.face.scheme68 import mirror_points as unflip_points
 from synthface.errors import SynthfaceError
 from synthface.face.scheme68 import FLIP_IDX_68
 from synthface.dataset.make import MakeConfig, make_dataset

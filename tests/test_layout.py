@@ -25,7 +25,7 @@ TIERS = [
      "dataset.folder",
      "face.annotate", "formats.registry", "formats.base", "formats.table", "formats.parquet", "formats.hf", "formats.imglab",
      "formats.pts", "formats.coco", "formats.yolo", "formats.side"],
-    ["formats", "generator.steering", "formats.readers", "face.augment", "dataset.card", "generator.data", "generator.gan",
+    ["formats", "generator.steering", "formats.readers", "face.augment", "face.stage", "dataset.card", "generator.data", "generator.gan",
      "dataset.compose", "trainers.landmarks_eval",
      "dataset.photometric", "dataset.groups",
      "dataset.record"],

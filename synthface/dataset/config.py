@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from synthface.face.annotate import DETECTORS, LABELS, AnnotateConfig, check_predictor_text, check_upsample
 from synthface.errors import SynthfaceError
+from synthface.face.geometry import pad_pixels  # noqa: F401 (re-exported)
 from synthface.formats import ALL_FORMATS, parse_formats
 from synthface.face.geometry import BOX_CONVENTIONS
 from synthface.dataset.folder import DEFAULT_VAL_FRACTION
@@ -150,6 +151,3 @@ def shard_quota(n: int, num_shards: int) -> int:
     return share + int(3 * share ** 0.5) + BLOCK
 
 
-def pad_pixels(size: int, pad: float) -> int:
-    """--pad's border in pixels, a side, for images of `size`."""
-    return int(round(size * pad))

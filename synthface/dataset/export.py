@@ -139,17 +139,10 @@ def turn_labels(record: RunRecord):
     record = RunRecord.of(record)
     if not record.turned:
         return None
-    from synthface.face.rotate3d import draw_turn
-
-    cfg = record.rotate3d
-    augment = record.augment
+    from synthface.face.stage import turn_as_saved
 
     def turn(seed: int) -> dict:
-        from synthface.face.augment import flipped
-
-        yaw, pitch = draw_turn(seed, cfg)
-        if augment is not None and flipped(seed, augment):
-            yaw = -yaw
+        yaw, pitch = turn_as_saved(seed, record.rotate3d, record.augment)
         return {"turn_yaw": round(yaw, 4), "turn_pitch": round(pitch, 4)}
 
     return turn

@@ -115,3 +115,23 @@ def prepare_folder(out: Path, resume: bool, create: bool = True) -> None:
     if create:
         (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
         fsync_dir(out)
+
+
+def prune_images(out: Path, count: int) -> int:
+    """Remove images/ files (and .pts beside them) of faces k >= count (left by a run resumed with a smaller
+    -n, or written by a chunk that a kill kept out of the journal)."""
+    removed = 0
+    images = Path(out) / "images"
+    if not images.is_dir():
+        return 0
+    for folder in images.iterdir():
+        if not folder.is_dir() or not folder.name.isdigit() or (int(folder.name) + 1) * 1000 <= count:
+            continue
+        for f in folder.iterdir():
+            stem = f.name.split(".")[0]
+            if f.suffix in (".png", ".pts", ".tmp") and stem.isdigit() and int(stem) >= count:
+                f.unlink()
+                removed += 1
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    return removed

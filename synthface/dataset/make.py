@@ -22,7 +22,6 @@ import sys
 import time
 from collections import deque
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +31,11 @@ from synthface.face.annotate import (DETECTORS, LABELS, MAX_UPSAMPLE, AnnotateCo
 from synthface.errors import SynthfaceError
 from synthface.core.files import folder_lock, write_atomic
 from synthface.dataset.config import MAX_IMAGE_SIZE, MakeConfig, check_box, pad_pixels, shard_quota  # noqa: F401
-from synthface.dataset.faces import ChunkJob, _chunk_task, _load_worker, write_turn_grid
-from synthface.dataset.folder import prepare_folder, write_options
-from synthface.dataset.journal import (STATE_DIR, FaceRecord, Journal, add_checks, image_complete, image_name,
-                                       iter_records, read_progress, truncate_after)
+from synthface.dataset.faces import _chunk_task, _load_worker, kept_record, remake_damaged_images, write_turn_grid
+from synthface.face.stage import FaceStage
+from synthface.dataset.folder import prepare_folder, prune_images, write_options
+from synthface.dataset.journal import (STATE_DIR, FaceRecord, Journal, add_checks, image_name, read_progress,
+                                       truncate_after)
 from synthface.dataset.record import RunRecord
 from synthface.generator.sampling import BLOCK, MAX_SEED, candidate_seed, candidate_seeds, candidates, check_seed  # noqa: F401
 from synthface.core.workers import ChunkWorkers
@@ -107,69 +107,13 @@ def _record(out: Path, journal: Journal, meta, results, accepted: int, target: i
             continue
         name = image_name(accepted)
         write_atomic(out / name, png)
-        records.append(_kept_record(j, seed_j, n_faces, name, face))
+        records.append(kept_record(j, seed_j, n_faces, name, face))
         accepted += 1
     journal.append(records)
     return records, accepted
 
 
-def _kept_record(index: int, seed: int, n_faces: int, file: str, face: dict) -> FaceRecord:
-    """The journal's record of a kept face, from a worker's result for it."""
-    return FaceRecord(index=index, seed=seed, status="", faces=n_faces, file=file,
-                      box=tuple(int(v) for v in face["box"]), score=face["score"], landmarks=face.get("landmarks"),
-                      disagreement=face.get("disagreement"), hidden=face.get("hidden"))
-
-
 # -- the run -------------------------------------------------------------------------
-# annotate options left out of a run's identity at their defaults, so that folders made
-# before the option existed still resume
-DEFAULTS_LEFT_OUT = {("detector", "hog"), ("labels", "single"), ("max_disagreement", None)}
-
-def _identity(cfg: MakeConfig, sampler) -> dict:
-    """What makes two runs the same dataset (n, workers and batch size do not)."""
-    size = cfg.image_size or sampler.resolution
-    return {"seed": cfg.seed, "image_size": size + 2 * pad_pixels(size, cfg.pad),
-            **({"pad": cfg.pad} if cfg.pad else {}),
-            **({"augment": cfg.augment.to_dict()} if cfg.augment is not None else {}),
-            **({"rotate_3d": cfg.rotate3d.to_dict()} if cfg.rotate3d is not None else {}),
-            "generator": sampler.identity,
-            # the detector only when not the default: folders made before --detector resume
-            "annotate": {k: v for k, v in asdict(cfg.annotate).items()
-                         if k != "predictor_path" and (k, v) not in DEFAULTS_LEFT_OUT},
-            "predictor_sha256": _predictor_hash(cfg.annotate),
-            **({"shards": {"num": cfg.num_shards, "index": cfg.shard_index, "n": cfg.n}}
-               if cfg.num_shards > 1 else {})}
-
-
-def _predictor_hash(acfg: AnnotateConfig) -> str | None:
-    if not acfg.landmarks:
-        return None
-    from synthface.face.annotate import model_path
-    from synthface.generator.weights import file_sha256
-
-    return file_sha256(model_path("landmarks68", acfg.predictor_path))
-
-
-def prune_images(out: Path, count: int) -> int:
-    """Remove images/ files (and .pts beside them) of faces k >= count (left by a run resumed with a smaller
-    -n, or written by a chunk that a kill kept out of the journal)."""
-    removed = 0
-    images = Path(out) / "images"
-    if not images.is_dir():
-        return 0
-    for folder in images.iterdir():
-        if not folder.is_dir() or not folder.name.isdigit() or (int(folder.name) + 1) * 1000 <= count:
-            continue
-        for f in folder.iterdir():
-            stem = f.name.split(".")[0]
-            if f.suffix in (".png", ".pts", ".tmp") and stem.isdigit() and int(stem) >= count:
-                f.unlink()
-                removed += 1
-        if not any(folder.iterdir()):
-            folder.rmdir()
-    return removed
-
-
 def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: bool = True,
                  command: str = "") -> dict:
     """Make `cfg.n` labelled faces in `out`; returns the stats written to dataset.json."""
@@ -185,7 +129,7 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
         # dlib's models, loaded before anything is written: a missing or wrong model
         # file is one line and leaves no folder behind. The threads share them.
         workers.context = (Annotator(cfg.annotate), sampler)
-        record = RunRecord.from_identity(_identity(cfg, sampler))
+        record = RunRecord.of_run(cfg, sampler)
         prepare_folder(out, resume)
         with folder_lock(out / STATE_DIR, out, "make-dataset"):
             record.save(out)
@@ -216,37 +160,6 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
     return summary
 
 
-def remake_damaged_images(out: Path, cfg: MakeConfig, context, kept: int, checks: dict) -> int:
-    """On resume: the first `kept` faces' images must be there and whole (image_complete:
-    both ends of each file, no decoding, so 100,000 faces take seconds); any missing or
-    truncated one is made again from its candidate, which gives the same pixels and
-    labels. Returns how many were remade."""
-    damaged = [k for k in range(kept) if not image_complete(out / image_name(k))]
-    if not damaged:
-        return 0
-    wanted, records, k = set(damaged), [], 0
-    for rec in iter_records(out / STATE_DIR / "journal.csv", **checks):
-        if rec.kept:
-            if k in wanted:
-                records.append(rec)
-            k += 1
-    landmarks, flip, turned = cfg.annotate.landmarks, cfg.annotate.labels == "flip", cfg.rotate3d is not None
-    job = ChunkJob.of(cfg)
-    for start in range(0, len(records), BLOCK):
-        chunk = records[start:start + BLOCK]
-        results = _chunk_task(context, [r.index for r in chunk], job, [r.seed for r in chunk])[0]
-        for rec, (status, n_faces, face, png) in zip(chunk, results):
-            again = None if status else _kept_record(rec.index, rec.seed, n_faces, rec.file, face)
-            if again is None or again.to_row(landmarks, flip, turned) != rec.to_row(landmarks, flip, turned):
-                raise SynthfaceError(f"{out / rec.file} is missing or damaged, and made again it is not the face "
-                                     "the journal labels (another generator or library version?); restore the "
-                                     "image, or make the dataset in a new --out")
-            write_atomic(out / rec.file, png)
-    log.warning("%d image(s) of the journal missing or damaged (e.g. %s): made again", len(records),
-                records[0].file)
-    return len(records)
-
-
 def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, state, progress: bool
             ) -> tuple[int, dict]:
     """The sampling loop from where the journal stands (`state`): hand out chunks, write
@@ -266,7 +179,7 @@ def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, st
         stream = candidate_seeds(cfg.seed, state.next_index, cfg.num_shards, cfg.shard_index)
     else:
         stream = candidates(sampler, cfg.seed, state.next_index, None, cfg.num_shards, cfg.shard_index)
-    job = ChunkJob.of(cfg)  # what each worker does to each face
+    stage = FaceStage.of(cfg)  # what each worker does to each face
     pending: deque = deque()
     # candidates of this run (a shard's own): tried = annotated, submitted = sent out
     tried = submitted = tried_before = state.tried
@@ -290,7 +203,7 @@ def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, st
                 else:
                     work = np.stack([c[2] for c in chunk])
                     stats["gen_s"] += time.thread_time() - t0
-                pending.append(workers.submit(meta, where, _chunk_task, work, job, [m[1] for m in meta]))
+                pending.append(workers.submit(meta, where, _chunk_task, work, stage, [m[1] for m in meta]))
             if not pending:
                 counts = ", ".join(f"{k} {v}" for k, v in rejected.most_common())
                 raise SynthfaceError(

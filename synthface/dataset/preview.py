@@ -28,14 +28,14 @@ def draw_labels(rgb: np.ndarray, faces, scale: int) -> np.ndarray:
     return img
 
 
-def turn_row(img: np.ndarray, points, box, yaws, scale: int) -> list:
-    """One face turned in 3D to each yaw (rotate3d.turn_face), each tile with its box and
-    points drawn and the points the turn hid in yellow."""
-    from synthface.face.rotate3d import turn_face
+def turn_row(face, yaws, scale: int) -> list:
+    """One face (a stage.Face) turned in 3D to each yaw (stage.turned_to), each tile with
+    its box and points drawn and the points the turn hid in yellow."""
+    from synthface.face.stage import turned_to
 
     tiles = []
     for yaw in yaws:
-        r = turn_face(img, points, box, float(yaw))
+        r = turned_to(face, float(yaw))
         tile = draw_labels(r.image, [(r.box, r.points, False)], scale)
         for px, py in r.points[r.hidden]:
             centre = (int(round((px + 0.5) * scale - 0.5)), int(round((py + 0.5) * scale - 0.5)))

@@ -1,7 +1,7 @@
 """A run's record, typed: what DATASET/.synthface/run.json holds (folder.py), read
 through named properties instead of string keys.
 
-`RunRecord` wraps the identity dict that make.py (`_identity`) and scenes.py build, kept
+`RunRecord` wraps the identity dict that make-dataset (`RunRecord.of_run`) and scenes.py build, kept
 as `raw` exactly as it is saved and compared, so run.json stays byte for byte what it
 was and folders made before resume as they did. Export, merge and scenes read the run
 through it. Keys a run always has are read as such (a run.json without them fails as it
@@ -16,11 +16,12 @@ did); keys that older runs or other kinds of runs lack read as None or their def
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 from synthface.dataset.folder import check_identity, comparable, differing, read_identity
+from synthface.face.geometry import pad_pixels
 
 
 class Shards(NamedTuple):
@@ -28,6 +29,20 @@ class Shards(NamedTuple):
     num: int
     index: int
     n: int
+
+
+# annotate options left out of a run's identity at their defaults, so that folders made
+# before the option existed still resume
+DEFAULTS_LEFT_OUT = {("detector", "hog"), ("labels", "single"), ("max_disagreement", None)}
+
+
+def _predictor_hash(acfg) -> str | None:
+    if not acfg.landmarks:
+        return None
+    from synthface.face.annotate import model_path
+    from synthface.generator.weights import file_sha256
+
+    return file_sha256(model_path("landmarks68", acfg.predictor_path))
 
 
 @dataclass(frozen=True)
@@ -41,6 +56,23 @@ class RunRecord:
     def from_identity(cls, identity: dict) -> RunRecord:
         """The record of an identity dict (copied: later changes to it do not reach the record)."""
         return cls(copy.deepcopy(identity))
+
+    @classmethod
+    def of_run(cls, cfg, sampler) -> RunRecord:
+        """The record of a make-dataset run (a MakeConfig, with its sampler): what makes two
+        runs the same dataset (n, workers and batch size do not)."""
+        size = cfg.image_size or sampler.resolution
+        return cls({"seed": cfg.seed, "image_size": size + 2 * pad_pixels(size, cfg.pad),
+                    **({"pad": cfg.pad} if cfg.pad else {}),
+                    **({"augment": cfg.augment.to_dict()} if cfg.augment is not None else {}),
+                    **({"rotate_3d": cfg.rotate3d.to_dict()} if cfg.rotate3d is not None else {}),
+                    "generator": sampler.identity,
+                    # the detector only when not the default: folders made before --detector resume
+                    "annotate": {k: v for k, v in asdict(cfg.annotate).items()
+                                 if k != "predictor_path" and (k, v) not in DEFAULTS_LEFT_OUT},
+                    "predictor_sha256": _predictor_hash(cfg.annotate),
+                    **({"shards": {"num": cfg.num_shards, "index": cfg.shard_index, "n": cfg.n}}
+                       if cfg.num_shards > 1 else {})})
 
     @classmethod
     def load(cls, folder) -> RunRecord | None:
@@ -127,7 +159,7 @@ class RunRecord:
     # -- the labelling -----------------------------------------------------------------
     @property
     def annotate(self) -> dict:
-        """The annotate settings as saved (defaults left out: make.DEFAULTS_LEFT_OUT)."""
+        """The annotate settings as saved (defaults left out: DEFAULTS_LEFT_OUT)."""
         return self.raw["annotate"]
 
     @property

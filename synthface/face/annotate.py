@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from synthface.errors import SynthfaceError
+from synthface.face.scheme68 import mirror_points
 
 MODEL_FILES = {
     "landmarks68": "shape_predictor_68_face_landmarks.dat",
@@ -72,7 +73,7 @@ class AnnotateConfig:
     # cost), whose boxes are mapped to the HOG convention (MMOD_TO_HOG).
     detector: str = "hog"
     # "single": the 68-point predictor once; "flip": also on the mirrored image, its
-    # points mapped back (FLIP_IDX_68) and the two averaged, with their disagreement
+    # points mapped back (scheme68.mirror_points) and the two averaged, with their disagreement
     # (mean point distance / outer-eye-corner distance) kept as a label confidence.
     labels: str = "single"
     # With flip labels: reject faces whose two predictions disagree by more than this.
@@ -107,17 +108,6 @@ def load_imglab(xml: Path):
         return dlib.image_dataset_metadata.load_image_dataset_metadata(str(xml))
     except RuntimeError as exc:
         raise SynthfaceError(f"{xml}: not a dlib imglab XML file ({str(exc).strip().splitlines()[0]})") from None
-
-
-def unflip_points(points: np.ndarray, width: int) -> np.ndarray:
-    """68 points predicted on a mirrored image -> the same face's points in the original:
-    x -> width - 1 - x (pixel centres at integers), and each point takes its mirror
-    partner's place (the subject's left eye corner becomes its right one, ...)."""
-    from synthface.face.scheme68 import FLIP_IDX_68
-
-    p = np.asarray(points, np.float32).copy()
-    p[:, 0] = width - 1 - p[:, 0]
-    return p[FLIP_IDX_68]
 
 
 def mmod_to_hog(rect):
@@ -221,7 +211,7 @@ class Annotator:
         w = rgb.shape[1]
         mirror = np.ascontiguousarray(rgb[:, ::-1])
         mrect = dlib.rectangle(w - 1 - rect.right(), rect.top(), w - 1 - rect.left(), rect.bottom())
-        mirrored = unflip_points(shape_to_array(self.predictor(mirror, mrect)), w)
+        mirrored = mirror_points(shape_to_array(self.predictor(mirror, mrect)), w)
         eye = max(float(np.linalg.norm(points[45] - points[36])), 1e-6)
         disagreement = float(np.linalg.norm(points - mirrored, axis=1).mean() / eye)
         return ((points + mirrored) / 2).astype(np.float32), disagreement

@@ -5,7 +5,7 @@ from its noise and its steering targets), so an augmented dataset is as reproduc
 resumable and shardable as a plain one. Geometric: an in-plane rotation (roll), a scale
 and a shift of the face in the frame (one affine warp, borders reflected) and a
 horizontal flip; the 68 points go through the same affine map exactly (and, flipped,
-take their mirror partner's place, FLIP_IDX_68). The box keeps its size times the scale
+take their mirror partner's place: scheme68.mirror_points). The box keeps its size times the scale
 around the moved centre, the box a detector gives an upright face of that size.
 Photometric, on the pixels only: brightness, contrast and saturation, Gaussian blur,
 Gaussian noise, JPEG compression.
@@ -16,12 +16,12 @@ image's centre ((size - 1) / 2) to itself before the shift.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from synthface.errors import SynthfaceError
+from synthface.face.scheme68 import mirror_points
 
 _STREAM = 0xA06  # the seed's augmentation stream
 
@@ -98,19 +98,15 @@ def affine(p: Params, size: int) -> np.ndarray:
 
 
 def transform_points(points: np.ndarray, p: Params, size: int) -> np.ndarray:
-    from synthface.face.annotate import unflip_points
-
     pts = np.asarray(points, np.float64) @ affine(p, size)[:, :2].T + affine(p, size)[:, 2]
-    return unflip_points(pts, size).astype(np.float64) if p.flip else pts
+    return mirror_points(pts, size).astype(np.float64) if p.flip else pts
 
 
 def invert_points(points: np.ndarray, p: Params, size: int) -> np.ndarray:
     """The original points of transformed ones (for tests and for reading labels back)."""
     import cv2
 
-    from synthface.face.annotate import unflip_points
-
-    pts = unflip_points(points, size).astype(np.float64) if p.flip else np.asarray(points, np.float64)
+    pts = mirror_points(points, size).astype(np.float64) if p.flip else np.asarray(points, np.float64)
     inv = cv2.invertAffineTransform(affine(p, size))
     return pts @ inv[:, :2].T + inv[:, 2]
 

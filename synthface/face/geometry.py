@@ -122,3 +122,8 @@ def convention_box(points, dlib_box, convention: str) -> tuple:
         (x0, y0), (x1, y1) = np.round(q.min(0)), np.round(q.max(0))
         return (int(x0), int(y0), int(x1 - x0) + 1, int(y1 - y0) + 1)
     raise ValueError(f"unknown box convention {convention!r}")
+
+
+def pad_pixels(size: int, pad: float) -> int:
+    """--pad's border in pixels, a side, for images of `size`."""
+    return int(round(size * pad))

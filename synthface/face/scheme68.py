@@ -21,6 +21,23 @@ FLIP_IDX_68 = (list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 
                + [35, 34, 33, 32, 31] + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
                + [54, 53, 52, 51, 50, 49, 48] + [59, 58, 57, 56, 55]
                + [64, 63, 62, 61, 60] + [67, 66, 65])
+
+
+def mirror_points(points, width: int) -> np.ndarray:
+    """68 points of a face -> the same face's points in its left-right mirror (an image
+    `width` px wide): x -> width - 1 - x (pixel centres at integers), and each point takes
+    its mirror partner's place (the subject's left eye corner becomes its right one, ...).
+    Its own inverse. The one mirror rule: flip labels, the flip augmentation, hidden flags."""
+    p = np.array(points, np.float32)
+    p[:, 0] = width - 1 - p[:, 0]
+    return p[FLIP_IDX_68]
+
+
+def mirror_flags(flags) -> np.ndarray:
+    """Per-point values (hidden flags, visibilities) of a face -> its mirror's."""
+    return np.asarray(flags)[FLIP_IDX_68]
+
+
 # The points by name; "left"/"right" are the subject's own (the subject's right eye is on
 # the image's left: points 36-41).
 IBUG68_NAMES = ([f"jaw_{i}" for i in range(1, 18)] + [f"right_eyebrow_{i}" for i in range(1, 6)]

@@ -46,12 +46,13 @@ def _load_annotator(upsample: int):
 def _attributes(annotator, images: np.ndarray) -> list:
     """Per image: its pose and expression (pose.face_attributes) when dlib keeps it
     (exactly one face, as make-dataset), else None."""
-    from synthface.face.pose import face_attributes
+    from synthface.face.stage import FaceStage
 
+    stage = FaceStage(seed=0, image_size=None, pad=0.0)  # as make-dataset annotates a face
     out = []
     for img in images:
-        faces = annotator.annotate(img)
-        out.append(None if annotator.rejection_reason(faces) else face_attributes(faces[0]["landmarks"], img.shape[0]))
+        _, _, face = stage.annotated(annotator, img)
+        out.append(None if face is None else face.attributes())
     return out
 
 

@@ -99,10 +99,11 @@ def sample_turns(output, *, n: int, checkpoint: str | None = None, seed: int = 0
     yellow), into one image at `output`. Returns the one-line summary."""
     import numpy as np
 
-    from synthface.face.annotate import AnnotateConfig, Annotator
     from synthface.core.imaging import make_grid, write_image
     from synthface.dataset.preview import turn_row
+    from synthface.face.annotate import AnnotateConfig, Annotator
     from synthface.face.rotate3d import parse_turns
+    from synthface.face.stage import FaceStage
     from synthface.generator.sampling import candidates, open_sampler
 
     turns = parse_turns(rotate_3d)
@@ -113,13 +114,13 @@ def sample_turns(output, *, n: int, checkpoint: str | None = None, seed: int = 0
     if n * steps * size * size * 3 > 2 ** 30:
         raise SynthfaceError(f"a grid of {n * steps} faces of {size} px is over 1 GB; lower -n or --scale")
     annotator = Annotator(AnnotateConfig(landmarks=True))
+    stage = FaceStage(seed=seed, image_size=None, pad=0.0)  # as make-dataset annotates, before its turn
     tiles, rows = [], 0
     for j, _, img in candidates(sampler, seed, 0, 20 * n + 100):
-        faces = annotator.annotate(img)
-        if annotator.rejection_reason(faces):
+        _, _, face = stage.annotated(annotator, img)
+        if face is None:
             continue
-        face = faces[0]
-        tiles += turn_row(img, face["landmarks"], face["box"], np.linspace(*turns.yaw, steps), scale)
+        tiles += turn_row(face, np.linspace(*turns.yaw, steps), scale)
         rows += 1
         if rows == n:
             break
