@@ -97,11 +97,13 @@ def _on_sigterm(signum, frame):
 def _setup_logging() -> None:
     """One stderr handler for the "synthface" logger, however often main() runs."""
     logger = logging.getLogger("synthface")
-    if not any(getattr(h, "_synthface", False) for h in logger.handlers):
+    handler = next((h for h in logger.handlers if getattr(h, "_synthface", False)), None)
+    if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("synthface: %(levelname)s: %(message)s"))
         handler._synthface = True
         logger.addHandler(handler)
+    handler.setStream(sys.stderr)  # today's stderr: a caller may have redirected it since
     logger.setLevel(logging.INFO)
     logger.propagate = False
 

@@ -49,13 +49,40 @@ def with_dlib(pids) -> list[str]:
     return [p for p in pids if loaded(p)]
 
 
-def run_cli(*args, timeout=600):
-    """`synthface ARGS` in a fresh process, as a user runs it."""
+def run_cli(*args, timeout=600, in_process=False, cwd=None):
+    """`synthface ARGS` as a user runs it: in a fresh process (the default: kills,
+    signals, worker pools, a clean import), or with `in_process` through cli.main.main in
+    this one (a usage mistake in milliseconds). Returns (returncode, stdout, stderr) as
+    a subprocess.CompletedProcess."""
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "synthface", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
+    argv = [str(a) for a in args]
+    if not in_process:
+        return subprocess.run([sys.executable, "-m", "synthface", *argv], capture_output=True, text=True,
+                              timeout=timeout, cwd=cwd)
+    import contextlib
+    import io
+    import os
+    import signal
+
+    from synthface.cli.main import main
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse's --help and --version
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(here)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return subprocess.CompletedProcess(["synthface", *argv], code, out.getvalue(), err.getvalue())
 
 
 def one_line_error(r, *words) -> str:

@@ -10,11 +10,10 @@ import time
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FACES, FACES_300W, processes, with_dlib
+from conftest import FACES, FACES_300W, one_line_error, processes, run_cli, with_dlib
 from synthface.face.annotate import AnnotateConfig
 from synthface.errors import SynthfaceError
 from synthface.dataset.make import MakeConfig, make_dataset
@@ -29,19 +28,6 @@ def replay():
 def _make(out, replay, n=20, resume=False, **kw):
     cfg = MakeConfig(n=n, workers=kw.pop("workers", 0), batch_size=kw.pop("batch_size", 8), **kw)
     return make_dataset(out, cfg, replay, resume=resume, progress=False)
-
-
-def _cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "synthface", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def _one_line_error(res, *messages):
-    lines = res.stderr.strip().splitlines()
-    assert res.returncode == 1 and len(lines) == 1, res.stderr
-    assert lines[0].startswith("synthface: error: "), res.stderr
-    for m in messages:
-        assert m in lines[0], res.stderr
 
 
 def _poll(cond, proc, what: str, limit: float = 120):
@@ -59,9 +45,10 @@ def _rows(path: Path) -> int:
 MAKE = ["-n", "120", "--landmarks", "--replay-faces", FACES, "--batch-size", "8", "--workers", "1", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_kill_at_any_moment_any_number_of_times_then_resume(tmp_path):
     whole = tmp_path / "whole"
-    assert _cli("make-dataset", "--out", whole, *MAKE).returncode == 0
+    assert run_cli("make-dataset", "--out", whole, *MAKE).returncode == 0
     out = tmp_path / "killed"
     state, journal = out / ".synthface", out / ".synthface" / "journal.csv"
     stages = [  # the moment, and the signal
@@ -83,7 +70,7 @@ def test_kill_at_any_moment_any_number_of_times_then_resume(tmp_path):
         assert not (out / "labels.csv").exists()
         if journal.is_file():  # never empty, never headerless
             assert journal.read_bytes().startswith(b"index,seed,status,faces,file,x,y,w,h,score,hidden,x0,y0")
-    resumed = _cli("make-dataset", "--out", out, *MAKE, "--resume")
+    resumed = run_cli("make-dataset", "--out", out, *MAKE, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     for name in ("labels.csv", "labels.parquet", "dlib.xml", "coco.json", ".synthface/journal.csv"):
         assert (out / name).read_bytes() == (whole / name).read_bytes(), name
@@ -212,6 +199,7 @@ def test_a_failure_in_the_second_export_process_publishes_nothing(tmp_path, repl
     assert pts.read_text().startswith("version: 1\nn_points: 68\n")
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused(tmp_path):
     out = tmp_path / "d"
     args = ["make-dataset", "--out", out, "-n", "3000", "--replay-faces", FACES, "--workers", "1",
@@ -219,8 +207,8 @@ def test_a_second_writer_is_refused(tmp_path):
     first = subprocess.Popen([sys.executable, "-m", "synthface", *map(str, args)], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
     _poll(lambda: _rows(out / ".synthface" / "journal.csv") >= 1, first, "the first run's journal")
-    second = _cli(*args, "--resume")
-    _one_line_error(second, f"{out} is in use by another synthface make-dataset", "pid")
+    second = run_cli(*args, "--resume")
+    one_line_error(second, f"{out} is in use by another synthface make-dataset", "pid")
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     df = pd.read_csv(out / "labels.csv")
@@ -264,8 +252,8 @@ def _identity(context, item):
 def test_align_with_a_file_that_is_not_a_predictor_is_one_line(tmp_path):
     bogus = tmp_path / "bogus.dat"
     bogus.write_bytes(b"not a shape predictor" * 100)
-    res = _cli("align", FACES_300W, tmp_path / "a", "--predictor", bogus, timeout=120)
-    _one_line_error(res, "is not a dlib shape predictor")
+    res = run_cli("align", FACES_300W, tmp_path / "a", "--predictor", bogus, timeout=120)
+    one_line_error(res, "is not a dlib shape predictor")
     assert not (tmp_path / "a").exists()
 
 
@@ -273,12 +261,12 @@ def test_outputs_are_checked_before_the_work(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     t0 = time.time()
-    _one_line_error(_cli("landmarks", "train", "--dataset", FACES_300W, "-o", blocker / "m.dat"),
+    one_line_error(run_cli("landmarks", "train", "--dataset", FACES_300W, "-o", blocker / "m.dat"),
                     f"{blocker} is a file, not a folder")
-    _one_line_error(_cli("evaluate", "--real", FACES, "-n", "10", "-o", blocker / "r.json"),
+    one_line_error(run_cli("evaluate", "--real", FACES, "-n", "10", "-o", blocker / "r.json"),
                     f"{blocker} is a file, not a folder")
-    _one_line_error(_cli("sample", "-n", "4", "-o", blocker / "g.png"), f"{blocker} is a file, not a folder")
-    _one_line_error(_cli("make-dataset", "-n", "4", "--out", blocker / "d", "--replay-faces", FACES),
+    one_line_error(run_cli("sample", "-n", "4", "-o", blocker / "g.png"), f"{blocker} is a file, not a folder")
+    one_line_error(run_cli("make-dataset", "-n", "4", "--out", blocker / "d", "--replay-faces", FACES),
                     f"{blocker} is a file, not a folder")
     assert time.time() - t0 < 60  # nothing was trained or evaluated first
 
@@ -311,14 +299,14 @@ def test_resume_with_a_smaller_n_leaves_no_unlabelled_images(tmp_path, replay):
 
 
 def test_a_failed_start_leaves_no_folder(tmp_path):
-    _one_line_error(_cli("train", "--data", FACES, "--out", tmp_path / "t", "--config", "tiny", "--seed", "-1"),
+    one_line_error(run_cli("train", "--data", FACES, "--out", tmp_path / "t", "--config", "tiny", "--seed", "-1"),
                     "--seed) must be from 0")
-    _one_line_error(_cli("make-dataset", "-n", "5", "--out", tmp_path / "m", "--replay-faces", FACES, "--seed", "-1"),
+    one_line_error(run_cli("make-dataset", "-n", "5", "--out", tmp_path / "m", "--replay-faces", FACES, "--seed", "-1"),
                     "--seed must be from 0")
-    _one_line_error(_cli("make-dataset", "-n", "5", "--out", tmp_path / "p", "--replay-faces", FACES,
+    one_line_error(run_cli("make-dataset", "-n", "5", "--out", tmp_path / "p", "--replay-faces", FACES,
                          "--landmarks", "--predictor", FACES / "utk_00.jpg"), "is not a dlib shape predictor")
     assert not any((tmp_path / name).exists() for name in ("t", "m", "p"))
-    assert _cli("make-dataset", "-n", "5", "--out", tmp_path / "m", "--replay-faces", FACES).returncode == 0
+    assert run_cli("make-dataset", "-n", "5", "--out", tmp_path / "m", "--replay-faces", FACES).returncode == 0
 
 
 def test_outputs_are_never_read_back_as_inputs(tmp_path, faces_dir):
@@ -332,27 +320,27 @@ def test_outputs_are_never_read_back_as_inputs(tmp_path, faces_dir):
     # align into a folder inside its source, twice: the crops are not aligned again
     src = tmp_path / "photos"
     shutil.copytree(FACES_300W, src)
-    first = _cli("align", src, src / "aligned", "--workers", "0")
+    first = run_cli("align", src, src / "aligned", "--workers", "0")
     assert first.returncode == 0, first.stderr
-    again = _cli("align", src, src / "aligned", "--workers", "0", "--resume")
+    again = run_cli("align", src, src / "aligned", "--workers", "0", "--resume")
     assert again.returncode == 0, again.stderr
     counts = json.loads((src / "aligned" / "alignment.json").read_text())["counts"]
     assert counts["photos"] == 6 and len(list((src / "aligned").rglob("*.png"))) == counts["faces"]
     (src / "extra.jpg").write_bytes((FACES / "utk_01.jpg").read_bytes())
-    _one_line_error(_cli("align", src, src / "aligned", "--resume"), "has changed since")
+    one_line_error(run_cli("align", src, src / "aligned", "--resume"), "has changed since")
 
 
 def test_train_refuses_to_resume_on_other_data(tmp_path, faces_dir):
-    ok = _cli("train", "--data", faces_dir, "--out", tmp_path / "run", "--config", "tiny", "--max-epochs", "1",
+    ok = run_cli("train", "--data", faces_dir, "--out", tmp_path / "run", "--config", "tiny", "--max-epochs", "1",
               "--no-progress", "data.cache_dir=")
     assert ok.returncode == 0, ok.stderr
-    _one_line_error(_cli("train", "--data", FACES, "--out", tmp_path / "run", "--config", "tiny", "--max-epochs", "2",
+    one_line_error(run_cli("train", "--data", FACES, "--out", tmp_path / "run", "--config", "tiny", "--max-epochs", "2",
                          "data.cache_dir="), "was trained on", "pass the same --data")
-    _one_line_error(_cli("train", "--data", faces_dir, "--out", tmp_path / "run", "--config", "tiny",
+    one_line_error(run_cli("train", "--data", faces_dir, "--out", tmp_path / "run", "--config", "tiny",
                          "--max-epochs", "0", "data.cache_dir="), "must be at least 1")
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])  # truncated
-    _one_line_error(_cli("train", "--data", faces_dir, "--out", tmp_path / "run", "--config", "tiny",
+    one_line_error(run_cli("train", "--data", faces_dir, "--out", tmp_path / "run", "--config", "tiny",
                          "--max-epochs", "2", "data.cache_dir="), "last.ckpt is damaged")
 
 
@@ -375,46 +363,13 @@ def test_a_damaged_zip_member_is_skipped_and_counted(tmp_path, caplog):
     assert "1 unreadable or truncated image(s) skipped (e.g. utk_05.jpg)" in caplog.text
 
 
-@pytest.mark.parametrize("args, message", [
-    (["make-dataset", "-n", "5", "--out", "{t}/a", "--workers", "999"], "--workers must be from 0 to"),
-    (["make-dataset", "-n", "5", "--out", "{t}/a", "--workers", "-1"], "--workers must be from 0 to"),
-    (["make-dataset", "-n", "5", "--out", "{t}/a", "--image-size", "100000"], "--image-size must be from 16 to 2048"),
-    (["make-dataset", "-n", "5", "--out", "{t}/a", "--upsample", "10"], "--upsample must be from 0 to 3"),
-    (["make-dataset", "-n", "5", "--out", "{t}/a", "--upsample", "-1"], "--upsample must be from 0 to 3"),
-    (["make-dataset", "-n", "5", "--out", "{t}/a", "--min-score", "nan"], "--min-score must be a number"),
-    (["make-dataset", "-n", "5", "--out", "{t}/a", "--max-tries", "0"], "--max-tries must be at least 1"),
-    (["make-dataset", "-n", "5", "--out", "{t}/a", "--pad", "nan"], "--pad must be in [0, 1]"),
-    (["make-dataset", "-n", "5", "--out", "{t}/a", "--seed", "-1"], "--seed must be from 0"),
-    (["sample", "-n", "4", "-o", "{t}/g.png", "--scale", "1000"], "--scale must be from 1 to 16"),
-    (["sample", "-n", "4", "-o", "{t}/g.png", "--seed", "-1"], "--seed must be from 0"),
-    (["sample", "-n", "4", "-o", "{t}/g.tiff"], "the image format is chosen by the extension"),
-    (["align", str(FACES_300W), "{t}/al", "--size", "100000"], "--size must be from 16 to 4096"),
-    (["train", "--data", str(FACES), "--out", "{t}/r", "--config", "tiny", "--precision", "bogus"],
-     "train.precision (--precision) must be one of"),
-    (["train", "--data", str(FACES), "--out", "{t}/r", "--config", "tiny", "--accelerator", "gpu"],
-     "no CUDA GPU is available"),
-    (["train", "--data", str(FACES), "--out", "{t}/r", "--config", "tiny", "--devices", "64"], "--devices 64"),
-    (["landmarks", "train", "--dataset", str(FACES_300W), "-o", "{t}/m.dat", "--cascade-depth", "0"],
-     "--cascade-depth must be from 1"),
-    (["landmarks", "train", "--dataset", str(FACES_300W), "-o", "{t}/m.dat", "--nu", "5"], "--nu must be in (0, 1]"),
-    (["preview", "{t}/ds", "-o", "{t}/p.png"], "has no labels.csv"),
-    (["evaluate", "--real", str(FACES), "-n", "1"], "-n must be from 2"),
-])
-def test_bad_inputs_are_one_line(tmp_path, args, message):
-    if "--out" in args and args[0] == "make-dataset":
-        args = [*args, "--replay-faces", str(FACES)]
-    res = _cli(*[a.format(t=tmp_path) for a in args], timeout=120)
-    _one_line_error(res, message)
-    assert not (tmp_path / "a").exists() and not (tmp_path / "r").exists()
-
-
 def test_preview_of_a_labels_file_missing_columns(tmp_path):
     (tmp_path / "labels.csv").write_text("file,x,y\nimages/a.png,1,2\n")
-    _one_line_error(_cli("preview", tmp_path, "-o", tmp_path / "p.png"), "lacks the column(s) w, h")
+    one_line_error(run_cli("preview", tmp_path, "-o", tmp_path / "p.png"), "lacks the column(s) w, h")
 
 
 def test_an_output_on_a_read_only_place_is_one_line(tmp_path):
-    res = _cli("sample", "-n", "4", "-o", "/proc/synthface-grid.png")
+    res = run_cli("sample", "-n", "4", "-o", "/proc/synthface-grid.png")
     assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert "/proc" in res.stderr
 
@@ -433,11 +388,12 @@ def test_silently_wrong_inputs_are_errors_now(tmp_path):
     truth[45] = truth[36]
     with pytest.raises(SynthfaceError, match="outer eye corners .* coincide"):
         nme(truth + 1, truth, "face.jpg")
-    res = _cli("sample", "-n", "4", "-o", tmp_path / "g.jpg")
+    res = run_cli("sample", "-n", "4", "-o", tmp_path / "g.jpg")
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "g.jpg").read_bytes()[:3] == b"\xff\xd8\xff"  # a JPEG, as the name says
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_evaluate_is_one_line(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "synthface", "evaluate", "--real", str(FACES), "-n", "4000",
                              "--workers", "2", "--cache-dir", "", "--no-progress"],
@@ -463,9 +419,9 @@ def test_a_second_training_run_on_one_folder_is_refused(tmp_path, faces_dir):
                              stderr=subprocess.DEVNULL)
     try:
         _poll(lambda: (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file(), first, "the first epoch")
-        _one_line_error(_cli(*args), f"{tmp_path / 'run'} is in use by another synthface train")
+        one_line_error(run_cli(*args), f"{tmp_path / 'run'} is in use by another synthface train")
     finally:
         first.kill()
         first.wait()
-    again = _cli(*args, "train.max_minutes=0.02")  # the kill left no stale lock: it resumes, 1 s more
+    again = run_cli(*args, "train.max_minutes=0.02")  # the kill left no stale lock: it resumes, 1 s more
     assert again.returncode == 0, again.stderr

@@ -42,24 +42,6 @@ def test_make_dataset_writes_to_dash_o(tmp_path):
     assert len((out / "labels.csv").read_text().splitlines()) == 4
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["make-dataset", "-n", "3", "-o", "a", "--out", "b"],
-     "-o and --out given both: they are one option (-o/--output/--out); give it once"),
-    (["landmarks", "train", "--data", "a", "-o", "m.dat", "--seed", "1", "--random-seed", "2"],
-     "--seed and --random-seed given both: they are one option (--seed/--random-seed); give it once"),
-    (["detector", "eval", "--model", "dlib", "--data", "a", "--data", "b"], "--data given twice: it takes one value"),
-    (["detector", "train", "--data", "a", "-o", "m.svm", "--workers", "1", "--threads", "2"],
-     "--workers and --threads given both"),
-])
-def test_one_option_given_twice_is_one_line(tmp_path, monkeypatch, argv, message):
-    from conftest import one_line_error
-
-    monkeypatch.chdir(tmp_path)  # the relative a, b, m.* would land here
-    r = run_cli(*argv)
-    assert message in one_line_error(r), r.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
-
-
 def test_a_repeatable_option_may_repeat():
     from synthface.cli.main import build_parser
 

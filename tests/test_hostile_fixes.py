@@ -267,26 +267,6 @@ def test_a_cut_off_shape_predictor_is_one_closed_line(photos, tmp_path):
     assert not (tmp_path / "dst").exists()
 
 
-# -- 6, 7. options refused before any folder is made -----------------------------------------
-@pytest.mark.parametrize("args, words", [
-    (["--replay-faces", "EMPTY"], "--replay-faces EMPTY holds no images"),
-    (["--replay-faces", "EMPTY", "--scenes"], "--replay-faces EMPTY holds no images"),
-    (["--replay-faces", ""], "--replay-faces '' is empty"),
-    (["--replay-faces", str(FACES), "--num-shards", "2"], "--num-shards 2 needs --shard-index"),
-    (["--replay-faces", str(FACES), "--num-shards", "0"], "--num-shards must be at least 1, got 0"),
-    (["--replay-faces", str(FACES), "--num-shards", "2", "--shard-index", "2"],
-     "--shard-index must be in [0, 1], got 2"),
-    (["--replay-faces", str(FACES), "--landmarks", "--predictor", ""], "--predictor '' is empty"),
-])
-def test_make_dataset_options_refused_before_any_folder(tmp_path, args, words):
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    args = [str(empty) if a == "EMPTY" else a for a in args]
-    _one_line(run_cli("make-dataset", "-n", "5", "--workers", "0", "--no-progress", "--out", tmp_path / "out",
-                      *args), words.replace("EMPTY", str(empty)))
-    assert not (tmp_path / "out").exists()
-
-
 def test_align_refuses_an_empty_predictor(photos, tmp_path):
     _one_line(_align(photos, tmp_path / "dst", "--predictor", ""), "--predictor '' is empty")
     assert not (tmp_path / "dst").exists()

@@ -4,13 +4,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FACES, processes, with_dlib
+from conftest import FACES, processes, run_cli, with_dlib
 from synthface.face.annotate import AnnotateConfig, model_path
 from synthface.errors import SynthfaceError
 from synthface.core.imaging import read_rgb
@@ -198,24 +197,6 @@ def test_bad_inputs(tmp_path, replay):
                      progress=False)
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "synthface", *args], capture_output=True, text=True)
-
-
-@pytest.mark.parametrize("args, message", [
-    (["-n", "0", "--out", "{tmp}/a", "--replay-faces", str(FACES)], "-n must be at least 1, got 0"),
-    (["-n", "5", "--out", "{tmp}/a", "--checkpoint", "{tmp}/none.safetensors"], "checkpoint not found"),
-    (["-n", "5", "--out", "{tmp}/a", "--replay-faces", str(FACES), "--format", "csv,tiff"], "unknown --format tiff"),
-    (["-n", "5", "--out", "{tmp}/a", "--device", "tpu"], "--device must be auto, cpu or cuda"),
-    (["-n", "5", "--out", "{tmp}/a", "--replay-faces", str(FACES), "--landmarks", "--predictor", "{tmp}/x.dat"],
-     "dlib model file not found"),
-])
-def test_cli_errors_are_one_line(tmp_path, args, message):
-    res = _cli("make-dataset", *[a.format(tmp=tmp_path) for a in args])
-    lines = res.stderr.strip().splitlines()
-    assert res.returncode == 1 and len(lines) == 1 and message in lines[0], res.stderr
-
-
 def test_cli_mismatched_checkpoint_is_one_line(tmp_path):
     from synthface.generator.config import load_config
     from synthface.generator.networks import arch_of, build_generator
@@ -224,15 +205,16 @@ def test_cli_mismatched_checkpoint_is_one_line(tmp_path):
     arch = arch_of(load_config("tiny").model)
     save_generator(build_generator(arch), arch, tmp_path / "g.safetensors")
     (tmp_path / "g.json").write_text(json.dumps({"arch": {**arch, "z_dim": 99}}))
-    res = _cli("make-dataset", "-n", "5", "--out", str(tmp_path / "a"), "--checkpoint", str(tmp_path / "g.safetensors"))
+    res = run_cli("make-dataset", "-n", "5", "--out", str(tmp_path / "a"), "--checkpoint", str(tmp_path / "g.safetensors"))
     assert res.returncode == 1 and "do not match the architecture" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_kill_9_and_resume_gives_the_same_dataset(tmp_path):
     args = ["-n", "150", "--landmarks", "--replay-faces", str(FACES), "--batch-size", "4",
             "--workers", "1", "--no-progress"]
-    whole = _cli("make-dataset", "--out", str(tmp_path / "whole"), *args)
+    whole = run_cli("make-dataset", "--out", str(tmp_path / "whole"), *args)
     assert whole.returncode == 0, whole.stderr
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "synthface", "make-dataset", "--out", str(out), *args],
@@ -244,9 +226,9 @@ def test_kill_9_and_resume_gives_the_same_dataset(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "labels.csv").exists()  # killed mid-run
-    again = _cli("make-dataset", "--out", str(out), *args)
+    again = run_cli("make-dataset", "--out", str(out), *args)
     assert again.returncode == 1 and "add --resume" in again.stderr
-    resumed = _cli("make-dataset", "--out", str(out), *args, "--resume")
+    resumed = run_cli("make-dataset", "--out", str(out), *args, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     for name in ("labels.csv", "dlib.xml", "coco.json"):
         assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
@@ -259,6 +241,7 @@ def _live_processes_in_group(pgid: int) -> list[str]:
     return processes(lambda fields: int(fields[2]) == pgid)
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
     """A Ctrl-C reaches the whole process group: the worker processes ignore it, the
     main process ends them and says so in one line; the run resumes."""
@@ -281,7 +264,7 @@ def test_ctrl_c_is_one_line_and_ends_the_workers(tmp_path):
     while time.time() < deadline and _live_processes_in_group(proc.pid):
         time.sleep(0.05)
     assert _live_processes_in_group(proc.pid) == []  # no worker is left running
-    res = _cli(*args[:-1], "--resume", "--no-progress", "--format", "csv")
+    res = run_cli(*args[:-1], "--resume", "--no-progress", "--format", "csv")
     assert res.returncode == 0, res.stderr
     assert len(pd.read_csv(out / "labels.csv")) == 5000
 

@@ -127,6 +127,7 @@ def _popen(*args):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_dlib_s_landmark_trainer_at_once(dataset, tmp_path):
     """dlib's trainer runs in a child process: Ctrl-C ends it within 2 s (it would run
     to the end otherwise), exit 130, no model written."""
@@ -141,6 +142,7 @@ def test_ctrl_c_stops_dlib_s_landmark_trainer_at_once(dataset, tmp_path):
     assert not (tmp_path / "m.dat").exists() and not children()
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_train_with_one_line(tmp_path):
     from conftest import FACES as faces
 

@@ -7,6 +7,8 @@ import pytest
 import torch
 import yaml
 
+from conftest import run_cli
+
 from synthface.generator.config import load_config
 from synthface.errors import SynthfaceError
 from synthface.core.imaging import read_rgb
@@ -84,6 +86,7 @@ def test_same_command_resumes_from_the_last_epoch(tmp_path, faces_dir, tiny_cfg)
     assert json.loads((run / "generator.json").read_text())["epoch"] == 4
 
 
+@pytest.mark.slow
 def test_kill_9_then_the_same_command_resumes(tmp_path, faces_dir):
     """A run killed mid-training continues from its last whole epoch, not from zero."""
     import os
@@ -137,14 +140,10 @@ def test_run_folder_errors(tmp_path, faces_dir, tiny_cfg):
         train(faces_dir, run, other, progress=False)
 
 
-def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "synthface", *args], capture_output=True, text=True, cwd=cwd)
-
-
 def test_cli_help_has_examples():
-    out = _cli("train", "--help")
+    out = run_cli("train", "--help")
     assert out.returncode == 0 and "synthface train --data" in out.stdout and "--resume" in out.stdout
-    top = _cli("--help")
+    top = run_cli("--help")
     assert top.returncode == 0 and "train" in top.stdout
 
 
@@ -157,23 +156,24 @@ def test_cli_help_has_examples():
 def test_cli_errors_are_one_line_without_traceback(tmp_path, faces_dir, args, message):
     (tmp_path / "empty").mkdir()
     args = [a.format(tmp=tmp_path, faces=faces_dir, empty=tmp_path / "empty") for a in args]
-    out = _cli("train", *args)
+    out = run_cli("train", *args)
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("synthface: error: ") and message in lines[0]
 
 
 def test_cli_trains_the_tiny_preset(tmp_path, faces_dir):
-    out = _cli("train", "--data", str(faces_dir), "--out", str(tmp_path / "r"), "--config", "tiny",
+    out = run_cli("train", "--data", str(faces_dir), "--out", str(tmp_path / "r"), "--config", "tiny",
                "--max-epochs", "1", "--no-progress", "data.cache_dir=")
     assert out.returncode == 0, out.stderr
     assert f"generator weights: {tmp_path / 'r' / 'generator.safetensors'}" in out.stdout
     assert len(_rows(tmp_path / "r")) == 2
 
 
+@pytest.mark.slow
 def test_ddp_with_two_cpu_processes(tmp_path, faces_dir):
     """Lightning DDP over gloo: two processes train, rank zero alone writes the outputs."""
-    out = _cli("train", "--data", str(faces_dir), "--out", str(tmp_path / "r"), "--config", "tiny",
+    out = run_cli("train", "--data", str(faces_dir), "--out", str(tmp_path / "r"), "--config", "tiny",
                "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--max-epochs", "2",
                "--no-progress", "data.cache_dir=", "train.batches_per_epoch=4")
     assert out.returncode == 0, out.stderr[-2000:]

@@ -81,6 +81,7 @@ def photos(tmp_path):
     return src
 
 
+@pytest.mark.slow
 def test_align_notices_a_killed_worker_and_resumes(photos, tmp_path):
     dst = tmp_path / "a"
     args = ["align", photos, dst, "--workers", "1", "--size", "32", "--no-progress"]
@@ -100,6 +101,7 @@ def test_align_notices_a_killed_worker_and_resumes(photos, tmp_path):
     assert all(cv2.imread(str(dst / f["file"])).shape == (32, 32, 3) for f in faces)
 
 
+@pytest.mark.slow
 def test_scenes_notice_a_killed_worker_and_resume(tmp_path):
     out = tmp_path / "s"
     # 300 scenes are several seconds of one worker's time: killed in the middle of them, not after
@@ -121,6 +123,7 @@ def test_scenes_notice_a_killed_worker_and_resume(tmp_path):
     assert len(rows) == 301 and len(list((out / "images").rglob("*.jpg"))) == 300
 
 
+@pytest.mark.slow
 def test_make_dataset_notices_a_killed_worker_and_resumes(tmp_path):
     out = tmp_path / "d"
     args = ["make-dataset", "-n", "1000", "--replay-faces", FACES, "--workers", "2", "--no-progress",
@@ -135,6 +138,7 @@ def test_make_dataset_notices_a_killed_worker_and_resumes(tmp_path):
     assert len((out / "labels.csv").read_text().splitlines()) == 1001
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("to", ["group", "parent"])
 def test_a_closed_terminal_s_sighup_is_one_line(photos, tmp_path, to):
     """A closed terminal hangs up its whole process group; a hang-up of the parent alone
