@@ -5,7 +5,7 @@ before the per-face stage was split out of make-dataset.
 
 Images are compared by their decoded pixels (a newer PNG encoder may pack the same
 pixels differently); label files byte for byte. Files that hold a date, the command
-line or a local path (dataset.json, README.md, data.yaml) are left out. To record
+line or a local path (dataset.json, README.md, data.yaml, run.json) are left out. To record
 again after a deliberate change of the output: `python tests/test_golden.py`.
 """
 
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest import FACES, run_cli  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden.json"
-LEFT_OUT = {"dataset.json", "README.md", "data.yaml", "lock"}  # by name, in any folder
+LEFT_OUT = {"dataset.json", "README.md", "data.yaml", "run.json", "lock"}  # by name, in any folder
 
 RUNS = {
     # landmarks (turn -30:30 and augment by default), flip labels, points boxes, all formats
