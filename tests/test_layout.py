@@ -20,7 +20,7 @@ PACKAGE = ROOT / "synthface"
 # models, detectors). A package counts as a module when its __init__ imports ours.
 TIERS = [
     ["errors", "face.scheme68", "face.geometry", "face.pose"],  # leaves: constants and pure functions
-    ["core.files", "core.outputs", "face.labels", "generator.diffaugment", "generator.networks", "face.rotate3d"],
+    ["core.files", "core.outputs", "core.progress", "face.labels", "generator.diffaugment", "generator.networks", "face.rotate3d"],
     ["core.imaging", "core.imagefiles", "dataset.journal", "generator.weights", "core.workers", "generator.config",
      "dataset.folder",
      "face.annotate", "formats.registry", "formats.base", "formats.table", "formats.parquet", "formats.hf", "formats.imglab",

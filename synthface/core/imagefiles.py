@@ -223,7 +223,7 @@ def load_faces(path, size: int, cache_dir: str = "", progress: bool = True, spli
                exclude=()) -> np.ndarray:
     """All readable images under `path` as one (N, size, size, 3) uint8 RGB array."""
     import cv2
-    from tqdm.auto import tqdm
+    from synthface.core.progress import progress_bar
 
     source = ImageSource(path, split, exclude)
     if not source.names:
@@ -253,7 +253,7 @@ def load_faces(path, size: int, cache_dir: str = "", progress: bool = True, spli
         results = pool.map(work, source.names, chunksize=16)
         if progress:  # no bar object at all otherwise: tqdm's lock is a semaphore, which a
             # make-dataset worker process, ended by terminate(), would leave to the resource tracker
-            results = tqdm(results, total=len(source.names), desc="decoding faces", unit="img", leave=False)
+            results = progress_bar(results, total=len(source.names), desc="decoding faces", unit="img", leave=False)
         for name, img in zip(source.names, results):
             if img is None:
                 bad.append(name)

@@ -90,7 +90,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def merge_shards(parts, out, progress: bool = True) -> dict:
     """Merge shard folders into `out`; returns the summary written to dataset.json."""
-    from tqdm.auto import tqdm
+    from synthface.core.progress import progress_bar
 
     from synthface.dataset.export import write_exports
     from synthface.dataset.config import MakeConfig, check_box
@@ -167,7 +167,7 @@ def merge_shards(parts, out, progress: bool = True) -> dict:
         tmp.unlink(missing_ok=True)
         face, batch = 0, []
         with Journal(tmp, landmarks, common.flip_labels, common.turned) as j:
-            for k, rec in tqdm(kept, desc="merging", unit="sample", disable=not progress, leave=False):
+            for k, rec in progress_bar(kept, desc="merging", unit="sample", disable=not progress, leave=False):
                 if rec.kept:
                     name = image_name(face)
                     src = by_part[k] / rec.file

@@ -22,7 +22,7 @@ def mine_negatives(model: str, out, n: int, cfg, seed: int = 0, upsample: int = 
     from (seed, i), so rounds with other seeds see other backgrounds. `cfg`: a SceneConfig
     (scenes.py)."""
     import cv2
-    from tqdm.auto import tqdm
+    from synthface.core.progress import progress_bar
 
     from synthface.trainers.detector import open_detector
     from synthface.core.files import check_output_folder, write_atomic
@@ -39,7 +39,7 @@ def mine_negatives(model: str, out, n: int, cfg, seed: int = 0, upsample: int = 
     detector = open_detector(model)
     files = background_files(cfg.backgrounds) if cfg.backgrounds is not None else None
     kept = detections = 0
-    for i in tqdm(range(n), desc="negatives", unit="image", disable=not progress, leave=False):
+    for i in progress_bar(range(n), desc="negatives", unit="image", disable=not progress, leave=False):
         rng = np.random.default_rng([candidate_seed(seed, i), _STREAM, 3])
         size = cfg.image_size
         img = procedural_background(rng, size) if files is None else photo_background(rng, files, size)

@@ -338,7 +338,7 @@ def _write_alignment(path: Path, journal: Path, head: dict) -> None:
 def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | None = None,
                  resume: bool = False, predictor_path: str | None = None, progress: bool = True) -> dict:
     """Align every face of every photo under `src` into `dst` (FFHQ layout)."""
-    from tqdm.auto import tqdm
+    from synthface.core.progress import progress_bar
 
     from synthface.face.annotate import check_upsample, load_shape_predictor
     from synthface.core.files import folder_lock, write_atomic
@@ -387,7 +387,7 @@ def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | No
                                  "damaged (restore it, or align into a new DST)")
         remade = _remake_damaged(dst, journal, photos, size, upsample, predictor_path) if n_faces else 0
         todo = [(str(p), size) for p in photos[done:]]
-        with tqdm(total=len(photos), initial=done, desc="align", unit="photo", disable=not progress) as bar, \
+        with progress_bar(total=len(photos), initial=done, desc="align", unit="photo", disable=not progress) as bar, \
                 Pool(workers, _load_models, (upsample, predictor_path), RESUME_HINT) as pool, \
                 open(journal, "a") as jf:
             for k, (status, faces) in enumerate(pool.imap(_align_photo, todo, chunksize=4), start=done):

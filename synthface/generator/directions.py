@@ -98,7 +98,7 @@ def fit_directions(checkpoint, n: int = 5000, seed: int = 0, calibration_faces: 
     beside the generator (or beside `output`, a copy of the generator made there);
     returns the summary (what the JSON file holds). The bundled generator's directions
     ship with the package and are never replaced: for it, `output` is required."""
-    from tqdm.auto import tqdm
+    from synthface.core.progress import progress_bar
 
     from synthface.face.annotate import check_upsample
     from synthface.core.files import check_writable_file
@@ -125,7 +125,7 @@ def fit_directions(checkpoint, n: int = 5000, seed: int = 0, calibration_faces: 
         return sampler.images_from_codes(codes)
 
     total = n + len(POSE_COLS) * len(CAL_DISTANCES) * calibration_faces
-    with tqdm(total=total, desc="directions", unit="face", disable=not progress, leave=False) as bar, \
+    with progress_bar(total=total, desc="directions", unit="face", disable=not progress, leave=False) as bar, \
             Pool(workers, _load_annotator, (upsample,)) as pool:
         z = noise([candidate_seed(seed, j) for j in range(n)], z_dim)
         labels = label_codes(images, z, pool, bar)

@@ -61,13 +61,13 @@ def _describe(models, images: np.ndarray):
 def describe_faces(images: np.ndarray, workers: int, upsample: int = 1, desc: str = "",
                    progress: bool = True):
     """Faces found and descriptors for (N, H, W, 3) uint8 RGB images, on all cores."""
-    from tqdm.auto import tqdm
+    from synthface.core.progress import progress_bar
 
     from synthface.core.workers import Pool
 
     chunks = [images[i:i + 32] for i in range(0, len(images), 32)]
     found, descs = [], []
-    with tqdm(total=len(images), desc=desc, unit="face", disable=not progress, leave=False) as bar, \
+    with progress_bar(total=len(images), desc=desc, unit="face", disable=not progress, leave=False) as bar, \
             Pool(workers, _load_models, (upsample,)) as pool:
         for f, d in pool.imap(_describe, chunks):
             found.append(f)

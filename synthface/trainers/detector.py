@@ -370,7 +370,7 @@ def evaluate_detector(model: str, data, upsample: int = 1, threshold: float = -0
     0.3 and the mean IoU of the boxes matched there at score 0: a detector that finds the
     faces but draws its boxes in another convention (brows to lip, forehead to chin) has
     an AP30 far above its AP50 and a mean IoU near 0.5."""
-    from tqdm.auto import tqdm
+    from synthface.core.progress import progress_bar
 
     from synthface.face.annotate import check_upsample
     from synthface.core.imaging import read_rgb
@@ -380,7 +380,7 @@ def evaluate_detector(model: str, data, upsample: int = 1, threshold: float = -0
     images = images if images is not None else load_boxes(data)
     matched, matched30, ious, n_truth, fp_at_0, tp_at_0 = [], [], [], 0, 0, 0
     t0 = time.perf_counter()
-    for image, truth, ignored in tqdm(images, desc="detector eval", unit="image", disable=not progress, leave=False):
+    for image, truth, ignored in progress_bar(images, desc="detector eval", unit="image", disable=not progress, leave=False):
         rects, scores, _ = detector.run(read_rgb(image), upsample, threshold)
         dets = [(float(s), (r.left(), r.top(), r.width(), r.height())) for r, s in zip(rects, scores)]
         m = match(dets, truth, ignored)
