@@ -113,7 +113,7 @@ def main():
         data = out / f"{_slug(variant)}_{n}"
         made = make(data, n, variant, args.seed)
         model = out / f"{_slug(variant)}_{n}{tag.replace(' ', '_')}.dat"
-        s = train_landmarks(data, model, options, progress=False)
+        s = train_landmarks(data, model, options, progress=False, split="all")
         r = score(name, str(model), s, made)
         # the trainer runs in a child process: the largest child's peak RSS, in MiB
         r["train_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
@@ -128,7 +128,7 @@ def main():
 
     score("dlib 68-point model (teacher)", "dlib68")
     if "real: helen-train 870" not in results:
-        s = train_landmarks(helen, out / "real870.dat", options, progress=False)
+        s = train_landmarks(helen, out / "real870.dat", options, progress=False, split="all")
         score("real: helen-train 870", str(out / "real870.dat"), s, helen_too=False)
     for variant in args.variants:
         synthetic(variant, args.ablation_size)
@@ -142,7 +142,7 @@ def main():
     name = f"real 870 + synthetic {args.big_size} ({best})"
     if name not in results:
         s = train_landmarks([helen, out / f"{_slug(best)}_{args.big_size}"], out / "real_plus_syn.dat", options,
-                            progress=False)
+                            progress=False, split="all")
         score(name, str(out / "real_plus_syn.dat"), s, helen_too=False)
     for n in args.curve:
         synthetic(best, n)

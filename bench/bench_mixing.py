@@ -181,7 +181,8 @@ def main():
         if model.is_file() and model.with_suffix(".json").is_file():  # one model for every case (synthetic alone)
             s = json.loads(model.with_suffix(".json").read_text())
         else:
-            s = train_landmarks([str(x) for x in sets], model, opts or options, progress=False, weights=weights)
+            s = train_landmarks([str(x) for x in sets], model, opts or options, progress=False, weights=weights,
+                                split="all")
         r = evaluate_landmarks(str(model), str(cases[case][1]), progress=False)
         r.update(train_faces=s["faces"], sources=s["sources"], train_seconds=s["seconds"],
                  weights=s.get("weights", weights), oversampling=s["options"]["oversampling_amount"],

@@ -204,7 +204,7 @@ def train(out: Path, n: int, baseline: str | None, seed: int, yaw: str = "-60:60
         t = time.perf_counter()
         make_dataset(data, cfg, open_sampler(device="cpu"), resume=data.exists(), progress=False)
         results[f"{tag} make_seconds"] = round(time.perf_counter() - t, 1)
-        s = train_landmarks(data, model, TrainOptions(), progress=False)
+        s = train_landmarks(data, model, TrainOptions(), progress=False, split="all")
         results[f"{tag} train_seconds"] = s["seconds"]
         path.write_text(json.dumps(results, indent=2) + "\n")
     models = {f"augmented + rotated {yaw}" + (f", pitch {pitch}" if pitch else "") + f" [{n}]": str(model)}

@@ -48,8 +48,8 @@ def add(sub) -> None:
     add_option_flags(t, TrainOptions, special, aliases={"num_threads": ["--workers"], "random_seed": ["--seed"]})
     t.add_argument("--upsample", type=int, default=1, help="detector upsampling for 300-W boxes (default 1)")
     t.add_argument("--pts-origin", type=int, default=1, choices=(0, 1), help=".pts coordinates' first pixel (default 1)")
-    t.add_argument("--split", default="all", choices=("train", "val", "all"),
-                   help="which faces of a synthface dataset (default all)")
+    t.add_argument("--split", default=None, choices=("train", "val", "all"),
+                   help="which faces of a synthface dataset (default train; other inputs: all)")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--verbose", action="store_true", help="dlib's own training output too")
     t.set_defaults(func=_run_landmarks_train, plan=plans.landmarks_train)
@@ -65,8 +65,8 @@ def add(sub) -> None:
     e.add_argument("--pts-origin", type=int, default=1, choices=(0, 1), help=".pts coordinates' first pixel (default 1)")
     e.add_argument("--ced", help="write the cumulative error curve as a PNG here")
     e.add_argument("-o", "--output", help="write the report (with per-face errors) as JSON here")
-    e.add_argument("--split", default="all", choices=("train", "val", "all"),
-                   help="which faces of a synthface dataset (default all)")
+    e.add_argument("--split", default=None, choices=("train", "val", "all"),
+                   help="which faces of a synthface dataset (default val; other inputs: all)")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=_run_landmarks_eval, plan=plans.landmarks_eval)
 
@@ -78,7 +78,8 @@ def _run_landmarks_train(args) -> int:
     options = options_from(args, TrainOptions)
     s = train_landmarks(args.dataset, args.output, options, upsample=args.upsample, progress=not args.no_progress,
                         pts_origin=args.pts_origin, split=args.split, weights=args.weight, verbose=args.verbose)
-    sources = ", ".join(f"{n} from {d}" for d, n in s["sources"].items())
+    sources = ", ".join(f"{n} from {d}" + (f" ({s['splits'][d]} split)" if s["splits"][d] != "all" else "")
+                        for d, n in s["sources"].items())
     rule = f"; {s['mixing_rule']}" if s["mixing_rule"] else ""
     print(f"trained on {s['faces']} faces ({sources}{rule}) in {s['seconds']:.0f} s: {args.output}")
     return 0

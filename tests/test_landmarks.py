@@ -96,6 +96,11 @@ def test_training_reads_a_synthface_dataset(tmp_path):
     faces = load_face_set(tmp_path / "d")
     assert len(faces) == 10 and faces[0].points.shape == (68, 2) and faces[0].box is not None
     s = train_landmarks(tmp_path / "d", tmp_path / "syn.dat", SMALL, progress=False)
+    # a synthface dataset trains on its train split by default (its val faces are for eval)
+    train = load_face_set(tmp_path / "d", split="train")
+    assert s["faces"] == len(train) == 9 and s["splits"] == {str(tmp_path / "d"): "train"}
+    assert evaluate_landmarks(str(tmp_path / "syn.dat"), tmp_path / "d", boxes="truth", progress=False)["faces"] == 1
+    s = train_landmarks(tmp_path / "d", tmp_path / "syn.dat", SMALL, progress=False, split="all")
     assert s["faces"] == 10
     load_predictor(str(tmp_path / "syn.dat"))
 
@@ -139,8 +144,8 @@ def test_real_and_synthetic_sources_are_mixed_by_the_rule(tmp_path):
     assert mixing_rule([FACES_300W, syn], [870, 2000]) == [7.0, 1.0]
     assert mixing_rule([FACES_300W, syn], [870, 2000], oversampling=5) == [2.3, 1.0]  # a given oversampling: half
     assert mixing_rule([FACES_300W, syn], [870, 100000]) == [100.0, 1.0]  # at most --weight's 100
-    small = ["--cascade-depth", "2", "--num-trees-per-cascade-level", "10", "--oversampling-amount", "1",
-             "--num-threads", "1", "--no-progress"]
+    small = ["--split", "all", "--cascade-depth", "2", "--num-trees-per-cascade-level", "10",
+             "--oversampling-amount", "1", "--num-threads", "1", "--no-progress"]
     r = run_cli("landmarks", "train", "--dataset", FACES_300W, "--dataset", syn, "-o", tmp_path / "m.dat", *small)
     assert r.returncode == 0, r.stderr
     s = json.loads((tmp_path / "m.json").read_text())

@@ -136,6 +136,14 @@ def test_scenes_write_only_the_formats_asked(tmp_path):
     assert written == ["README.md", "coco.json", "dataset.json", "images", "labels.csv"]
     card = json.loads((tmp_path / "s" / "dataset.json").read_text())
     assert card["files"]["formats"] == ["coco", "csv"]
+    # the card names its generator (not by a local path) and its licence terms, as face cards do
+    from synthface.dataset.card import LICENCE_TERMS
+
+    text = (tmp_path / "s" / "README.md").read_text()
+    assert card["generator"]["folder"] == "faces" and card["licence_terms"] == LICENCE_TERMS
+    assert text.startswith("---\nlicense: other\n") and LICENCE_TERMS in text and str(FACES) not in text
+    assert "- Generator: stand-in replay of real faces in a folder `faces`" in text
+    assert "`truncated`: 1 when the box reaches past" in text and "`occluded`: how many of its 68 points" in text
 
 
 def test_scenes_are_the_same_whatever_the_workers_and_after_a_resume(scenes, tmp_path):
@@ -236,7 +244,9 @@ def test_both_dlib_trainers_take_any_dataset_path(scenes, tmp_path):
     assert s["images"] == summary["scenes"] and s["faces"] > 0
     s = train_landmarks(odd, tmp_path / "lm.dat", TrainOptions(cascade_depth=2, num_trees_per_cascade_level=10,
                                                                  oversampling_amount=1, num_threads=1), progress=False)
-    assert s["faces"] == summary["faces"] - int(pd.read_csv(out / "labels.csv")["truncated"].sum())
+    labels = pd.read_csv(out / "labels.csv")
+    train = labels[labels["split"] == "train"]  # a synthface dataset trains on its train split by default
+    assert s["faces"] == len(train) - int(train["truncated"].sum()) and s["splits"] == {str(odd): "train"}
     s = train_landmarks(odd / "dlib.xml", tmp_path / "lm2.dat",
                         TrainOptions(cascade_depth=2, num_trees_per_cascade_level=10, oversampling_amount=1,
                                      num_threads=1), progress=False)

@@ -71,6 +71,15 @@ def read_pts(path, origin: int = 1) -> np.ndarray:
     return points
 
 
+def split_for(path, split: str | None, default: str) -> str:
+    """The split to read of `path`: `split` when given; else `default` ("train" to train,
+    "val" to score) for a synthface dataset folder, which has splits, and "all" for any
+    other input (300-W folders, imglab XML, COCO), which has none."""
+    if split is not None:
+        return split
+    return default if (Path(path) / "labels.csv").is_file() else "all"
+
+
 def read_labelled(path, split: str = "all", pts_origin: int = 1) -> list[LabelledImage]:
     """Every labelled image of `path` (see the module docstring for the forms)."""
     path = Path(path).expanduser()

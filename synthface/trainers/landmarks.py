@@ -123,13 +123,13 @@ def boxes_for_training(faces: list[Face], upsample: int = 1, progress: bool = Tr
     """Give boxless (300-W) faces the detector's box, as at test time; a face the
     detector misses gets its points' bounding box."""
     import dlib
-    from tqdm.auto import tqdm
+    from synthface.core.progress import progress_bar
 
     from synthface.core.imaging import read_rgb
 
     detector = dlib.get_frontal_face_detector()
     out = []
-    for face in tqdm(faces, desc="face boxes", unit="face", disable=not progress, leave=False):
+    for face in progress_bar(faces, desc="face boxes", unit="face", disable=not progress, leave=False):
         if face.box is None:
             box = match_detection(_detector_boxes(detector, read_rgb(face.image), upsample), face.points)
             face = Face(face.image, box or points_box(face.points), face.points)
@@ -234,13 +234,17 @@ def rule_line(datasets: list, weights: list, sizes: list) -> str:
 
 
 def train_landmarks(dataset, output, options: TrainOptions | None = None, upsample: int = 1,
-                    progress: bool = True, pts_origin: int = 1, split: str = "all", weights=None,
+                    progress: bool = True, pts_origin: int = 1, split: str | None = None, weights=None,
                     verbose: bool = False) -> dict:
     """Train a 68-point dlib shape predictor on a face set, or on several (`dataset` a
-    list, each oversampled by its `weights` entry); returns a summary."""
+    list, each oversampled by its `weights` entry); returns a summary. `split`: the faces
+    of a synthface dataset to train on; by default its train split (the val split is
+    for `landmarks eval`), every face of other inputs."""
+    from synthface.formats.readers import split_for
     from synthface.face.annotate import check_upsample
     from synthface.core.files import check_writable_file, publish_file, write_summary
     from synthface.core.outputs import LANDMARKS_MODEL, sha256_of
+    from synthface.core.progress import heartbeat
     from synthface.core.workers import run_in_child
 
     options = options or TrainOptions()
@@ -249,10 +253,11 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
     # checked before training, not after: a model that cannot be saved is lost work
     output = check_writable_file(output, "-o")
     datasets = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]
-    sets = []
+    sets, splits = [], []
     for d in datasets:
         check_dlib_boxes(d)
-        faces = load_face_set(d, pts_origin, split)
+        splits.append(split_for(d, split, "train"))
+        faces = load_face_set(d, pts_origin, splits[-1])
         if not faces:
             raise SynthfaceError(f"{d}: no faces with landmarks")
         sets.append(faces)
@@ -283,12 +288,15 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
             log.info("training dlib's shape predictor on %d faces (cascade depth %d, %d trees a level, "
                      "oversampling %d; Ctrl-C stops it)", len(faces), options.cascade_depth,
                      options.num_trees_per_cascade_level, opts["oversampling_amount"])
-        # in a child process: Ctrl-C stops it at once (dlib's C++ loop ignores signals)
-        run_in_child(_train_shape_predictor, str(xml), str(tmp_model), opts)
+        # in a child process: Ctrl-C stops it at once (dlib's C++ loop ignores signals);
+        # dlib reports nothing while it fits, so a heartbeat says it is still at work
+        with heartbeat("landmarks train", disable=not progress):
+            run_in_child(_train_shape_predictor, str(xml), str(tmp_model), opts)
         publish_file(tmp_model, output)
     # format and sha256: how a later run knows the model (and this summary) for its own
     summary = {"format": LANDMARKS_MODEL, "model_sha256": sha256_of(output), "faces": len(faces),
                "sources": {str(d): c for d, c in zip(datasets, counts)},
+               "splits": {str(d): s for d, s in zip(datasets, splits)},
                "weights": list(weights) if weights else [1.0] * len(datasets),
                "mixing_rule": rule_line(datasets, rule, [len(s) for s in sets]) if rule else None,
                "seconds": round(time.perf_counter() - t0, 1), "model": str(output),

@@ -104,10 +104,13 @@ def load_predictor(model: str):
 
 
 def evaluate_landmarks(model: str, data, boxes: str = "detector", upsample: int = 1,
-                       progress: bool = True, pts_origin: int = 1, split: str = "all") -> dict:
-    """NME of a shape predictor on real faces with ground-truth points."""
+                       progress: bool = True, pts_origin: int = 1, split: str | None = None) -> dict:
+    """NME of a shape predictor on real faces with ground-truth points (of a synthface
+    dataset, its val split unless `split` says otherwise)."""
+    from synthface.formats.readers import split_for
+
     import dlib
-    from tqdm.auto import tqdm
+    from synthface.core.progress import progress_bar
 
     from synthface.face.annotate import shape_to_array
     from synthface.core.imaging import read_rgb
@@ -119,9 +122,10 @@ def evaluate_landmarks(model: str, data, boxes: str = "detector", upsample: int 
     check_upsample(upsample)
     predictor = load_predictor(model)
     detector = dlib.get_frontal_face_detector()
+    split = split_for(data, split, "val")
     faces = load_face_set(data, pts_origin, split)
     per_point, missed = [], 0
-    for face in tqdm(faces, desc="landmarks eval", unit="face", disable=not progress, leave=False):
+    for face in progress_bar(faces, desc="landmarks eval", unit="face", disable=not progress, leave=False):
         rgb = read_rgb(face.image)
         if boxes == "truth":
             box = points_box(face.points)
@@ -134,7 +138,7 @@ def evaluate_landmarks(model: str, data, boxes: str = "detector", upsample: int 
     from synthface.face.scheme68 import N_POINTS
 
     per_point = np.array(per_point).reshape(-1, N_POINTS)  # (0, 68) when none was scored
-    return summarize_nme(per_point.mean(axis=1), len(faces), missed, per_point)
+    return {**summarize_nme(per_point.mean(axis=1), len(faces), missed, per_point), "split": split}
 
 
 def ced_curve(errors: np.ndarray, n_total: int, limit: float = FAIL_NME, steps: int = 81):
@@ -181,7 +185,8 @@ def plot_ced(results: dict, path) -> None:
 
 def format_nme(r: dict) -> str:
     """A summarize_nme result in one line, as `landmarks eval` prints it."""
-    return (f"{r['scored']} of {r['faces']} faces scored ({r['missed_by_detector']} missed by the detector): "
+    split = f" of the {r['split']} split" if r.get("split", "all") != "all" else ""
+    return (f"{r['scored']} of {r['faces']} faces{split} scored ({r['missed_by_detector']} missed by the detector): "
             f"NME mean {r['nme_mean']:.2%}, median {r['nme_median']:.2%}, failures (>8%) "
             f"{r['failure_rate']:.1%}, AUC@8% {r['auc_at_8pct']:.3f}"
             + ("; by region: " + ", ".join(f"{k} {v:.2%}" for k, v in r["nme_by_region"].items())

@@ -45,7 +45,7 @@ def detector_eval_report(model: str, data, *, upsample: int = 1, pr=None, output
 
 
 def landmarks_eval_report(model: str, data, *, boxes: str = "detector", upsample: int = 1, pts_origin: int = 1,
-                          split: str = "all", ced=None, output=None, progress: bool = True, echo=None) -> dict:
+                          split: str | None = None, ced=None, output=None, progress: bool = True, echo=None) -> dict:
     """Score a shape predictor (a .dat, or dlib68) on faces with true points
     (evaluate_landmarks), then draw its cumulative error curve as a PNG at `ced` and
     write the report (with per-face errors) as JSON at `output`, where given; both paths
