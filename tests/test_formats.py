@@ -71,8 +71,11 @@ def test_ultralytics_finds_every_label_by_its_own_rule(faces):
     import yaml
 
     data = yaml.safe_load((faces / "data.yaml").read_text())
-    assert Path(data["path"]) == faces.resolve()
+    assert "path" not in data  # Ultralytics then roots the dataset at data.yaml's folder: it may move
+    data["path"] = str(faces.resolve())
     assert data["kpt_shape"] == [68, 3] and data["flip_idx"] == FLIP_IDX_68 and data["names"] == {0: "face"}
+    coco = json.loads((faces / "coco.json").read_text())["categories"][0]
+    assert data["kpt_oks_sigmas"] == coco["sigmas"] and len(data["kpt_oks_sigmas"]) == 68
     frame = pd.read_csv(faces / "labels.csv").set_index("file")
     size = 96
     seen = {}
@@ -203,6 +206,7 @@ def test_the_readme_loading_snippet_runs_as_written(faces, tmp_path):
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's own snippet
     assert scope["points"].shape == (20, 68, 2) and len(scope["ds"]) == 20
+    assert len(scope["train"]) == len(scope["loader"].dataset)  # the snippet's train split is synthface's
     assert len(scope["gt"].getAnnIds()) == 20 and 0 < len(scope["loader"].dataset) < 20  # the train split
     batch = next(iter(scope["loader"]))
     assert batch["landmarks"].shape[1:] == (68, 2)

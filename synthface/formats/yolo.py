@@ -2,10 +2,10 @@
 rule: an image's label is its path with /images/ replaced by /labels/ and .txt), one
 line a face, with trainset.txt / valset.txt (the split's image paths, "./"-relative to
 the dataset) and data.yaml. (Not train.txt / val.txt: Hugging Face's imagefolder would
-take those names for split files and load no images.) `path:` is the dataset's absolute
-folder, as Ultralytics reads a relative one against its own datasets folder; a moved
-dataset needs that line changed or removed (without it Ultralytics uses data.yaml's
-folder)."""
+take those names for split files and load no images.) data.yaml has no `path:` line:
+Ultralytics then takes data.yaml's own folder as the dataset's root, so the folder may
+move. With landmarks it names the 68 points' flip_idx and kpt_oks_sigmas (COCO-WholeBody's
+face sigmas, as coco.json), which Ultralytics reads for its OKS metric and pose loss."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from synthface.core.files import write_atomic
 from synthface.formats.base import FolderWriter, tmp_path
 from synthface.face.geometry import clipped_box, keypoint_triplets
-from synthface.face.scheme68 import FLIP_IDX_68
+from synthface.face.scheme68 import FACE_SIGMAS_68, FLIP_IDX_68
 
 
 class YoloWriter(FolderWriter):
@@ -49,12 +49,14 @@ class YoloWriter(FolderWriter):
         kind = "pose" if self.schema.landmarks else "detect"
         lines = [f"# Ultralytics YOLO {kind} labels: yolo {kind} train data=THIS_FILE",
                  "# labels/ mirrors images/; trainset.txt and valset.txt list each split's images.",
-                 "# Moved this folder? Delete the path line (Ultralytics then uses this file's folder).",
-                 f"path: {json.dumps(str(self.out.resolve()))}", "train: trainset.txt",
+                 "# No path line: Ultralytics takes this file's folder as the root, wherever it is moved.",
+                 "train: trainset.txt",
                  "val: valset.txt" if has_val else "val: trainset.txt  # no face in the val split (--val-fraction)",
                  "names:", "  0: face"]
         if self.schema.landmarks:
-            lines += ["kpt_shape: [68, 3]", f"flip_idx: {json.dumps(FLIP_IDX_68)}"]
+            lines += ["kpt_shape: [68, 3]", f"flip_idx: {json.dumps(FLIP_IDX_68)}",
+                      "# the per-point OKS sigmas of coco.json (COCO-WholeBody's face), for the pose metric and loss",
+                      f"kpt_oks_sigmas: {json.dumps(list(FACE_SIGMAS_68))}"]
         write_atomic(tmp_path(self.out / "data.yaml"), "\n".join(lines) + "\n")
 
     def publish(self):
@@ -89,5 +91,4 @@ class YoloWriter(FolderWriter):
         return "Ultralytics", f"""```
 yolo {kind} train data=DATASET/data.yaml model=yolov8n{'-pose' if schema.landmarks else ''}.yaml imgsz={size}
 ```
-`path:` in data.yaml is this folder's absolute path when it was written; after moving the
-folder, delete that line (Ultralytics then uses data.yaml's folder)."""
+(Ultralytics needs a torchvision that matches its torch: install it in a virtualenv of its own.)"""
