@@ -65,10 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="synthface",
         description="Synthetic face datasets: train a DCGAN on aligned faces, then sample "
                     "faces labelled by dlib (boxes and 68 landmarks).",
-        epilog="examples:\n  synthface train --data faces/ --out runs/faces64\n"
-               "  synthface make-dataset -n 100000 --landmarks --out data/faces \\\n"
-               "      --checkpoint runs/faces64/generator.safetensors\n"
+        epilog="examples:\n  synthface make-dataset -n 1000 --landmarks -o data/faces   # the bundled generator\n"
                "  synthface preview data/faces -o preview.png\n"
+               "  synthface landmarks train --data data/faces -o faces.dat\n"
+               "  synthface train --data my-aligned-faces/ -o runs/mine            # a generator of your own\n"
                "  synthface COMMAND --help",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"synthface {__version__}")
@@ -117,6 +117,7 @@ def main(argv=None) -> int:
     """Run `synthface ARGV`; returns the exit status (0, 1 for a mistake, 130 / 128+N for a signal)."""
     import os
     import signal
+    import time
 
     from synthface.core.outputs import check_plan, check_utf8
 
@@ -126,6 +127,7 @@ def main(argv=None) -> int:
     except SynthfaceError as exc:
         print(f"synthface: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+    started = time.perf_counter()  # a command's wall time starts here (its heavy imports come later)
     args, extra = parser.parse_known_args(argv)
     if not getattr(args, "func", None):
         commands = ", ".join(parser._subparsers._group_actions[0].choices)  # noqa: SLF001 - argparse's own table
@@ -136,6 +138,7 @@ def main(argv=None) -> int:
         print(f"synthface: error: unrecognized arguments: {' '.join(extra)}; see `synthface {command_name(args)} "
               "--help`", file=sys.stderr)
         return 1
+    args.started = started
     _setup_logging()
     _signalled.clear()
     if threading_main():

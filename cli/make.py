@@ -16,14 +16,18 @@ from synthface.errors import SynthfaceError
 
 MAKE_EXAMPLES = """\
 examples:
-  # 100,000 faces with boxes and 68 landmarks from a trained generator
-  synthface make-dataset -n 100000 --landmarks --out data/faces100k --checkpoint runs/ffhq64/generator.safetensors
+  # 100,000 faces with boxes and 68 landmarks from the bundled generator (default64)
+  synthface make-dataset -n 100000 --landmarks -o data/faces100k
 
-  # boxes only (face-detector training), saved at 128 px
-  synthface make-dataset -n 5000 --out data/boxes --checkpoint G.safetensors --image-size 128
+  # the same from the bundled CelebA generator, or from one you trained
+  synthface make-dataset -n 10000 --landmarks -o data/celeba10k --checkpoint celeba64
+  synthface make-dataset -n 10000 --landmarks -o data/mine10k --checkpoint runs/mine/generator.safetensors
+
+  # scenes for face-detector training, boxes as landmark sets draw them
+  synthface make-dataset --scenes -n 5000 --box points -o data/scenes
 
   # continue a run that was interrupted (same command, plus --resume)
-  synthface make-dataset -n 100000 --landmarks --out data/faces100k --checkpoint G.safetensors --resume
+  synthface make-dataset -n 100000 --landmarks -o data/faces100k --resume
 
   # look at the labels
   synthface preview data/faces100k -o preview.png
@@ -121,6 +125,7 @@ def add(sub) -> None:
 def _run_make_scenes(args, cfg) -> int:
     """make-dataset --scenes: the faces pasted into scenes for face-detector data."""
     import shlex
+    import time
 
     from synthface.dataset.scenes import make_scenes, scene_config_from_flags
     from synthface.generator.sampling import open_sampler
@@ -135,7 +140,8 @@ def _run_make_scenes(args, cfg) -> int:
                     val_fraction=cfg.val_fraction, annotate=cfg.annotate, resume=args.resume,
                     progress=not args.no_progress, command=command, formats=cfg.formats, max_tries=cfg.max_tries,
                     rotate3d=cfg.rotate3d, box=cfg.box)
-    print(f"{s['faces']} faces in {s['scenes']} scenes in {args.out} ({s['unplaced']} left out: no room)")
+    print(f"{s['faces']} faces in {s['scenes']} scenes in {args.out} ({s['unplaced']} left out: no room), "
+          f"{time.perf_counter() - args.started:.1f} s from start to published labels")
     return 0
 
 
@@ -146,6 +152,9 @@ def _run_make_dataset(args) -> int:
 
     from synthface.face.annotate import AnnotateConfig
     from synthface.formats import parse_formats
+    import time
+
+    from synthface.dataset.card import run_lines
     from synthface.dataset.make import MakeConfig, make_dataset
     from synthface.dataset.scenes import check_scene_flags, scene_implied
     from synthface.face.rotate3d import parse_turns
@@ -182,21 +191,8 @@ def _run_make_dataset(args) -> int:
     command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     summary = make_dataset(args.out, cfg, sampler, resume=args.resume,
                            progress=not args.no_progress, command=command)
-    run = summary["this_run"]
-    rate = run["faces"] / run["seconds"] if run["seconds"] else 0.0
-    rejected = ", ".join(f"{k} {v}" for k, v in sorted(summary["rejected"].items())) or "none"
-    print(f"{summary['faces']} faces in {args.out} ({summary['candidates']} samples drawn; rejected: "
-          f"{rejected}; {summary['rejection_rate']:.1%})")
-    if cfg.rotate3d is not None:
-        r = cfg.rotate3d
-        print(f"turned in 3D: yaw {r.yaw[0]:g} to {r.yaw[1]:g} degrees, pitch {r.pitch[0]:g} to {r.pitch[1]:g} "
-              "(labels turned with the faces; columns turn_yaw, turn_pitch, hidden)"
-              + ("; --no-rotate-3d turns it off" if rotate3d is None else ""))
-    if cfg.augment is not None:
-        print("augmented at dataset time (rotation, scale, shift, flip, colour, blur, noise, JPEG; labels moved "
-              "with the pixels)" + ("; --no-augment turns it off" if not args.augment else ""))
-    print(f"this run: {run['faces']} faces in {run['seconds']:.1f} s ({rate:.1f} faces/s); "
-          f"generation {run['gen_s']:.1f} s, dlib {run['dlib_s']:.1f} s (summed over workers), "
-          f"PNG encoding {run['encode_s']:.1f} s, writing {run['write_s']:.1f} s; labels {run['export_s']:.1f} s "
-          f"({summary['faces'] / max(run['export_s'], 1e-9):.0f} faces/s)")
+    for line in run_lines(summary, args.out, wall_s=time.perf_counter() - args.started, rotate3d=cfg.rotate3d,
+                          augmented=cfg.augment is not None, turn_by_default=rotate3d is None,
+                          augment_by_default=not args.augment):
+        print(line)
     return 0

@@ -107,6 +107,6 @@ def test_align_then_train_from_the_cli(tmp_path):
     assert r.returncode == 0, r.stderr
     gen = json.loads((tmp_path / "run" / "generator.json").read_text())
     assert gen["data_path"] == str((tmp_path / "aligned").resolve())
-    from synthface.dataset.export import trained_on
+    from synthface.dataset.card import trained_on
 
     assert trained_on(tmp_path / "run" / "generator.safetensors") == "`aligned`"

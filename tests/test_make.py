@@ -140,6 +140,11 @@ def test_coco_pts_yolo_parquet_match_labels_csv(dataset):
     card = json.loads((out / "dataset.json").read_text())
     assert card["counts"]["faces"] == 20 and card["generator"]["kind"] == "replay"
     assert "non-commercial" in card["licence"] and "Licence" in (out / "README.md").read_text()
+    import yaml
+
+    front = yaml.safe_load((out / "README.md").read_text().split("---\n")[1])  # the card's front matter
+    assert front["license"] == "other" and front["license_details"] == card["licence_terms"]
+    assert card["licence_terms"].startswith("non-commercial research only")
 
 
 def test_flip_idx_is_an_involution():

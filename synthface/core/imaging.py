@@ -109,10 +109,11 @@ def read_rgb(path) -> np.ndarray:
 
 
 def plot_curves(xs, series: dict, path, x_label: str = "epoch", width: int = 720, height: int = 400,
-                y_label: str = "", mark: str | None = None) -> None:
+                y_label: str = "", mark: str | None = None, x_ticks=None) -> None:
     """A line plot (series: name -> a value per x) as a PNG: loss curves, CED curves;
     `mark`: the command whose -o names it (write_png);
-    `y_label` is written above the values axis."""
+    `y_label` is written above the values axis; `x_ticks`: x values marked and labelled
+    under the axis (else only its two ends)."""
     epochs = xs
     colors = [(200, 60, 40), (40, 90, 200), (40, 150, 60), (150, 60, 180), (230, 140, 20), (20, 160, 170),
               (120, 120, 120), (0, 0, 0), (200, 40, 140), (120, 90, 30)]
@@ -142,8 +143,17 @@ def plot_curves(xs, series: dict, path, x_label: str = "epoch", width: int = 720
     cv2.rectangle(img, (x0, y1), (x1, y0), black, 1)
     if y_label:
         cv2.putText(img, y_label, (5, 14), font, 0.45, black, 1, cv2.LINE_AA)
-    cv2.putText(img, f"{x_label} {e_lo:g}", (x0, height - 12), font, 0.45, black, 1, cv2.LINE_AA)
-    cv2.putText(img, f"{e_hi:g}", (x1 - 40, height - 12), font, 0.45, black, 1, cv2.LINE_AA)
+    if x_ticks is None:
+        cv2.putText(img, f"{x_label} {e_lo:g}", (x0, height - 12), font, 0.45, black, 1, cv2.LINE_AA)
+        cv2.putText(img, f"{e_hi:g}", (x1 - 40, height - 12), font, 0.45, black, 1, cv2.LINE_AA)
+    else:
+        for t in x_ticks:
+            if e_lo <= t <= e_hi:
+                x, _ = px(t, lo)
+                cv2.line(img, (x, y0), (x, y0 + 5), black, 1)
+                text = f"{t:g}"
+                cv2.putText(img, text, (x - 4 * len(text), y0 + 18), font, 0.4, black, 1, cv2.LINE_AA)
+        cv2.putText(img, x_label, (x1 - 9 * len(x_label), height - 6), font, 0.45, black, 1, cv2.LINE_AA)
     for i, (name, vals) in enumerate(series.items()):
         color = colors[i % len(colors)]
         pts = np.array([px(a, b) for a, b in zip(e, vals) if np.isfinite(b)], np.int32)

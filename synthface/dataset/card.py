@@ -27,6 +27,10 @@ LICENCE_NOTE = (
     "the boxes of --box dlib; --box points and head are computed from the 68 points. The "
     "generator's licence follows from the data it was trained on (see its model card).")
 
+# the terms in one line: dataset.json's `licence_terms` and the card's front matter
+LICENCE_TERMS = ("non-commercial research only: the landmarks come from a dlib model trained on iBUG 300-W, "
+                 "and the generator's training data (UTKFace, CelebA for the bundled ones) sets its own terms")
+
 CONVENTIONS = """## Conventions
 Coordinates are in pixels of the saved image, with pixel centres at integer coordinates
 ((0, 0) is the centre of the top-left pixel). Boxes are x, y, w, h: the top-left pixel and
@@ -92,7 +96,7 @@ def plot_pose(values: dict, path: Path) -> None:
             counts, _ = np.histogram(np.clip(values[name], -59.9, 59.9), edges)
             series[name.replace("_target", " target")] = counts / max(len(values[name]), 1)
     plot_curves((edges[:-1] + edges[1:]) / 2, series, path, x_label="degrees",
-                y_label="share of faces per 5-degree bin")
+                y_label="share of faces per 5-degree bin", x_ticks=range(-45, 46, 15))
 
 
 def _pose_section(summary: dict, steering) -> str:
@@ -140,6 +144,40 @@ def files_section(schema, formats) -> str:
     return "\n".join(FORMATS[key].describe(schema) for key in formats)
 
 
+def trained_on(checkpoint) -> str:
+    """What a generator was trained on: its JSON's `trained_on`, else its data folder's name."""
+    import json
+
+    try:
+        meta = json.loads(Path(checkpoint).with_suffix(".json").read_text())
+    except (OSError, ValueError, TypeError):
+        return "unknown data (no readable NAME.json beside the weights)"
+    return meta.get("trained_on") or f"`{Path(meta.get('data_path') or 'unknown').name}`"
+
+
+def generator_card(identity: dict) -> dict:
+    """The generator as a card names it, with no local path: a bundled generator's name
+    (default64, celeba64) or its file's, its sha256, architecture, steering and what it
+    was trained on; a replay of real faces by its folder's name."""
+    if identity["kind"] != "generator":
+        return {**{k: v for k, v in identity.items() if k != "folder"}, "folder": Path(identity["folder"]).name}
+    path = Path(identity["checkpoint"])
+    bundled = path.parent == Path(__file__).resolve().parents[1] / "models"
+    return {"kind": "generator", "name": path.name.removesuffix(".safetensors"), "bundled": bundled,
+            **{k: v for k, v in identity.items() if k not in ("kind", "checkpoint")},
+            "trained_on": trained_on(path)}
+
+
+def generator_line(identity: dict) -> str:
+    """The card's line on the generator (Markdown)."""
+    g = generator_card(identity)
+    if g["kind"] != "generator":
+        return f"stand-in replay of real faces in a folder `{g['folder']}`"
+    where = "bundled with synthface" if g["bundled"] else "its own checkpoint"
+    return (f"`{g['name']}` ({where}; sha256 `{g.get('sha256', '')[:16]}...`, arch `{g.get('arch')}`), "
+            f"trained on {g['trained_on']}")
+
+
 def keypoints_card() -> dict:
     return {"names": IBUG68_NAMES, "skeleton": SKELETON_68, "oks_sigmas": list(FACE_SIGMAS_68),
             "flip_idx": FLIP_IDX_68, "note": "0-based; left/right are the subject's; sigmas from COCO-WholeBody's face set"}
@@ -149,6 +187,39 @@ def write_card(out: Path, card: dict, text: str) -> None:
     """dataset.json (with the version, time and platform) and README.md."""
     card = {"format": card.pop("format"), "synthface_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **card,
-            "licence": LICENCE_NOTE, "platform": platform.platform()}
+            "licence_terms": LICENCE_TERMS, "licence": LICENCE_NOTE, "platform": platform.platform()}
     write_atomic(Path(out) / "dataset.json", json.dumps(card, indent=2) + "\n")
-    write_atomic(Path(out) / "README.md", text)
+    generator = card.get("generator") or {}
+    named = generator.get("name") or generator.get("folder") or "unknown"
+    # front matter as Hugging Face dataset cards have it: the terms before anything else
+    front = ("---\nlicense: other\nlicense_name: synthface-non-commercial\n"
+             f"license_details: {json.dumps(LICENCE_TERMS)}\n"
+             f"generator: {json.dumps(named)}\ngenerator_sha256: {json.dumps(generator.get('sha256'))}\n"
+             "tags: [synthetic, faces, landmarks]\n---\n\n")
+    write_atomic(Path(out) / "README.md", front + text)
+
+
+def run_lines(summary: dict, out, *, wall_s: float, rotate3d=None, augmented: bool = False,
+              turn_by_default: bool = False, augment_by_default: bool = False) -> list[str]:
+    """What make-dataset prints when it ends: the dataset (faces, samples, rejections) and
+    the wall time from the command's start to its published labels, what was done to the
+    faces (and how to turn a default off), then where this run's time went."""
+    run = summary["this_run"]
+    rate = run["faces"] / run["seconds"] if run["seconds"] else 0.0
+    rejected = ", ".join(f"{k} {v}" for k, v in sorted(summary["rejected"].items())) or "none"
+    lines = [f"{summary['faces']} faces in {out}, {wall_s:.1f} s from start to published labels "
+             f"({summary['candidates']} samples drawn; rejected: {rejected}; {summary['rejection_rate']:.1%})"]
+    if rotate3d is not None:
+        yaw, pitch = rotate3d.yaw, rotate3d.pitch
+        lines.append(f"turned in 3D: yaw {yaw[0]:g} to {yaw[1]:g} degrees, pitch {pitch[0]:g} to {pitch[1]:g} "
+                     "(labels turned with the faces; columns turn_yaw, turn_pitch, hidden)"
+                     + ("; --no-rotate-3d turns it off" if turn_by_default else ""))
+    if augmented:
+        lines.append("augmented at dataset time (rotation, scale, shift, flip, colour, blur, noise, JPEG; labels "
+                     "moved with the pixels)" + ("; --no-augment turns it off" if augment_by_default else ""))
+    lines.append(f"this run: {run['faces']} faces sampled in {run['seconds']:.1f} s ({rate:.1f} faces/s): "
+                 f"generation {run['gen_s']:.1f} s, dlib {run['dlib_s']:.1f} s (summed over workers), "
+                 f"PNG encoding {run['encode_s']:.1f} s, writing {run['write_s']:.1f} s; then labels "
+                 f"{run['export_s']:.1f} s; the rest start-up (models, workers)")
+    return lines
+

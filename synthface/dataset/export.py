@@ -18,7 +18,7 @@ import numpy as np
 
 from synthface import __version__
 from synthface.dataset.card import (CONVENTIONS, LICENCE_NOTE, _pose_section, box_card, box_line, files_section,
-                            keypoints_card, loading_section, plot_pose, pose_statistics, write_card)
+                            generator_card, generator_line, keypoints_card, loading_section, plot_pose, pose_statistics, write_card)
 from synthface.formats import parse_formats, write_labels
 from synthface.face.geometry import convention_box
 from synthface.dataset.journal import STATE_DIR, iter_records, split_of
@@ -63,10 +63,10 @@ def write_exports(out: Path, cfg, record: RunRecord, command: str = "", progress
              "rejected": Counter(), "splits": Counter()}
     if parallel is None:
         parallel = cfg.target >= PARALLEL_FROM
-    from tqdm.auto import tqdm
+    from synthface.core.progress import progress_bar
 
     images = labelled_images(out, cfg, record, schema, tally)
-    with tqdm(images, total=cfg.target, unit="face", desc="labels", disable=not progress, leave=False,
+    with progress_bar(images, total=cfg.target, unit="face", desc="labels", disable=not progress, leave=False,
               dynamic_ncols=True) as bar:
         side = (labelled_images, (out, cfg, record, schema)) if parallel else None
         formats = write_labels(out, schema, bar, parse_formats(cfg.formats), side=side)
@@ -148,17 +148,6 @@ def turn_labels(record: RunRecord):
     return turn
 
 
-def trained_on(checkpoint) -> str:
-    """What a generator was trained on: its JSON's `trained_on`, else its data folder's name."""
-    import json
-
-    try:
-        meta = json.loads(Path(checkpoint).with_suffix(".json").read_text())
-    except (OSError, ValueError, TypeError):
-        return "unknown data (no readable NAME.json beside the weights)"
-    return meta.get("trained_on") or f"`{Path(meta.get('data_path') or 'unknown').name}`"
-
-
 def target_bin(name: str, value: float) -> str:
     """The bin of a steering target, for counts per bin: 10 degrees, or 0.05 of mouth opening."""
     width = 0.05 if name == "mouth_open" else 10.0
@@ -170,7 +159,7 @@ def _write_face_card(out: Path, cfg, record: RunRecord, summary: dict, *, comman
     """The dataset card of a face run: how it was made, its counts and its conventions."""
     landmarks = cfg.annotate.landmarks
     card = {
-        "format": "synthface-dataset/1", "command": command, "seed": cfg.seed, "generator": record.generator,
+        "format": "synthface-dataset/1", "command": command, "seed": cfg.seed, "generator": generator_card(record.generator),
         "image_size": record.image_size, "augment": record.augment_settings,
         "rotate_3d": record.rotate3d_settings,
         "annotation": {"labels": "single", **record.annotate,
@@ -201,9 +190,7 @@ def _card_text(cfg, record: RunRecord, summary, command, formats, schema) -> str
     landmarks, gen = cfg.annotate.landmarks, record.generator
     steering = record.steering
     size = record.image_size
-    gen_line = (f"`{gen.get('checkpoint')}` (sha256 `{gen.get('sha256', '')[:16]}...`, arch `{gen.get('arch')}`), "
-                f"trained on {trained_on(gen.get('checkpoint'))}" if gen["kind"] == "generator"
-                else f"stand-in replay of real faces in `{gen.get('folder')}`")
+    gen_line = generator_line(gen)
     rej = ", ".join(f"{k}: {v}" for k, v in sorted(summary["rejected"].items())) or "none"
     pad_note = "" if cfg.pad else (
         "\nFor detector training, make the dataset with `--pad` (e.g. 0.25): without it most faces\n"

@@ -173,7 +173,7 @@ def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, st
     stats = {"gen_s": 0.0, "dlib_s": 0.0, "encode_s": 0.0, "write_s": 0.0, "process_chunks": 0}
     if accepted >= target:
         return 0, stats
-    from tqdm.auto import tqdm
+    from synthface.core.progress import progress_bar
 
     if spec is not None:  # the workers generate
         stream = candidate_seeds(cfg.seed, state.next_index, cfg.num_shards, cfg.shard_index)
@@ -184,7 +184,7 @@ def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, st
     # candidates of this run (a shard's own): tried = annotated, submitted = sent out
     tried = submitted = tried_before = state.tried
     with Journal(path, cfg.annotate.landmarks, cfg.annotate.labels == "flip", cfg.rotate3d is not None) as journal, \
-            tqdm(total=target, initial=accepted, unit="face", desc="make-dataset", disable=not progress,
+            progress_bar(total=target, initial=accepted, unit="face", desc="make-dataset", disable=not progress,
                  dynamic_ncols=True) as bar, \
             _one_thread_each() if cfg.workers else nullcontext():
         while accepted < target:

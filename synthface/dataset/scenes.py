@@ -247,7 +247,7 @@ def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: 
                 box: str = "dlib") -> dict:
     """`-n` generated faces pasted into scenes in `out` (see the module docstring); `box`:
     the face boxes' convention (geometry.BOX_CONVENTIONS), a label setting like `formats`."""
-    from tqdm.auto import tqdm
+    from synthface.core.progress import progress_bar
 
     from synthface.face.annotate import AnnotateConfig
     from synthface.core.files import folder_lock
@@ -291,7 +291,7 @@ def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: 
             items.append((i, candidate_seed(seed, i), [(r.file, r.box, r.landmarks) for r in chunk]))
             k, i = k + m, i + 1
         counts = {"faces": 0, "blends": Counter(), "splits": Counter()}
-        with tqdm(total=len(items), desc="scenes", unit="scene", disable=not progress, leave=False) as bar, \
+        with progress_bar(total=len(items), desc="scenes", unit="scene", disable=not progress, leave=False) as bar, \
                 Pool(workers, _scene_init, (str(out), str(faces_dir), cfg), RESUME_HINT) as pool:
             from synthface.dataset.export import turn_labels
 
@@ -347,11 +347,12 @@ def _labelled_scenes(placements, items, records, cfg: SceneConfig, face_size: in
 
 def _write_scene_card(out: Path, cfg: SceneConfig, identity: dict, summary: dict, command: str, formats,
                       box: str = "dlib") -> None:
-    from synthface.dataset.card import (CONVENTIONS, LICENCE_NOTE, box_card, box_line, files_section, keypoints_card,
-                                loading_section, write_card)
+    from synthface.dataset.card import (CONVENTIONS, LICENCE_NOTE, box_card, box_line, files_section, generator_card,
+                                        generator_line, keypoints_card, loading_section, write_card)
 
     schema, size = scene_schema(), cfg.image_size
-    card = {"format": "synthface-scenes/1", "command": command, **identity, "counts": summary,
+    card = {"format": "synthface-scenes/1", "command": command, **identity,
+            "generator": generator_card(identity["generator"]), "counts": summary,
             "files": {"images": "images/SSSSS/NNNNNNNN.jpg, 1,000 a folder", "formats": sorted(formats)},
             "conventions": {"box": "x, y, w, h in scene pixels (" + ("dlib's HOG convention, scaled with the face"
                                                                      if box == "dlib" else f"--box {box}") + "); "
@@ -369,6 +370,7 @@ def _write_scene_card(out: Path, cfg: SceneConfig, identity: dict, summary: dict
 ({summary['train_scenes']} train, {summary['val_scenes']} val scenes; split by scene seed).
 
 - Command: `{command}`
+- Generator: {generator_line(identity["generator"])}
 - Background: {background}
 - Faces per scene {cfg.faces_per_image[0]}-{cfg.faces_per_image[1]}, face box width {cfg.face_size[0]}-{cfg.face_size[1]} px,
   angle +-{cfg.max_angle:g} degrees; blends: {blends}
@@ -377,6 +379,16 @@ def _write_scene_card(out: Path, cfg: SceneConfig, identity: dict, summary: dict
 - Photo-like variation after compositing: {photo_line(cfg.photometric)}
 {box_line(box)}
 - {summary['unplaced']} faces found no place without overlap and were left out.
+
+## Columns (labels.csv: a row per face)
+- `file`, `split`: the scene image and its split; `scene`: the scene's index
+- `face`, `seed`: the face's index and seed among the single faces it was cut from (`.synthface/faces/`)
+- `x`, `y`, `w`, `h`, `score`: its box in scene pixels (`--box {box}`) and dlib's score on the single face
+- `truncated`: 1 when the box reaches past the scene's border (clipped in COCO / YOLO, ignored in dlib.xml)
+- `occluded`: how many of its 68 points lie under an occluder or a head in front (visibility 1)
+- `blend`: how it was pasted (none, feather, gaussian, poisson, head: with its hair and neck)
+- `yaw`, `pitch`, `roll`, `mouth_open`, `eye_open`: pose and expression from its points
+- `x0`, `y0` .. `x67`, `y67`: the 68 iBUG points, 0-based scene pixels
 
 ## Files
 - `images/SSSSS/NNNNNNNN.jpg`: the scenes
