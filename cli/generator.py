@@ -48,7 +48,7 @@ def _add_directions(sub) -> None:
                                    "and eye opening (ridge regression, as InterFaceGAN's boundaries), calibrate "
                                    "each (distance -> degrees or ratio, and the share dlib keeps), and save them "
                                    "beside the generator (NAME.directions.safetensors + .json).",
-                       epilog="examples:\n  synthface directions --checkpoint runs/x/generator.safetensors -n 10000\n"
+                       epilog="examples:\n  synthface directions --checkpoint runs/mine/generator.safetensors -n 10000   # yours\n"
                               "  synthface directions -o mine/default64.safetensors   # the bundled generator, anew",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", help="generator weights, or a bundled generator's name: default64 (the default), celeba64")

@@ -40,8 +40,8 @@ def _add_sample(sub) -> None:
                        description="Draw faces from a generator (the bundled default unless --checkpoint) "
                                    "into one grid image. Face j is make-dataset's candidate j for the same --seed.",
                        epilog="examples:\n  synthface sample -n 64 -o grid.png\n"
-                              "  synthface sample -n 16 -o grid.png --checkpoint runs/x/generator.safetensors --seed 3\n"
-                              "  synthface sample -n 4 --rotate-3d=-60:60 --steps 7 -o turns.png",
+                              "  synthface sample -n 16 -o grid.png --checkpoint celeba64 --seed 3\n"
+                              "  synthface sample -n 4 --rotate-3d=-45:45 --steps 7 -o turns.png",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", type=int, default=64, help="number of faces (default 64)")
     p.add_argument("-o", "--output", default="grid.png", help="PNG to write (default grid.png)")
