@@ -286,7 +286,7 @@ def test_bad_values_in_inputs_are_one_line_naming_the_file(dataset, tmp_path):
     png = d / frame.loc[0, "file"]
     png.write_bytes(png.read_bytes()[:60])  # a truncated PNG
     shutil.copy(dataset / "labels.csv", d / "labels.csv")
-    _one_line(run_cli("landmarks", "eval", "--model", "dlib68", "--data", d, "--no-progress"),
+    _one_line(run_cli("landmarks", "eval", "--model", "dlib68", "--data", d, "--split", "train", "--no-progress"),
               f"cannot read image {png}")
 
 

@@ -116,12 +116,17 @@ def read_labels(root, split: str = "all"):
     missing = [c for c in ["file", *BOX_COLS] if c not in frame]
     if missing:
         raise SynthfaceError(f"{path} lacks the column(s) {', '.join(missing)}: not a synthface labels file")
-    if split != "all":
-        if "split" not in frame:
-            raise SynthfaceError(f"{path} has no split column (made by an older synthface); "
-                                 "run the same make-dataset command with --resume to write it again")
-        frame = frame[frame["split"] == split]  # the index stays the row's place in the file
-    return frame
+    return _rows_of_split(frame, split, path)
+
+
+def _rows_of_split(frame, split: str, path: Path):
+    """The rows of one split ("all": every row); the index stays the row's place in the file."""
+    if split == "all":
+        return frame
+    if "split" not in frame:
+        raise SynthfaceError(f"{path} has no split column (made by an older synthface); "
+                             "run the same make-dataset command with --resume to write it again")
+    return frame[frame["split"] == split]
 
 
 def _finite_rows(frame, cols, path: Path, what: str) -> np.ndarray:
@@ -140,8 +145,11 @@ def _finite_rows(frame, cols, path: Path, what: str) -> np.ndarray:
 
 
 def read_dataset(root: Path, split: str = "all") -> list[LabelledImage]:
-    """A synthface dataset folder (faces or scenes) through its labels.csv."""
-    frame = read_labels(root, split)
+    """A synthface dataset folder (faces or scenes) through its labels.csv: every row
+    checked (a damaged value is one line whichever split it is in), one split's read."""
+    if split not in SPLITS:
+        raise SynthfaceError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    frame = read_labels(root)
     path = root / "labels.csv"
     boxes = _finite_rows(frame, BOX_COLS, path, "box value")
     empty = ~((boxes[:, 2] > 0) & (boxes[:, 3] > 0))
@@ -151,6 +159,9 @@ def read_dataset(root: Path, split: str = "all") -> list[LabelledImage]:
                              f"height {boxes[row, 3]:g}; both must be above 0")
     points = (_finite_rows(frame, POINT_COLS, path, "landmark").reshape(-1, N_POINTS, 2)
               if set(POINT_COLS) <= set(frame.columns) else None)
+    kept = frame.index.isin(_rows_of_split(frame, split, path).index)
+    frame, boxes = frame[kept], boxes[kept]
+    points = None if points is None else points[kept]
     skip = {"file", "split", *BOX_COLS, "score", *POINT_COLS}
     extra = [c for c in frame.columns if c not in skip]
     scores = frame["score"].tolist() if "score" in frame else [None] * len(frame)
