@@ -53,11 +53,13 @@ def add(sub) -> None:
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--verbose", action="store_true", help="dlib's own training output too")
     t.set_defaults(func=_run_landmarks_train, plan=plans.landmarks_train)
+    _add_train_cnn(lsub)
     e = lsub.add_parser("eval", help="score a shape predictor on real faces with 300-W points",
                         description="NME (outer-eye-corner normalised), failure rate at 8%, AUC@8% and "
                                     "detector misses of a shape predictor on faces with ground-truth points.",
                         epilog=LANDMARK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    e.add_argument("--model", required=True, help='a shape predictor .dat, or "dlib68" for dlib\'s own model')
+    e.add_argument("--model", required=True, help='a shape predictor .dat, a CNN from train-cnn (.pt), or "dlib68" '
+                                                   "for dlib's own model")
     e.add_argument("--data", required=True, help="300-W folder (.jpg + .pts), imglab XML or synthface dataset")
     e.add_argument("--boxes", default="detector", choices=("detector", "truth"),
                    help="face boxes from dlib's detector (default) or from the true points")
@@ -69,6 +71,54 @@ def add(sub) -> None:
                    help="which faces of a synthface dataset (default val; other inputs: all)")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=_run_landmarks_eval, plan=plans.landmarks_eval)
+
+
+def _add_train_cnn(lsub) -> None:
+    """landmarks train-cnn: the PyTorch Lightning landmark model, flags from CNNOptions."""
+    from synthface.trainers.cnn import CNNOptions
+
+    c = lsub.add_parser("train-cnn", help="train a CNN landmark model (PyTorch Lightning; exported as TorchScript)",
+                        description="Train a small ResNet that regresses the 68 points from the face's crop, on the "
+                                    "same inputs as `landmarks train` (a synthface dataset's train split by "
+                                    "default), mixed by the same rule; checkpoints beside the model (the same "
+                                    "command resumes); bf16 on a GPU. The .pt file is TorchScript: "
+                                    "`landmarks eval --model M.pt` scores it, torch.jit.load runs it alone.",
+                        epilog="examples:\n  synthface landmarks train-cnn --data data/syn10k -o syn10k.pt\n"
+                               "  synthface landmarks train-cnn --data data/syn10k --data real/300w -o mix.pt "
+                               "--epochs 40\n  synthface landmarks eval --model mix.pt --data real/300w-test",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("--data", "--dataset", dest="dataset", required=True, action="append",
+                   help="synthface dataset folder, imglab XML, COCO json or 300-W folder; repeat it to train on several")
+    c.add_argument("--weight", type=float, action="append", help="oversampling of each --data, in order")
+    c.add_argument("-o", "--output", required=True, help="model file to write (.pt, TorchScript); a .json summary "
+                                                          "and a .checkpoints/ folder go beside it")
+    helps = {"size": "the model's input side in px", "margin": "crop side over the face box's larger side",
+             "width": "channels of the network's first stage", "lr": "AdamW's learning rate",
+             "rotate": "random roll, degrees", "scale": "random scale", "shift": "random shift, of the crop side",
+             "flip": "probability of a mirrored sample", "device": "auto, cpu or cuda"}
+    add_option_flags(c, CNNOptions, helps)
+    c.add_argument("--upsample", type=int, default=1, help="detector upsampling for 300-W boxes (default 1)")
+    c.add_argument("--pts-origin", type=int, default=1, choices=(0, 1), help=".pts coordinates' first pixel (default 1)")
+    c.add_argument("--split", default=None, choices=("train", "val", "all"),
+                   help="which faces of a synthface dataset (default train; other inputs: all)")
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(func=_run_train_cnn, plan=plans.landmarks_train_cnn)
+
+
+def _run_train_cnn(args) -> int:
+    """landmarks train-cnn: the CNN landmark model from one or more datasets."""
+    from synthface.trainers.cnn import CNNOptions, train_cnn
+
+    options = options_from(args, CNNOptions)
+    options.validate()
+    s = train_cnn(args.dataset, args.output, options, upsample=args.upsample, progress=not args.no_progress,
+                  pts_origin=args.pts_origin, split=args.split, weights=args.weight)
+    sources = ", ".join(f"{n} from {d}" + (f" ({s['splits'][d]} split)" if s["splits"][d] != "all" else "")
+                        for d, n in s["sources"].items())
+    rule = f"; {s['mixing_rule']}" if s["mixing_rule"] else ""
+    print(f"trained a CNN on {s['faces']} faces ({sources}{rule}), {options.epochs} epochs on {s['device']} in "
+          f"{s['seconds']:.0f} s: {args.output}")
+    return 0
 
 
 def _run_landmarks_train(args) -> int:

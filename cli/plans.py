@@ -102,6 +102,15 @@ def landmarks_train(args) -> Plan:
     return Plan(_model_and_summary(args.output, LANDMARKS_MODEL), list(args.dataset))
 
 
+def landmarks_train_cnn(args) -> Plan:
+    from synthface.trainers.cnn import checkpoints_of
+
+    outputs = _model_and_summary(args.output, LANDMARKS_MODEL)
+    if str(args.output).strip():  # the checkpoints: a folder this command fills, and resumes from
+        outputs.append(Output(checkpoints_of(Path(args.output).expanduser()), "its checkpoints", folder=True))
+    return Plan(outputs, list(args.dataset))
+
+
 def landmarks_eval(args) -> Plan:
     model = None if args.model == "dlib68" else args.model
     return Plan([Output(args.output, "-o", json_with_format(LANDMARKS_REPORT)),

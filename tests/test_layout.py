@@ -20,7 +20,7 @@ PACKAGE = ROOT / "synthface"
 # models, detectors). A package counts as a module when its __init__ imports ours.
 TIERS = [
     ["errors", "face.scheme68", "face.geometry", "face.pose"],  # leaves: constants and pure functions
-    ["core.files", "core.outputs", "core.progress", "face.labels", "generator.diffaugment", "generator.networks", "face.rotate3d"],
+    ["core.files", "core.outputs", "core.progress", "trainers.cnn_net", "face.labels", "generator.diffaugment", "generator.networks", "face.rotate3d"],
     ["core.imaging", "core.imagefiles", "dataset.journal", "generator.weights", "core.workers", "generator.config",
      "dataset.folder",
      "face.annotate", "formats.registry", "formats.base", "formats.table", "formats.parquet", "formats.hf", "formats.imglab",
@@ -35,7 +35,7 @@ TIERS = [
      "dataset.faces", "dataset.negatives",
      "dataset.preview", "formats.torchdata", "generator.align",
      "generator.samples"],
-    ["dataset.merge", "dataset.scenes", "generator.train",
+    ["dataset.merge", "dataset.scenes", "generator.train", "trainers.cnn",
      "trainers.reports"],
 ]
 LEAVES = TIERS[0][1:]  # errors aside: the 68-point scheme, geometry and pose import nothing of ours

@@ -224,13 +224,14 @@ def mixing_rule(datasets: list, sizes: list, share: float = REAL_SHARE, oversamp
     return [1.0 if s else w for s in synthetic]
 
 
-def rule_line(datasets: list, weights: list, sizes: list) -> str:
+def rule_line(datasets: list, weights: list, sizes: list, why: str = "and as many random starts a real face as "
+              "alone") -> str:
     """What the mixing rule chose, as the summary says it."""
     real = [(w, n) for d, w, n in zip(datasets, weights, sizes) if not is_synthetic(d)]
     taken = sum(w * n for w, n in real)
     part = taken / (taken + sum(n for d, n in zip(datasets, sizes) if is_synthetic(d)))
     return (f"real faces weighted {real[0][0]:g}: {part:.0%} of the training faces (the rule: at least "
-            f"{REAL_SHARE:.0%}, and as many random starts a real face as alone; --weight overrides)")
+            f"{REAL_SHARE:.0%}, {why}; --weight overrides)")
 
 
 def train_landmarks(dataset, output, options: TrainOptions | None = None, upsample: int = 1,

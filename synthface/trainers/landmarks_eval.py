@@ -96,6 +96,22 @@ def _rect(box):
 
 
 # -- scoring a model ---------------------------------------------------------------------
+def points_function(model: str):
+    """`points(rgb, box) -> (68, 2)` of a landmark model: a dlib shape predictor (.dat,
+    or "dlib68" for dlib's own) or a CNN exported by `landmarks train-cnn` (.pt)."""
+    if str(model).endswith(".pt"):
+        from synthface.trainers.cnn_net import Exported
+
+        path = Path(model).expanduser()
+        if not path.is_file():
+            raise SynthfaceError(f"model not found: {path}")
+        return Exported(path).points
+    from synthface.face.annotate import shape_to_array
+
+    predictor = load_predictor(model)
+    return lambda rgb, box: shape_to_array(predictor(rgb, _rect(box)))
+
+
 def load_predictor(model: str):
     """A shape predictor from a .dat path, or "dlib68" for dlib's own 68-point model."""
     from synthface.face.annotate import load_shape_predictor
@@ -107,20 +123,17 @@ def evaluate_landmarks(model: str, data, boxes: str = "detector", upsample: int 
                        progress: bool = True, pts_origin: int = 1, split: str | None = None) -> dict:
     """NME of a shape predictor on real faces with ground-truth points (of a synthface
     dataset, its val split unless `split` says otherwise)."""
-    from synthface.formats.readers import split_for
-
     import dlib
-    from synthface.core.progress import progress_bar
 
-    from synthface.face.annotate import shape_to_array
     from synthface.core.imaging import read_rgb
-
+    from synthface.core.progress import progress_bar
     from synthface.face.annotate import check_upsample
+    from synthface.formats.readers import split_for
 
     if boxes not in ("detector", "truth"):
         raise SynthfaceError(f"--boxes must be 'detector' or 'truth', got '{boxes}'")
     check_upsample(upsample)
-    predictor = load_predictor(model)
+    points_of = points_function(model)
     detector = dlib.get_frontal_face_detector()
     split = split_for(data, split, "val")
     faces = load_face_set(data, pts_origin, split)
@@ -134,7 +147,7 @@ def evaluate_landmarks(model: str, data, boxes: str = "detector", upsample: int 
             if box is None:
                 missed += 1
                 continue
-        per_point.append(point_errors(shape_to_array(predictor(rgb, _rect(box))), face.points, face.image))
+        per_point.append(point_errors(points_of(rgb, box), face.points, face.image))
     from synthface.face.scheme68 import N_POINTS
 
     per_point = np.array(per_point).reshape(-1, N_POINTS)  # (0, 68) when none was scored

@@ -1,0 +1,65 @@
+"""The CNN landmark model (landmarks train-cnn) against dlib's shape predictor, on the
+same faces and scored on the same real test faces.
+
+    python bench/bench_cnn.py --syn runs/cnn/syn10k --real 300W/helen-train --test 300W/afw \
+        --out runs/cnn [--epochs 20] [--mix-epochs 10] [--only cnn-syn,cnn-real,cnn-mix,dlib-syn]
+
+Each case trains one model (skipped when its model exists: the bench resumes) and scores
+it with `landmarks eval` on --test (detector boxes, NME by the outer-eye-corner
+distance); results.json gathers them. Training times are of this machine, as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+CASES = ("cnn-syn", "cnn-real", "cnn-mix", "dlib-syn")
+
+
+def main() -> None:
+    from synthface.trainers.cnn import CNNOptions, train_cnn
+    from synthface.trainers.landmarks import train_landmarks
+    from synthface.trainers.landmarks_eval import evaluate_landmarks
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--syn", required=True)
+    ap.add_argument("--real", required=True)
+    ap.add_argument("--test", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--real-epochs", type=int, default=150, help="the 870 real faces alone: as many steps as 10k x 13")
+    ap.add_argument("--mix-epochs", type=int, default=10, help="synthetic + real (about twice the faces): the same "
+                    "number of steps as the synthetic faces alone")
+    ap.add_argument("--only", default=",".join(CASES))
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    for case in args.only.split(","):
+        model = out / (case + (".pt" if case.startswith("cnn") else ".dat"))
+        t0 = time.perf_counter()
+        if not model.is_file():
+            if case == "cnn-syn":
+                s = train_cnn(args.syn, model, CNNOptions(epochs=args.epochs), progress=True)
+            elif case == "cnn-real":
+                s = train_cnn(args.real, model, CNNOptions(epochs=args.real_epochs), progress=True)
+            elif case == "cnn-mix":
+                s = train_cnn([args.syn, args.real], model, CNNOptions(epochs=args.mix_epochs), progress=True)
+            else:
+                s = train_landmarks(args.syn, model, progress=True)
+            results.setdefault(case, {})["train"] = {"faces": s["faces"], "seconds": s["seconds"],
+                                                     "sources": s["sources"], "weights": s["weights"]}
+        r = evaluate_landmarks(str(model), args.test, progress=False)
+        results.setdefault(case, {})["test"] = {k: r[k] for k in ("faces", "scored", "nme_mean", "nme_median",
+                                                                  "failure_rate", "auc_at_8pct", "nme_by_region")}
+        results[case]["seconds_total"] = round(time.perf_counter() - t0, 1)
+        results_path.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"{case}: NME {r['nme_mean']:.2%} on {r['scored']} of {r['faces']} faces", flush=True)
+
+
+if __name__ == "__main__":
+    main()

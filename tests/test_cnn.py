@@ -1,0 +1,80 @@
+"""landmarks train-cnn: a PyTorch Lightning landmark model on the inputs the dlib trainer
+reads, mixed by its rule, resumable and reproducible, exported as TorchScript that runs
+without synthface and that `landmarks eval` scores like a dlib model."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import FACES, FACES_300W, one_line_error, run_cli
+
+SMALL = ["--size", 48, "--width", 8, "--batch-size", 6, "--no-progress"]
+EXACT = ["--rotate", 0, "--scale", 0, "--shift", 0, "--flip", 0]  # no random moves: it may learn its six faces
+
+
+def _nme(model, data, *args) -> float:
+    r = run_cli("landmarks", "eval", "--model", model, "--data", data, "--no-progress", *args)
+    assert r.returncode == 0, r.stderr
+    return float(r.stdout.split("NME mean ")[1].split("%")[0])
+
+
+def test_it_learns_its_faces_and_runs_without_synthface(tmp_path):
+    r = run_cli("landmarks", "train-cnn", "--data", FACES_300W, "-o", tmp_path / "m.pt", "--epochs", 40, "--lr", 0.005,
+                *SMALL, *EXACT)
+    assert r.returncode == 0, r.stderr
+    assert "trained a CNN on 6 faces" in r.stdout and "40 epochs on cpu" in r.stdout
+    summary = json.loads((tmp_path / "m.json").read_text())
+    assert summary["kind"] == "cnn" and summary["faces"] == 6 and summary["options"]["size"] == 48
+    run_cli("landmarks", "train-cnn", "--data", FACES_300W, "-o", tmp_path / "one.pt", "--epochs", 1, *SMALL, *EXACT)
+    trained, untrained = _nme(tmp_path / "m.pt", FACES_300W), _nme(tmp_path / "one.pt", FACES_300W)
+    assert trained < 0.75 * untrained, (trained, untrained)
+    # TorchScript with its crop settings: torch alone runs it
+    code = ("import json, torch; extra = {'synthface.json': ''}; "
+            f"m = torch.jit.load({str(tmp_path / 'm.pt')!r}, _extra_files=extra); "
+            "meta = json.loads(extra['synthface.json']); s = meta['size']; "
+            "print(tuple(m(torch.zeros(2, 3, s, s)).shape), meta['margin'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["(2,", "68,", "2)", "1.25"]
+
+
+def _outputs(model):
+    """The model's points for a fixed input: equal models give equal tensors."""
+    m = torch.jit.load(str(model))
+    return m(torch.linspace(0, 1, 3 * 48 * 48).reshape(1, 3, 48, 48)).detach()
+
+
+def test_the_same_command_resumes_and_gives_the_same_model(tmp_path):
+    syn = tmp_path / "syn"
+    assert run_cli("make-dataset", "-n", 12, "--landmarks", "--replay-faces", FACES, "--workers", 0,
+                   "--no-progress", "--format", "csv", "-o", syn).returncode == 0
+    data = ["landmarks", "train-cnn", "--data", syn, "--data", FACES_300W]
+    args = [*data, "--epochs", 2, *SMALL]
+    r = run_cli(*args, "-o", tmp_path / "a.pt")
+    assert r.returncode == 0, r.stderr
+    a = json.loads((tmp_path / "a.json").read_text())
+    # the rule: the real faces weighted to half of the training faces, the synthetic ones their train split
+    assert a["splits"] == {str(syn): "train", str(FACES_300W): "all"} and a["weights"][1] > 1
+    assert "real faces weighted" in r.stdout and (tmp_path / "a.checkpoints" / "last.ckpt").is_file()
+    first = _outputs(tmp_path / "a.pt")
+    again = run_cli(*args, "-o", tmp_path / "a.pt")  # finished: resumed from its last checkpoint, exported again
+    assert again.returncode == 0, again.stderr
+    assert torch.equal(_outputs(tmp_path / "a.pt"), first)
+    run_cli(*args, "-o", tmp_path / "b.pt")  # another folder, the same seed: the same model
+    assert torch.equal(_outputs(tmp_path / "b.pt"), first)
+    other = run_cli(*data, "--epochs", 3, *SMALL, "-o", tmp_path / "a.pt")
+    one_line_error(other, "a.checkpoints holds a run with other options (epochs)")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--size", 8], "--size must be from 16 to 512, got 8"),
+    (["--epochs", 0], "--epochs must be from 1 to 10000, got 0"),
+    (["--lr", "nan"], "--lr must be in (0, 1), got nan"),
+    (["--device", "tpu"], "--device must be auto, cpu or cuda, got tpu"),
+])
+def test_bad_options_are_one_line_before_any_work(tmp_path, args, message):
+    one_line_error(run_cli("landmarks", "train-cnn", "--data", FACES_300W, "-o", tmp_path / "m.pt", *args,
+                           in_process=True), message)
+    assert list(tmp_path.iterdir()) == []
