@@ -35,13 +35,15 @@ def add(sub) -> None:
                                     "searched recursively, e.g. a synthface dataset's images/).",
                         epilog=LANDMARK_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--data", "--dataset", dest="dataset", required=True, action="append",
-                   help="synthface dataset folder, imglab XML, or 300-W folder; repeat it to train on several")
+                   help="synthface dataset folder, imglab XML, COCO keypoints json or 300-W folder; repeat it to "
+                        "train on several")
     t.add_argument("--weight", type=float, action="append",
                    help="oversampling of each --dataset, in order (e.g. 3 repeats each face three times; default 1)")
     t.add_argument("-o", "--output", required=True, help="model file to write (.dat); a .json summary goes beside it")
     from synthface.trainers.landmarks import TrainOptions
 
     special = {"oversampling_amount": "(default 0: ceil(30000 / faces) within 5..35)",
+               "num_threads": "threads dlib fits with (default 0: every core)",
                "random_seed": "dlib's random seed, any text: another gives another model of the same data "
                               "(default: dlib's own)"}
     # the flags every other command uses, first
