@@ -9,7 +9,7 @@ from pathlib import Path
 from synthface.errors import SynthfaceError
 from synthface.core.outputs import (DETECTOR_MODEL, DETECTOR_REPORT, DIRECTIONS, GENERATOR_REPORT, LANDMARKS_MODEL,
                                LANDMARKS_REPORT, Output, Plan, copy_of, generator_files, json_with_format,
-                               marked_by, only_images_by, recorded_in)
+                               marked_by, only_images_by, recorded_in, summary_of)
 
 
 def _checkpoint(args) -> list:
@@ -25,7 +25,7 @@ def _model_and_summary(output, model_format: str) -> list:
         return [Output(output, "-o")]  # refused as empty by check_plan
     summary = Path(output).expanduser().with_suffix(".json")
     return [Output(output, "-o", recorded_in(summary, "model_sha256", model_format)),
-            Output(summary, "its summary", json_with_format(model_format))]
+            Output(summary, "its summary", summary_of(Path(output).expanduser(), model_format))]
 
 
 def train(args) -> Plan:

@@ -65,7 +65,7 @@ def test_the_same_command_resumes_and_gives_the_same_model(tmp_path):
     run_cli(*args, "-o", tmp_path / "b.pt")  # another folder, the same seed: the same model
     assert torch.equal(_outputs(tmp_path / "b.pt"), first)
     other = run_cli(*data, "--epochs", 3, *SMALL, "-o", tmp_path / "a.pt")
-    one_line_error(other, "a.checkpoints holds a run with other options (epochs)")
+    one_line_error(other, "a.checkpoints holds a run with other settings (epochs)")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -78,3 +78,61 @@ def test_bad_options_are_one_line_before_any_work(tmp_path, args, message):
     one_line_error(run_cli("landmarks", "train-cnn", "--data", FACES_300W, "-o", tmp_path / "m.pt", *args,
                            in_process=True), message)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_one_line_and_the_same_command_resumes(tmp_path):
+    import signal
+
+    args = [sys.executable, "-m", "synthface", "landmarks", "train-cnn", "--data", str(FACES_300W), "-o",
+            str(tmp_path / "m.pt"), "--epochs", "30", "--size", "32", "--width", "4", "--batch-size", "2"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while "epoch 2 of 30" not in seen:  # poll its log for the second epoch's line
+        line = proc.stderr.readline()
+        assert line, seen
+        seen += line
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and err.strip().endswith("synthface: interrupted")
+    assert not (tmp_path / "m.pt").exists() and (tmp_path / "m.checkpoints" / "last.ckpt").is_file()
+    r = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "epoch 1 of 30" not in r.stderr and "trained a CNN on 6 faces" in r.stdout  # resumed, not restarted
+
+
+def test_what_it_writes_and_resumes_is_only_its_own(tmp_path):
+    dlib = run_cli("landmarks", "train", "--data", FACES_300W, "-o", tmp_path / "lt.dat", "--cascade-depth", 2,
+                   "--num-trees-per-cascade-level", 10, "--no-progress")
+    assert dlib.returncode == 0, dlib.stderr
+    before = (tmp_path / "lt.json").read_bytes()
+    tiny = ["--size", 32, "--width", 4, "--epochs", 1, "--batch-size", 4, "--no-progress"]
+    # lt.json is the summary of lt.dat: not train-cnn's to replace for lt.pt
+    one_line_error(run_cli("landmarks", "train-cnn", "--data", FACES_300W, "-o", tmp_path / "lt.pt", *tiny),
+                   "lt.json exists and was not written by")
+    assert (tmp_path / "lt.json").read_bytes() == before and not (tmp_path / "lt.pt").exists()
+    one_line_error(run_cli("landmarks", "train-cnn", "--data", FACES_300W, "-o", tmp_path / "c.dat", *tiny),
+                   "a CNN landmark model is TorchScript, named NAME.pt")
+    one_line_error(run_cli("landmarks", "train-cnn", "--data", FACES_300W, "-o", tmp_path / "u.pt", "--upsample", -3,
+                           *tiny), "--upsample must be from 0 to 3")
+    assert run_cli("landmarks", "train-cnn", "--data", FACES_300W, "-o", tmp_path / "a.pt", "--rotate=-0.0",
+                   *tiny).returncode == 0
+    # another dataset under the same -o is not a resume of the first
+    syn = tmp_path / "syn"
+    run_cli("make-dataset", "-n", 6, "--landmarks", "--replay-faces", FACES, "--workers", 0, "--no-progress",
+            "--format", "csv", "-o", syn)
+    one_line_error(run_cli("landmarks", "train-cnn", "--data", syn, "-o", tmp_path / "a.pt", "--rotate=-0.0", *tiny),
+                   "a.checkpoints holds a run with other settings (data, splits)")
+    (tmp_path / "a.checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 cut")
+    one_line_error(run_cli("landmarks", "train-cnn", "--data", FACES_300W, "-o", tmp_path / "a.pt", "--rotate=-0.0",
+                           *tiny), "last.ckpt is damaged")
+    foreign = tmp_path / "f.checkpoints"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    one_line_error(run_cli("landmarks", "train-cnn", "--data", FACES_300W, "-o", tmp_path / "f.pt", *tiny),
+                   "holds files that train-cnn did not write")
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    one_line_error(run_cli("landmarks", "eval", "--model", tmp_path / "lt.json", "--data", FACES_300W))
+    (tmp_path / "x.pt").write_bytes(b"not torchscript")
+    one_line_error(run_cli("landmarks", "eval", "--model", tmp_path / "x.pt", "--data", FACES_300W),
+                   "is not a synthface CNN landmark model")

@@ -221,6 +221,17 @@ def sha256_of(path) -> str:
     return h.hexdigest()
 
 
+def summary_of(model: Path, *formats: str) -> Callable[[Path], bool]:
+    """A trainer's JSON summary (one of `formats`) of a model of this file name: `lt.json`
+    beside `lt.dat` is not train-cnn's to replace for `lt.pt`."""
+    def ours(path: Path) -> bool:
+        if not json_with_format(*formats)(path):
+            return False
+        named = json.loads(path.read_text()).get("model")
+        return isinstance(named, str) and Path(named).name == Path(model).name
+    return ours
+
+
 def recorded_in(record: Path, key: str, *formats: str) -> Callable[[Path], bool]:
     """A file whose sha256 the JSON file `record` (one of `formats`, written by the same
     command) holds under `key`: a trained model and its summary, directions' vectors and

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from synthface.core.files import write_atomic
 from synthface.errors import SynthfaceError
 from synthface.trainers.cnn_net import META, apply_map, build_network, crop_map, warp
 
@@ -92,10 +93,11 @@ def _moved(crop: np.ndarray, points: np.ndarray, rng, options: CNNOptions):
     from synthface.face.scheme68 import mirror_points
 
     big, size = crop.shape[0], options.size
-    k = size / big * CONTEXT * (1 + rng.uniform(-options.scale, options.scale))
-    angle = rng.uniform(-options.rotate, options.rotate)
+    scale, rotate, shift = options.scale + 0.0, options.rotate + 0.0, options.shift + 0.0  # -0.0 -> 0.0
+    k = size / big * CONTEXT * (1 + rng.uniform(-scale, scale))
+    angle = rng.uniform(-rotate, rotate)
     m = cv2.getRotationMatrix2D(((big - 1) / 2, (big - 1) / 2), angle, k)
-    m[:, 2] += (size - big) / 2 + rng.uniform(-options.shift, options.shift, 2) * size
+    m[:, 2] += (size - big) / 2 + rng.uniform(-shift, shift, 2) * size
     img = cv2.warpAffine(crop, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     pts = apply_map(m, points)
     if rng.random() < options.flip:
@@ -180,8 +182,13 @@ def train_cnn(dataset, output, options: CNNOptions | None = None, *, upsample: i
     from synthface.trainers.landmarks import (boxes_for_training, check_dlib_boxes, load_face_set, mix_face_sets,
                                               mixing_rule, rule_line)
 
+    from synthface.face.annotate import check_upsample
+
     options = options or CNNOptions()
     options.validate()
+    check_upsample(upsample)
+    if Path(output).suffix != ".pt":
+        raise SynthfaceError(f"-o {output}: a CNN landmark model is TorchScript, named NAME.pt")
     if options.device == "cuda" and not torch.cuda.is_available():
         raise SynthfaceError("--device cuda: no CUDA GPU is available")
     output = check_writable_file(output, "-o")
@@ -192,7 +199,8 @@ def train_cnn(dataset, output, options: CNNOptions | None = None, *, upsample: i
         splits.append(split_for(d, split, "train"))
         faces = load_face_set(d, pts_origin, splits[-1])
         if not faces:
-            raise SynthfaceError(f"{d}: no faces with landmarks")
+            where = f" in its {splits[-1]} split (--split)" if splits[-1] != "all" else ""
+            raise SynthfaceError(f"{d}: no faces with landmarks{where}")
         sets.append(faces)
     rule = None
     if not weights and len(sets) > 1:
@@ -217,16 +225,22 @@ def train_cnn(dataset, output, options: CNNOptions | None = None, *, upsample: i
     ckpt_dir = checkpoints_of(output)
     bar = progress and sys.stderr.isatty()
     last = ckpt_dir / "last.ckpt"
-    _check_resume(ckpt_dir, options)
+    _check_resume(ckpt_dir, {**asdict(options), "data": [str(Path(d).expanduser().resolve()) for d in datasets],
+                             "splits": splits, "weights": list(weights) if weights else None,
+                             "upsample": upsample, "pts_origin": pts_origin})
     t0 = time.perf_counter()
     with _quiet_lightning():
         trainer = pl.Trainer(max_epochs=options.epochs, accelerator="gpu" if gpu else "cpu", devices=1,
                              precision="bf16-mixed" if gpu else "32-true", logger=False, enable_model_summary=False,
                              enable_progress_bar=bar, num_sanity_val_steps=0,
-                             callbacks=[pl.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0),
+                             callbacks=[pl.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="epoch", save_last=True,
+                                                                    save_top_k=1, enable_version_counter=False),
                                         *([_EpochLog(options.epochs)] if progress and not bar else [])])
-        trainer.fit(module, loader, ckpt_path=str(last) if last.is_file() else None)
-    if trainer.interrupted:  # Lightning ends a fit on Ctrl-C quietly: no half-trained model is published
+        try:
+            trainer.fit(module, loader, ckpt_path=str(last) if last.is_file() else None)
+        except SystemExit:  # Lightning answers Ctrl-C with sys.exit(1): make it an interruption again
+            raise KeyboardInterrupt from None
+    if trainer.interrupted:  # or it ends the fit quietly: no half-trained model is published
         raise KeyboardInterrupt
     tmp = output.with_name(output.name + ".tmp")
     export(module.net.cpu().float().eval(), tmp, options)
@@ -256,6 +270,7 @@ def _quiet_lightning():
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+            warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
             yield
     finally:
         for lg, level in zip(loggers, levels):
@@ -275,18 +290,34 @@ def checkpoints_of(output) -> Path:
     return output.with_name(output.stem + ".checkpoints")
 
 
-def _check_resume(ckpt_dir: Path, options: CNNOptions) -> None:
-    """A checkpoints folder of other options is not resumed silently."""
+def _check_resume(ckpt_dir: Path, run: dict) -> None:
+    """A checkpoints folder is resumed only by the run that made it (the same options,
+    data, splits and weights, in its options.json) and only when whole; a folder it did
+    not make is not touched."""
+    import torch
+
     saved = ckpt_dir / "options.json"
+    again = f"; remove {ckpt_dir} to start anew"
     if saved.is_file():
-        before = json.loads(saved.read_text())
-        if before != asdict(options):
-            changed = sorted(k for k in before if before.get(k) != asdict(options).get(k))
-            raise SynthfaceError(f"{ckpt_dir} holds a run with other options ({', '.join(changed)}); "
-                                 "give the same options to resume, or remove that folder to start anew")
+        try:
+            before = json.loads(saved.read_text())
+        except (ValueError, UnicodeDecodeError):
+            raise SynthfaceError(f"{saved} is damaged{again}") from None
+        if before != run:
+            changed = sorted(k for k in {*before, *run} if before.get(k) != run.get(k))
+            raise SynthfaceError(f"{ckpt_dir} holds a run with other settings ({', '.join(changed)}); give the same "
+                                 f"options and data to resume{again}")
+        last = ckpt_dir / "last.ckpt"
+        if last.is_file():
+            try:
+                torch.load(last, map_location="cpu", weights_only=False)
+            except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is the same mistake
+                raise SynthfaceError(f"{last} is damaged ({type(exc).__name__}){again}") from None
+    elif ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
+        raise SynthfaceError(f"{ckpt_dir} holds files that train-cnn did not write; move them, or give another -o")
     else:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps(asdict(options), indent=2) + "\n")
+        write_atomic(saved, json.dumps(run, indent=2) + "\n")
 
 
 def export(net, path: Path, options: CNNOptions) -> None:

@@ -103,14 +103,23 @@ class Exported:
         from synthface.errors import SynthfaceError
 
         extra = {META: ""}
+        what = f"{path} is not a synthface CNN landmark model (TorchScript with {META})"
         try:
             self.module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-            meta = json.loads(extra[META])
         except (RuntimeError, ValueError, OSError) as exc:
-            raise SynthfaceError(f"{path} is not a synthface CNN landmark model (TorchScript with {META}): "
-                                 f"{' '.join(str(exc).split())[:120]}") from None
+            raise SynthfaceError(f"{what}: {' '.join(str(exc).split())[:120]}") from None
+        try:
+            meta = json.loads(extra[META])
+            self.size, self.margin = int(meta["size"]), float(meta["margin"])
+        except (ValueError, TypeError, KeyError):
+            raise SynthfaceError(f"{what}: its {META} is missing or lacks size and margin") from None
+        if not (16 <= self.size <= 512 and 1.0 <= self.margin <= 3.0):  # NaN fails too
+            raise SynthfaceError(f"{what}: size {self.size} / margin {self.margin} out of range")
         self.module.eval()
-        self.size, self.margin = int(meta["size"]), float(meta["margin"])
+        with torch.no_grad():
+            shape = tuple(self.module(torch.zeros(1, 3, self.size, self.size)).shape)
+        if shape != (1, 68, 2):
+            raise SynthfaceError(f"{what}: it outputs {shape}, not (N, 68, 2) points")
 
     def points(self, rgb: np.ndarray, box) -> np.ndarray:
         import torch

@@ -260,7 +260,8 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, upsamp
         splits.append(split_for(d, split, "train"))
         faces = load_face_set(d, pts_origin, splits[-1])
         if not faces:
-            raise SynthfaceError(f"{d}: no faces with landmarks")
+            where = f" in its {splits[-1]} split (--split)" if splits[-1] != "all" else ""
+            raise SynthfaceError(f"{d}: no faces with landmarks{where}")
         sets.append(faces)
     rule = None
     if not weights and len(sets) > 1:

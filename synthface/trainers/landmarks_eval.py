@@ -104,7 +104,7 @@ def points_function(model: str):
 
         path = Path(model).expanduser()
         if not path.is_file():
-            raise SynthfaceError(f"model not found: {path}")
+            raise SynthfaceError(f"model not found: {path}" + (" (a folder)" if path.is_dir() else ""))
         return Exported(path).points
     from synthface.face.annotate import shape_to_array
 
@@ -137,6 +137,8 @@ def evaluate_landmarks(model: str, data, boxes: str = "detector", upsample: int 
     detector = dlib.get_frontal_face_detector()
     split = split_for(data, split, "val")
     faces = load_face_set(data, pts_origin, split)
+    if not faces and split != "all":
+        raise SynthfaceError(f"{data}: no faces with landmarks in its {split} split (--split)")
     per_point, missed = [], 0
     for face in progress_bar(faces, desc="landmarks eval", unit="face", disable=not progress, leave=False):
         rgb = read_rgb(face.image)
