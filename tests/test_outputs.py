@@ -58,6 +58,7 @@ CASES = {
     "detector eval": (["--model", "dlib", "--data", "{w}/ds", "--pr", "{w}/me.png"],
                       "exists and was not written by `synthface detector eval`"),
     "landmarks train": (["--dataset", "{w}/300w", "-o", "{w}/gen/g.dat"], "its summary"),
+    "landmarks train-cnn": (["--dataset", "{w}/300w", "-o", "{w}/300w/model.pt"], "lies inside the input"),
     "landmarks eval": (["--model", "dlib68", "--data", "{w}/300w", "--ced", "{w}/300w/100032540_1.jpg"],
                        "would replace an input's file"),
     "merge": (["{w}/ds", "-o", "{w}/ds"], "would replace an input"),
