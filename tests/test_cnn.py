@@ -85,10 +85,10 @@ def test_ctrl_c_is_one_line_and_the_same_command_resumes(tmp_path):
     import signal
 
     args = [sys.executable, "-m", "synthface", "landmarks", "train-cnn", "--data", str(FACES_300W), "-o",
-            str(tmp_path / "m.pt"), "--epochs", "30", "--size", "32", "--width", "4", "--batch-size", "2"]
+            str(tmp_path / "m.pt"), "--epochs", "200", "--size", "16", "--width", "4", "--batch-size", "2"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = ""
-    while "epoch 2 of 30" not in seen:  # poll its log for the second epoch's line
+    while "epoch 2 of 200" not in seen:  # poll its log for the second epoch's line
         line = proc.stderr.readline()
         assert line, seen
         seen += line
@@ -98,7 +98,7 @@ def test_ctrl_c_is_one_line_and_the_same_command_resumes(tmp_path):
     assert not (tmp_path / "m.pt").exists() and (tmp_path / "m.checkpoints" / "last.ckpt").is_file()
     r = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert "epoch 1 of 30" not in r.stderr and "trained a CNN on 6 faces" in r.stdout  # resumed, not restarted
+    assert "epoch 1 of 200" not in r.stderr and "trained a CNN on 6 faces" in r.stdout  # resumed, not restarted
 
 
 def test_what_it_writes_and_resumes_is_only_its_own(tmp_path):
