@@ -136,3 +136,38 @@ def test_what_it_writes_and_resumes_is_only_its_own(tmp_path):
     (tmp_path / "x.pt").write_bytes(b"not torchscript")
     one_line_error(run_cli("landmarks", "eval", "--model", tmp_path / "x.pt", "--data", FACES_300W),
                    "is not a synthface CNN landmark model")
+
+
+def test_checkpoints_and_models_that_load_but_are_wrong_are_one_line(tmp_path):
+    tiny = ["--size", 32, "--width", 4, "--epochs", 1, "--batch-size", 4, "--no-progress"]
+    train = ["landmarks", "train-cnn", "--data", FACES_300W, "-o", tmp_path / "a.pt", *tiny]
+    assert run_cli(*train).returncode == 0
+    ckpts = tmp_path / "a.checkpoints"
+    options, last = (ckpts / "options.json").read_text(), (ckpts / "last.ckpt").read_bytes()
+    for text in ("[1, 2]", "null", "3", '"x"'):  # JSON, but not a run's settings
+        (ckpts / "options.json").write_text(text)
+        one_line_error(run_cli(*train), "options.json is damaged (not a run's settings)")
+    (ckpts / "options.json").write_text(options)
+    for value, why in (([1, 2], "not a Lightning checkpoint"), ({"epoch": "x"}, "not a Lightning checkpoint"),
+                       ({**torch.load(ckpts / "last.ckpt", weights_only=False), "state_dict": {}},
+                        "its weights are not this model's")):
+        torch.save(value, ckpts / "last.ckpt")
+        one_line_error(run_cli(*train), f"last.ckpt is damaged ({why})")
+    (ckpts / "last.ckpt").write_bytes(last)
+    assert run_cli(*train).returncode == 0  # whole again: resumed
+    # a model that predicts NaN: one line, not a report of NaN errors nor a JSON crash
+    extra = {"synthface.json": json.dumps({"size": 32, "margin": 1.25})}
+
+    class Nan(torch.nn.Module):
+        def forward(self, x):
+            return torch.full((x.shape[0], 68, 2), float("nan"))
+
+    torch.jit.save(torch.jit.script(Nan()), str(tmp_path / "nan.pt"), _extra_files=extra)
+    for out in ([], ["-o", tmp_path / "r.json"]):
+        one_line_error(run_cli("landmarks", "eval", "--model", tmp_path / "nan.pt", "--data", FACES_300W, *out),
+                       "predicted points that are not numbers (NaN or inf)")
+    assert not (tmp_path / "r.json").exists()
+    torch.jit.save(torch.jit.script(Nan()), str(tmp_path / "big.pt"),
+                   _extra_files={"synthface.json": '{"size": 1e300, "margin": 1.25}'})
+    one_line_error(run_cli("landmarks", "eval", "--model", tmp_path / "big.pt", "--data", FACES_300W),
+                       "size 1e+300 / margin 1.25 out of range")

@@ -232,3 +232,40 @@ def test_a_resume_never_loses_what_a_user_put_where_labels_go(tmp_path):
 @pytest.mark.parametrize("trainer", ["landmarks", "detector"])
 def test_an_empty_output_is_one_line(world, trainer):
     _one_line(run_cli(trainer, "train", "--dataset", world / "ds", "-o", ""), "-o is empty")
+
+
+# commands that publish a user-named file, each with the file's path: a NAME.tmp already
+# beside it (a user's own file, or a link to one of the command's inputs) must be left
+# alone, since the temporary a command writes under is a new file of its own
+TMP_CASES = {
+    "preview": (["{w}/ds", "-o", "{o}/grid.png"], "grid.png"),
+    "sample": (["-n", "2", "-o", "{o}/s.png"], "s.png"),
+    "landmarks eval": (["--model", "dlib68", "--data", "{w}/300w", "-o", "{o}/r.json", "--ced", "{o}/ced.png"],
+                       "r.json"),
+}
+
+
+@pytest.mark.parametrize("command", sorted(TMP_CASES))
+def test_a_file_or_link_named_like_the_temporary_is_not_written_through(world, tmp_path, command):
+    args, name = TMP_CASES[command]
+    o = tmp_path / "o"
+    o.mkdir()
+    (o / (name + ".tmp")).symlink_to(world / "ds" / "labels.csv")
+    (o / "ced.png.tmp").write_text("my notes\n")
+    before = _tree(world)
+    r = run_cli(*command.split(), *[a.format(w=world, o=o) for a in args])
+    assert r.returncode == 0, r.stderr
+    assert _tree(world) == before  # the linked input untouched
+    assert (o / "ced.png.tmp").read_text() == "my notes\n"
+    assert (o / name).is_file() and not (o / name).is_symlink() and (o / name).stat().st_size > 100
+    assert sorted(p.name for p in o.iterdir() if p.name.endswith(".tmp")) == sorted({name + ".tmp", "ced.png.tmp"})
+
+
+def test_a_trainers_summary_is_not_written_through_a_link_named_like_its_temporary(world, tmp_path):
+    (tmp_path / "lm.json.tmp").symlink_to(world / "300w" / "100032540_1.pts")
+    before = _tree(world)
+    r = run_cli("landmarks", "train", "--data", world / "300w", "-o", tmp_path / "lm.dat", "--cascade-depth", "2",
+                "--num-trees-per-cascade-level", "5", "--oversampling-amount", "1", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert _tree(world) == before
+    assert not (tmp_path / "lm.json").is_symlink() and '"faces"' in (tmp_path / "lm.json").read_text()

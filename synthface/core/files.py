@@ -1,8 +1,9 @@
 """Files that a reader, or a run resumed after a kill, never sees half-written; and one
 writer per folder.
 
-- `atomic_open(path)`: write under `path.tmp`, publish by rename only when the block
-  ends normally; on any exception (Ctrl-C included) the temporary is removed and the
+- `atomic_open(path)`: write under a temporary name of its own beside `path` (made
+  exclusively, so no file or link already there is written through), publish by
+  rename only when the block ends normally; on any exception (Ctrl-C included) the temporary is removed and the
   old file, if any, stays as it was. `write_atomic` is the one-shot form.
 - `folder_lock(folder)`: an OS lock (flock) on a file in the folder's state directory,
   held while a run writes there. The kernel drops it when the process ends, however
@@ -32,6 +33,18 @@ def fsync_dir(folder) -> None:
         os.close(fd)
 
 
+def temp_beside(path) -> Path:
+    """A new empty file beside `path` for writing it under: `.NAME.XXXX.tmp`, created
+    exclusively (O_EXCL), so whatever already lies there (a user's NAME.tmp, a link to
+    an input) is never opened, truncated or written through."""
+    import tempfile
+
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
 @contextmanager
 def atomic_open(path, mode: str = "w", durable: bool = False, **kw):
     """Open `path` for writing under a temporary name; rename into place when the block
@@ -40,8 +53,12 @@ def atomic_open(path, mode: str = "w", durable: bool = False, **kw):
     if path.is_dir() and not path.is_symlink():  # else the rename fails naming the temporary
         raise SynthfaceError(f"{path} is a folder where synthface writes a file; move it away")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    f = open(tmp, mode, **kw)
+    tmp = temp_beside(path)
+    try:
+        f = open(tmp, mode, **kw)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     try:
         yield f
         f.flush()
@@ -68,14 +85,15 @@ def write_atomic(path, data: bytes | str, durable: bool = False) -> None:
 
 def publish_file(src, dst, flag: str = "-o") -> None:
     """Move a finished file (made in a temporary folder, perhaps on another disk) to
-    `dst`: copied beside it as `dst.tmp`, synced, renamed into place. On a failure (a
+    `dst`: copied beside it under a temporary name of its own, synced, renamed into place. On a failure (a
     full disk) the temporary is removed, `dst` stays as it was, and the one-line error
     names `dst` (`flag` says which option gave it), never the temporary."""
     import shutil
 
     dst = Path(dst)
-    tmp = dst.with_name(dst.name + ".tmp")
+    tmp = None
     try:
+        tmp = temp_beside(dst)
         shutil.move(src, tmp)
         fd = os.open(tmp, os.O_RDONLY)
         try:
@@ -84,7 +102,8 @@ def publish_file(src, dst, flag: str = "-o") -> None:
             os.close(fd)
         os.replace(tmp, dst)
     except BaseException as exc:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise SynthfaceError(f"{flag} {dst}: cannot be written ({exc.strerror or exc}); nothing was written "
                                  "there") from None

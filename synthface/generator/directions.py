@@ -154,9 +154,16 @@ def fit_directions(checkpoint, n: int = 5000, seed: int = 0, calibration_faces: 
     if output is not None:  # the generator beside its new directions
         import shutil
 
+        from synthface.core.files import temp_beside
+
         for suffix in (".safetensors", ".json"):
-            shutil.copyfile(Path(checkpoint).with_suffix(suffix), Path(str(output) + ".tmp"))
-            os.replace(Path(str(output) + ".tmp"), output.with_suffix(suffix))
+            tmp = temp_beside(output.with_suffix(suffix))
+            try:
+                shutil.copyfile(Path(checkpoint).with_suffix(suffix), tmp)
+                os.replace(tmp, output.with_suffix(suffix))
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
     _save(out, np.stack(vectors).astype(np.float32), summary)
     return summary
 

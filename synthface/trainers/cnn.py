@@ -176,7 +176,7 @@ def train_cnn(dataset, output, options: CNNOptions | None = None, *, upsample: i
     import pytorch_lightning as pl
     import torch
 
-    from synthface.core.files import check_writable_file, publish_file, write_summary
+    from synthface.core.files import check_writable_file, publish_file, temp_beside, write_summary
     from synthface.core.outputs import LANDMARKS_MODEL, sha256_of
     from synthface.formats.readers import split_for
     from synthface.trainers.landmarks import (boxes_for_training, check_dlib_boxes, load_face_set, mix_face_sets,
@@ -227,7 +227,7 @@ def train_cnn(dataset, output, options: CNNOptions | None = None, *, upsample: i
     last = ckpt_dir / "last.ckpt"
     _check_resume(ckpt_dir, {**asdict(options), "data": [str(Path(d).expanduser().resolve()) for d in datasets],
                              "splits": splits, "weights": list(weights) if weights else None,
-                             "upsample": upsample, "pts_origin": pts_origin})
+                             "upsample": upsample, "pts_origin": pts_origin}, module.state_dict())
     t0 = time.perf_counter()
     with _quiet_lightning():
         trainer = pl.Trainer(max_epochs=options.epochs, accelerator="gpu" if gpu else "cpu", devices=1,
@@ -242,8 +242,12 @@ def train_cnn(dataset, output, options: CNNOptions | None = None, *, upsample: i
             raise KeyboardInterrupt from None
     if trainer.interrupted:  # or it ends the fit quietly: no half-trained model is published
         raise KeyboardInterrupt
-    tmp = output.with_name(output.name + ".tmp")
-    export(module.net.cpu().float().eval(), tmp, options)
+    tmp = temp_beside(output)
+    try:
+        export(module.net.cpu().float().eval(), tmp, options)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     publish_file(tmp, output)
     summary = {"format": LANDMARKS_MODEL, "kind": "cnn", "model_sha256": sha256_of(output), "faces": len(taken),
                "sources": {str(d): c for d, c in zip(datasets, counts)},
@@ -290,10 +294,11 @@ def checkpoints_of(output) -> Path:
     return output.with_name(output.stem + ".checkpoints")
 
 
-def _check_resume(ckpt_dir: Path, run: dict) -> None:
+def _check_resume(ckpt_dir: Path, run: dict, state: dict) -> None:
     """A checkpoints folder is resumed only by the run that made it (the same options,
     data, splits and weights, in its options.json) and only when whole; a folder it did
-    not make is not touched."""
+    not make is not touched. `state`: the new module's weights, whose names and shapes a
+    checkpoint must hold."""
     import torch
 
     saved = ckpt_dir / "options.json"
@@ -303,6 +308,8 @@ def _check_resume(ckpt_dir: Path, run: dict) -> None:
             before = json.loads(saved.read_text())
         except (ValueError, UnicodeDecodeError):
             raise SynthfaceError(f"{saved} is damaged{again}") from None
+        if not isinstance(before, dict):
+            raise SynthfaceError(f"{saved} is damaged (not a run's settings){again}")
         if before != run:
             changed = sorted(k for k in {*before, *run} if before.get(k) != run.get(k))
             raise SynthfaceError(f"{ckpt_dir} holds a run with other settings ({', '.join(changed)}); give the same "
@@ -310,14 +317,35 @@ def _check_resume(ckpt_dir: Path, run: dict) -> None:
         last = ckpt_dir / "last.ckpt"
         if last.is_file():
             try:
-                torch.load(last, map_location="cpu", weights_only=False)
+                ckpt = torch.load(last, map_location="cpu", weights_only=False)
             except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is the same mistake
                 raise SynthfaceError(f"{last} is damaged ({type(exc).__name__}){again}") from None
+            why = _not_a_checkpoint(ckpt, state)
+            if why:
+                raise SynthfaceError(f"{last} is damaged ({why}){again}")
     elif ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
         raise SynthfaceError(f"{ckpt_dir} holds files that train-cnn did not write; move them, or give another -o")
     else:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(saved, json.dumps(run, indent=2) + "\n")
+
+
+def _not_a_checkpoint(ckpt, state: dict) -> str | None:
+    """Why `ckpt` (as torch.load read it) is not a Lightning checkpoint of this model, or
+    None: Lightning would fail on it inside fit with a message that names no file."""
+    import torch
+
+    keys = ("epoch", "global_step", "pytorch-lightning_version", "state_dict", "optimizer_states", "lr_schedulers")
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in keys):
+        return "not a Lightning checkpoint"
+    if not all(isinstance(ckpt[k], int) and not isinstance(ckpt[k], bool) and ckpt[k] >= 0
+               for k in ("epoch", "global_step")):
+        return "its epoch or step is not a count"
+    weights = ckpt["state_dict"]
+    if not isinstance(weights, dict) or set(weights) != set(state) or any(
+            not isinstance(weights[k], torch.Tensor) or weights[k].shape != state[k].shape for k in state):
+        return "its weights are not this model's"
+    return None
 
 
 def export(net, path: Path, options: CNNOptions) -> None:

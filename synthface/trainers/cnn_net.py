@@ -110,11 +110,13 @@ class Exported:
             raise SynthfaceError(f"{what}: {' '.join(str(exc).split())[:120]}") from None
         try:
             meta = json.loads(extra[META])
-            self.size, self.margin = int(meta["size"]), float(meta["margin"])
+            size, margin = meta["size"], float(meta["margin"])
         except (ValueError, TypeError, KeyError):
             raise SynthfaceError(f"{what}: its {META} is missing or lacks size and margin") from None
-        if not (16 <= self.size <= 512 and 1.0 <= self.margin <= 3.0):  # NaN fails too
-            raise SynthfaceError(f"{what}: size {self.size} / margin {self.margin} out of range")
+        if not (isinstance(size, int) and 16 <= size <= 512 and 1.0 <= margin <= 3.0):  # NaN fails too
+            raise SynthfaceError(f"{what}: size {str(size)[:20]} / margin {str(margin)[:20]} out of range "
+                                 "(16-512 px, 1-3)")
+        self.size, self.margin, self.path = size, margin, path
         self.module.eval()
         with torch.no_grad():
             shape = tuple(self.module(torch.zeros(1, 3, self.size, self.size)).shape)
@@ -129,4 +131,9 @@ class Exported:
         x = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))).float().div(255).unsqueeze(0)
         with torch.no_grad():
             out = self.module(x)[0].numpy().astype(np.float64)
+        if not np.isfinite(out).all():
+            from synthface.errors import SynthfaceError
+
+            raise SynthfaceError(f"{self.path} predicted points that are not numbers (NaN or inf): the model is "
+                                 "damaged or diverged in training")
         return apply_map(invert_map(m), out).astype(np.float32)
