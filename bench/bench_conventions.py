@@ -151,6 +151,11 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--faces", type=int, default=1500, help="faces a scenes row (default 1500)")
     p.add_argument("--out", default="runs/conventions")
+    p.add_argument("--checkpoint", default=None,
+                   help="the scenes' generator (a bundled name or a path; default: the bundled default); rows "
+                        "made with another generator than the default are named after it")
+    p.add_argument("--scenes-only", action="store_true",
+                   help="only the scenes rows (the dlib and real-crop baselines are skipped)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -178,6 +183,44 @@ def main():
         print(f"{name}: " + "; ".join(f"{k} AP50 {r[k]['ap50']:.1%} AP30 {r[k]['ap30']:.1%} mean IoU "
                                       f"{r[k]['mean_iou_at_0'] or 0:.2f}" for k in ("colour", "groups")), flush=True)
 
+    if not args.scenes_only:
+        baselines(train, score, out)
+
+    from synthface.generator.sampling import open_sampler
+    from synthface.dataset.scenes import SceneConfig, make_scenes
+
+    tag = f", {args.checkpoint}" if args.checkpoint else ""
+
+    def scenes(name, box, convention, **kw):
+        name += tag
+        if name in results:
+            return
+        data = out / ("scenes_" + "_".join(f"{k}{v}" for k, v in sorted(kw.items())).replace(",", "").replace(" ", "")
+                      + f"_{box}" + (f"_{Path(args.checkpoint).stem}" if args.checkpoint else ""))
+        t = time.perf_counter()
+        made = make_scenes(data, args.faces, SceneConfig(**kw), open_sampler(args.checkpoint), resume=data.exists(),
+                           progress=False, box=box)
+        made_s = time.perf_counter() - t
+        model = out / f"{data.name}.svm"
+        s = train_detector(data, model, DetectorOptions(), progress=False)
+        s["scenes"], s["make_seconds"] = made["scenes"], round(made_s, 1)
+        score(name, str(model), convention, s)
+
+    n = args.faces
+    scenes(f"scenes {n}, --box points", "points", "points")
+    if args.scenes_only:
+        report(results, out)
+        return
+    scenes(f"scenes {n}, --box head", "head", "head")
+    scenes(f"scenes {n}, --box dlib (scored against points)", "dlib", "points")
+    scenes(f"scenes {n}, --box points, --groups 0, blends without head", "points", "points", groups=0.0,
+           blends=("none", "gaussian", "feather", "poisson"))
+    report(results, out)
+
+
+def baselines(train, score, out: Path) -> None:
+    """dlib's stock detector and the trainer on real 300-W crops, in both conventions."""
+    results = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
     score("dlib stock, against points", "dlib", "points")
     score("dlib stock, against head", "dlib", "head")
     crops = DATA / "300w-dev" / "helen-train"
@@ -192,31 +235,6 @@ def main():
         xml.write_text(f"<?xml version='1.0'?>\n<dataset><images>\n{body}</images></dataset>\n")
         s = train_detector(xml, out / f"real_{convention}.svm", DetectorOptions(), progress=False)
         score(name, str(out / f"real_{convention}.svm"), convention, s)
-
-    from synthface.generator.sampling import open_sampler
-    from synthface.dataset.scenes import SceneConfig, make_scenes
-
-    def scenes(name, box, convention, **kw):
-        if name in results:
-            return
-        data = out / ("scenes_" + "_".join(f"{k}{v}" for k, v in sorted(kw.items())).replace(",", "").replace(" ", "")
-                      + f"_{box}")
-        t = time.perf_counter()
-        made = make_scenes(data, args.faces, SceneConfig(**kw), open_sampler(), resume=data.exists(), progress=False,
-                           box=box)
-        made_s = time.perf_counter() - t
-        model = out / f"{data.name}.svm"
-        s = train_detector(data, model, DetectorOptions(), progress=False)
-        s["scenes"], s["make_seconds"] = made["scenes"], round(made_s, 1)
-        score(name, str(model), convention, s)
-
-    n = args.faces
-    scenes(f"scenes {n}, --box points", "points", "points")
-    scenes(f"scenes {n}, --box head", "head", "head")
-    scenes(f"scenes {n}, --box dlib (scored against points)", "dlib", "points")
-    scenes(f"scenes {n}, --box points, --groups 0, blends without head", "points", "points", groups=0.0,
-           blends=("none", "gaussian", "feather", "poisson"))
-    report(results, out)
 
 
 def report(results: dict, out: Path) -> None:
