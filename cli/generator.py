@@ -21,7 +21,7 @@ def _add_evaluate(sub) -> None:
                    help="folder (or zip) of real faces: the generator's training data")
     p.add_argument("-n", type=int, default=2000, help="generated faces to measure (default 2000)")
     p.add_argument("-o", "--output", help="write the report as JSON here")
-    p.add_argument("--checkpoint", help="generator weights, or a bundled generator's name: default64 (the default), celeba64")
+    p.add_argument("--checkpoint", help="generator weights, or a bundled generator's name: celeba64 (the default), default64")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, help="dlib worker processes (default: all cores)")
     p.add_argument("--upsample", type=int, default=1, help="detector upsampling, as in make-dataset (default 1)")
@@ -49,9 +49,9 @@ def _add_directions(sub) -> None:
                                    "each (distance -> degrees or ratio, and the share dlib keeps), and save them "
                                    "beside the generator (NAME.directions.safetensors + .json).",
                        epilog="examples:\n  synthface directions --checkpoint runs/mine/generator.safetensors -n 10000   # yours\n"
-                              "  synthface directions -o mine/default64.safetensors   # the bundled generator, anew",
+                              "  synthface directions -o mine/celeba64.safetensors   # the bundled default, anew",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", help="generator weights, or a bundled generator's name: default64 (the default), celeba64")
+    p.add_argument("--checkpoint", help="generator weights, or a bundled generator's name: celeba64 (the default), default64")
     p.add_argument("-o", "--output", metavar="NEW.safetensors",
                    help="copy the generator here and write the directions beside the copy (needed for the bundled "
                         "generator, whose directions ship with synthface)")

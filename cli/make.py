@@ -16,14 +16,14 @@ from synthface.errors import SynthfaceError
 
 MAKE_EXAMPLES = """\
 examples:
-  # 100,000 faces with boxes and 68 landmarks from the bundled generator (default64)
+  # 100,000 faces with boxes and 68 landmarks from the bundled generator (celeba64)
   synthface make-dataset -n 100000 --landmarks -o data/faces100k
 
-  # the same from the bundled CelebA generator, or from one you trained
-  synthface make-dataset -n 10000 --landmarks -o data/celeba10k --checkpoint celeba64
+  # the same from the bundled UTKFace generator, or from one you trained
+  synthface make-dataset -n 10000 --landmarks -o data/utk10k --checkpoint default64
   synthface make-dataset -n 10000 --landmarks -o data/mine10k --checkpoint runs/mine/generator.safetensors
 
-  # scenes for face-detector training, boxes as landmark sets draw them
+  # scenes for face-detector training (from default64), boxes as landmark sets draw them
   synthface make-dataset --scenes -n 5000 --box points -o data/scenes
 
   # continue a run that was interrupted (same command, plus --resume)
@@ -46,7 +46,8 @@ def add(sub) -> None:
     p.add_argument("-o", "--output", "--out", dest="out", required=True,
                    help="dataset folder (must be new or empty, unless --resume)")
     p.add_argument("--checkpoint", help="generator weights (.safetensors with its .json beside it) or a "
-                                        "bundled generator's name: default64 (the default), celeba64")
+                                        "bundled generator's name: celeba64 (the default), default64 (the "
+                                        "default with --scenes)")
     p.add_argument("--landmarks", action="store_true",
                    help="also the 68 iBUG 300-W landmarks (else boxes only); turns on --augment and "
                         "--rotate-3d=-30:30 unless --no-augment / --no-rotate-3d")
@@ -134,7 +135,10 @@ def _run_make_scenes(args, cfg) -> int:
                                    face_size=args.face_size, backgrounds=args.backgrounds, blend=args.blend,
                                    photometric=args.photometric, groups=args.groups, group_faces=args.group_faces,
                                    num_shards=args.num_shards, augment=args.augment, pad=args.pad)
-    sampler = open_sampler(args.checkpoint, args.replay_faces, args.device, targets=steering_targets(args))
+    from synthface.generator.sampling import SCENES_GENERATOR
+
+    checkpoint = SCENES_GENERATOR if args.checkpoint is None and not args.replay_faces else args.checkpoint
+    sampler = open_sampler(checkpoint, args.replay_faces, args.device, targets=steering_targets(args))
     command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     s = make_scenes(args.out, args.n, scfg, sampler, seed=cfg.seed, workers=cfg.workers,
                     val_fraction=cfg.val_fraction, annotate=cfg.annotate, resume=args.resume,

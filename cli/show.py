@@ -45,7 +45,7 @@ def _add_sample(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", type=int, default=64, help="number of faces (default 64)")
     p.add_argument("-o", "--output", default="grid.png", help="PNG to write (default grid.png)")
-    p.add_argument("--checkpoint", help="generator weights, or a bundled generator's name: default64 (the default), celeba64")
+    p.add_argument("--checkpoint", help="generator weights, or a bundled generator's name: celeba64 (the default), default64")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     p.add_argument("--scale", type=int, help="magnify each face (default 1; 3 with --rotate-3d)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")

@@ -1,4 +1,5 @@
-"""The generator that ships in the package (synthface/models/default64.*)."""
+"""The generators that ship in the package (synthface/models/): celeba64 the default, default64
+the default of scenes."""
 
 import json
 
@@ -42,12 +43,18 @@ def test_commands_use_the_bundled_generator_without_checkpoint(tmp_path):
     card = json.loads((out / "dataset.json").read_text())
     # named, not by a local path: the card is the same on any machine
     gen = card["generator"]
-    assert gen["name"] == "default64" and gen["bundled"] and "checkpoint" not in gen
+    assert gen["name"] == "celeba64" and gen["bundled"] and "checkpoint" not in gen
     assert gen["sha256"] == open_sampler().identity["sha256"] and str(DEFAULT_CHECKPOINT) not in (out / "README.md").read_text()
     assert card["counts"]["faces"] == 5
     # the dataset card and the model card name the generator's training data
-    assert "trained on utkface-crop: UTKFace crop_part1" in (out / "README.md").read_text()
+    assert "trained on CelebA: 45,328 faces" in (out / "README.md").read_text()
     assert "utkface-crop" in (DEFAULT_CHECKPOINT.parent / "MODEL_CARD.md").read_text()
+    # scenes come from default64 unless --checkpoint says otherwise
+    scenes = tmp_path / "s"
+    res = run_cli("make-dataset", "--scenes", "-n", "4", "--out", scenes, "--workers", 1, "--no-progress",
+                  "--format", "csv")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((scenes / "dataset.json").read_text())["generator"]["name"] == "default64"
 
 
 def test_bundled_generators_by_name(tmp_path):
@@ -56,7 +63,8 @@ def test_bundled_generators_by_name(tmp_path):
     from synthface.generator.weights import file_sha256
 
     assert bundled_generators() == ["celeba64", "default64"]
-    assert resolve_checkpoint(None) == DEFAULT_CHECKPOINT == resolve_checkpoint("default64")
+    assert resolve_checkpoint(None) == DEFAULT_CHECKPOINT == resolve_checkpoint("celeba64")
+    assert resolve_checkpoint("default64") == MODELS / "default64.safetensors"
     celeba = resolve_checkpoint("celeba64")
     assert celeba == MODELS / "celeba64.safetensors"
     g, meta = load_generator(celeba)
@@ -70,7 +78,20 @@ def test_bundled_generators_by_name(tmp_path):
     assert res.returncode == 0, res.stderr
     face = next(iter(candidates(open_sampler("celeba64"), 0, 0, 1)))[2]
     assert np.array_equal(read_rgb(grid)[2:66, 2:66], face)
-    default_face = next(iter(candidates(open_sampler(), 0, 0, 1)))[2]
-    assert not np.array_equal(face, default_face)
+    other = next(iter(candidates(open_sampler("default64"), 0, 0, 1)))[2]
+    assert not np.array_equal(face, other)
 
 
+
+
+def test_a_dataset_of_the_former_default_resumes_by_naming_it(tmp_path):
+    from conftest import one_line_error
+
+    out = tmp_path / "d"
+    make = ["make-dataset", "--landmarks", "-o", out, "--workers", 0, "--no-progress", "--format", "csv"]
+    assert run_cli(*make, "-n", 3, "--checkpoint", "default64").returncode == 0
+    one_line_error(run_cli(*make, "-n", 4, "--resume"),
+                   "generator differ: it was made by default64, add --checkpoint default64")
+    r = run_cli(*make, "-n", 4, "--resume", "--checkpoint", "default64")
+    assert r.returncode == 0, r.stderr
+    assert len((out / "labels.csv").read_text().splitlines()) == 5

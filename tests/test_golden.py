@@ -26,14 +26,14 @@ LEFT_OUT = {"dataset.json", "README.md", "data.yaml", "run.json", "lock"}  # by 
 
 RUNS = {
     # landmarks (turn -30:30 and augment by default), flip labels, points boxes, all formats
-    "faces": ["make-dataset", "-n", 10, "--landmarks", "--labels", "flip", "--seed", 5, "--box", "points",
+    "faces": ["make-dataset", "-n", 10, "--checkpoint", "default64", "--landmarks", "--labels", "flip", "--seed", 5, "--box", "points",
               "--workers", 0, "--no-progress"],
     # boxes only, resized and padded, no turn or augment
-    "plain": ["make-dataset", "-n", 6, "--seed", 2, "--image-size", 80, "--pad", 0.25, "--workers", 0,
+    "plain": ["make-dataset", "-n", 6, "--checkpoint", "default64", "--seed", 2, "--image-size", 80, "--pad", 0.25, "--workers", 0,
               "--no-progress", "--format", "csv,coco,yolo"],
     "scenes": ["make-dataset", "-n", 40, "--scenes", "--landmarks", "--seed", 3, "--replay-faces", FACES,
                "--workers", 0, "--no-progress", "--format", "csv,coco"],
-    "sample": ["sample", "-n", 2, "--rotate-3d=-40:40", "--steps", 3, "--seed", 1],
+    "sample": ["sample", "-n", 2, "--checkpoint", "default64", "--rotate-3d=-40:40", "--steps", 3, "--seed", 1],
 }
 
 

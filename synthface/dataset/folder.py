@@ -62,8 +62,21 @@ def check_identity(out: Path, identity: dict) -> None:
         # folders made before the turn was the default with --landmarks resume with --no-rotate-3d
         hint = " (it was made without a 3D turn: add --no-rotate-3d)" if keys == ["rotate_3d"] and \
             "rotate_3d" not in saved else ""
+        made_by = _generator_name(saved)
+        if "generator" in keys and made_by and made_by != _generator_name(identity):
+            # folders made before celeba64 became the default name theirs
+            hint += f": it was made by {made_by}, add --checkpoint {made_by}"
         raise SynthfaceError(f"{out} was made with other settings ({', '.join(keys)} differ{hint}); "
                              "resume with the same command, or choose a new --out")
+
+
+def _generator_name(identity: dict) -> str | None:
+    """A bundled generator's name in a run's identity (None for a file of the user's)."""
+    gen = identity.get("generator")
+    path = Path(str(gen.get("checkpoint", ""))) if isinstance(gen, dict) else None
+    if path is not None and path.parent == Path(__file__).resolve().parents[1] / "models" and path.is_file():
+        return path.stem  # bundled: the package's models folder
+    return None
 
 
 DEFAULT_VAL_FRACTION = 0.1

@@ -123,7 +123,12 @@ class ReplaySampler:
 
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
-DEFAULT_CHECKPOINT = MODELS / "default64.safetensors"
+# the default generator: celeba64, whose faces trained the better landmark models (dlib's
+# and the CNN's, alone and beside real faces); scenes default to default64, whose scenes
+# trained the better face detector (measured in docs/landmarks.md and docs/detector.md;
+# why, in synthface/models/MODEL_CARD.md)
+DEFAULT_CHECKPOINT = MODELS / "celeba64.safetensors"
+SCENES_GENERATOR = "default64"
 
 
 def bundled_generators() -> list[str]:
