@@ -55,3 +55,19 @@ def test_training_numbers_are_finite_and_in_range(override, message):
 
     with pytest.raises(SynthfaceError, match=re.escape(message)):
         load_config("tiny", [override])
+
+
+def test_a_runs_own_config_loads_and_a_binary_or_list_config_is_one_line(tmp_path):
+    import yaml
+
+    from synthface.errors import SynthfaceError
+
+    saved = tmp_path / "config.yaml"  # as a training run writes it, with its data path
+    saved.write_text(yaml.safe_dump({**load_config("tiny").to_dict(), "data_path": "/faces"}, sort_keys=False))
+    assert load_config(str(saved)).to_dict() == load_config("tiny").to_dict()
+    (tmp_path / "photo.yaml").write_bytes(b"\xff\xd8\xff\xe0 a jpeg")
+    with pytest.raises(SynthfaceError, match="is not a YAML file"):
+        load_config(str(tmp_path / "photo.yaml"))
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(SynthfaceError, match="is not a YAML mapping of sections"):
+        load_config(str(tmp_path / "list.yaml"))

@@ -317,6 +317,14 @@ def test_outputs_are_never_read_back_as_inputs(tmp_path, faces_dir):
     shutil.copy(FACES / "utk_00.jpg", run / "samples" / "epoch_0001.png")
     assert len(ImageSource(faces_dir).names) == 17
     assert len(ImageSource(faces_dir, exclude=[run]).names) == 16
+    # another run's folder (config.yaml beside checkpoints/) and a dataset (.synthface/) are
+    # synthface's outputs, left out of the data wherever they lie inside it
+    (run / "checkpoints").mkdir()
+    (run / "config.yaml").write_text("model: {}\n")
+    (faces_dir / "sets" / "ds" / ".synthface").mkdir(parents=True)
+    shutil.copy(FACES / "utk_01.jpg", faces_dir / "sets" / "ds" / "00000000.png")
+    source = ImageSource(faces_dir)
+    assert len(source.names) == 16 and source.outputs == ["run", "sets/ds"]
     # align into a folder inside its source, twice: the crops are not aligned again
     src = tmp_path / "photos"
     shutil.copytree(FACES_300W, src)

@@ -269,3 +269,35 @@ def test_a_trainers_summary_is_not_written_through_a_link_named_like_its_tempora
     assert r.returncode == 0, r.stderr
     assert _tree(world) == before
     assert not (tmp_path / "lm.json").is_symlink() and '"faces"' in (tmp_path / "lm.json").read_text()
+
+
+def test_an_image_a_label_file_lists_is_an_input_wherever_it_lies(world, tmp_path):
+    pr = tmp_path / "plots" / "pr.png"
+    assert run_cli("detector", "eval", "--model", "dlib", "--data", world / "ds", "--pr", pr).returncode == 0
+    before = pr.read_bytes()  # detector eval's own plot: it may write it again, unless it is now an input
+    xml = tmp_path / "labels" / "set.xml"
+    xml.parent.mkdir()
+    xml.write_text(f"<dataset><images><image file='{pr}'><box top='1' left='1' width='40' height='40'/></image>"
+                   "</images></dataset>\n")
+    _one_line(run_cli("detector", "eval", "--model", "dlib", "--data", xml, "--pr", pr),
+              "would replace an input", "set.xml, which lists it")
+    coco = tmp_path / "labels" / "coco.json"
+    coco.write_text('{"images": [{"id": 1, "file_name": "../plots/pr.png", "width": 9, "height": 9}], '
+                    '"annotations": [], "categories": []}')
+    _one_line(run_cli("detector", "eval", "--model", "dlib", "--data", coco, "--pr", pr), "coco.json, which lists it")
+    assert pr.read_bytes() == before
+
+
+def test_written_files_get_the_umask_s_mode_not_a_temporary_s(world, tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        assert run_cli("preview", world / "ds", "-o", tmp_path / "grid.png", in_process=True).returncode == 0
+        assert run_cli("make-dataset", "-n", 3, "--replay-faces", FACES, "-o", tmp_path / "d", "--workers", 0,
+                       "--no-progress", "--format", "csv,yolo", in_process=True).returncode == 0
+    finally:
+        os.umask(mask)
+    for f in (tmp_path / "grid.png", tmp_path / "d" / "dataset.json", tmp_path / "d" / "data.yaml",
+              tmp_path / "d" / "README.md", tmp_path / "d" / "labels.csv"):
+        assert f.stat().st_mode & 0o777 == 0o644, f

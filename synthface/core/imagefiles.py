@@ -42,6 +42,15 @@ def image_files(folder, flag: str, skip=None) -> list:
                   and (skip is None or skip not in p.resolve().parents))
 
 
+def _synthface_outputs(root: Path) -> list:
+    """Folders under `root` (not root itself) that synthface wrote: a training run
+    (config.yaml beside checkpoints/) or a dataset (its .synthface/ state)."""
+    found = [f.parent for f in root.rglob("config.yaml") if (f.parent / "checkpoints").is_dir()]
+    found += [d.parent for d in root.rglob(".synthface") if d.is_dir()]
+    found = sorted({f for f in found if f != root})
+    return [f for f in found if not any(o in f.parents for o in found)]
+
+
 class ImageSource:
     """The image files of a folder or a zip, in sorted order, read as bytes.
     `split` ("train" / "validation") keeps FFHQ's official split, read from
@@ -54,11 +63,16 @@ class ImageSource:
         if not self.path.exists():
             raise SynthfaceError(f"data path not found: {self.path}")
         self._local = threading.local()
+        self.outputs = []  # synthface output folders inside a data folder, left out
         if self.path.is_dir():
             self.is_zip = False
             skip = [Path(e).expanduser().resolve() for e in exclude]
             root = self.path.resolve()
             skip = [e.relative_to(root).parts for e in skip if e.is_relative_to(root) and e != root]
+            # synthface's own outputs inside the data (another training run's samples and
+            # plots, a dataset of generated faces) are not real faces to learn from
+            self.outputs = sorted(str(f.relative_to(self.path)) for f in _synthface_outputs(self.path))
+            skip += [tuple(Path(f).parts) for f in self.outputs]
             files = [p for p in self.path.rglob("*")
                      if p.is_file() and not any(part.startswith(".") for part in p.relative_to(self.path).parts)
                      and not any(p.relative_to(self.path).parts[:len(e)] == e for e in skip)]
@@ -305,5 +319,7 @@ def _warn_skipped(source: ImageSource, n_bad: int, examples: list) -> None:
         parts.append(f"{n_bad} unreadable or truncated image(s) skipped (e.g. {', '.join(examples)})")
     if source.n_other:
         parts.append(f"{source.n_other} non-image file(s) ignored")
+    if source.outputs:
+        parts.append(f"synthface's own output folder(s) left out: {', '.join(source.outputs[:3])}")
     if parts:
         log.warning("%s: %s", source.path, "; ".join(parts))

@@ -125,6 +125,7 @@ def check_plan(plan: Plan, command: str) -> None:
             continue
         s = _real(src)
         inputs.append((src, s, s.is_dir()))
+        inputs += [(f"{src}, which lists it", f, False) for f in _listed_images(s, plan.outputs)]
     seen: dict = {}
     for out in plan.outputs:
         if out.path is None:
@@ -154,6 +155,31 @@ def check_plan(plan: Plan, command: str) -> None:
         elif p.exists() and not (out.ours is not None and _safely(out.ours, p)):
             raise SynthfaceError(f"{out.what} {out.path} exists and was not written by `synthface {command}`; "
                                  "remove it or give another name")
+
+
+def _listed_images(label_file: Path, outputs: list) -> list:
+    """The images an imglab XML or COCO json input names, where one of them may be an
+    output (its name is in the file's text): inputs too, though they lie elsewhere."""
+    import json
+    import re
+
+    if label_file.suffix.lower() not in (".xml", ".json") or not label_file.is_file():
+        return []
+    try:
+        text = label_file.read_text(errors="replace")
+    except OSError:
+        return []
+    names = {Path(o.path).name for o in outputs if o.path is not None and not o.folder and str(o.path).strip()}
+    if not any(n and n in text for n in names):
+        return []
+    if label_file.suffix.lower() == ".xml":
+        listed = re.findall(r"""<image\b[^>]*?\bfile\s*=\s*['"]([^'"]+)['"]""", text)
+    else:
+        try:
+            listed = [im.get("file_name", "") for im in json.loads(text).get("images", []) if isinstance(im, dict)]
+        except (ValueError, AttributeError):
+            return []
+    return [_real(label_file.parent / str(f)) for f in listed if str(f) and Path(str(f)).name in names]
 
 
 def _safely(test, path: Path) -> bool:

@@ -209,6 +209,11 @@ def load_config(preset: str | None = None, overrides: list | None = None) -> Con
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise SynthfaceError(f"config {path} is not valid YAML: {exc}".splitlines()[0]) from None
+        except UnicodeDecodeError:
+            raise SynthfaceError(f"config {path} is not a YAML file (not text)") from None
+        if not isinstance(values, dict):
+            raise SynthfaceError(f"config {path} is not a YAML mapping of sections (model:, train:, ...)")
+        values.pop("data_path", None)  # a run's own config.yaml names its data: --data says it here
         _apply(cfg, values, "")
     for item in overrides or []:
         _apply(cfg, parse_override(item) if isinstance(item, str) else item, "")

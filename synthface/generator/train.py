@@ -72,8 +72,10 @@ def _check_run_folder(out: Path, cfg: Config, resume: bool | None, data_path: st
         raise SynthfaceError(f"{out} is not empty and is not a synthface run folder; choose a new --out")
     try:
         saved = yaml.safe_load(saved_file.read_text()) or {}
-    except yaml.YAMLError:
+    except (yaml.YAMLError, UnicodeDecodeError):
         raise SynthfaceError(f"{saved_file} is damaged (not YAML)") from None
+    if not isinstance(saved, dict):
+        raise SynthfaceError(f"{saved_file} is damaged (not a run's settings)")
     saved_data = saved.pop("data_path", None)
     if data_path and saved_data and saved_data != data_path:
         raise SynthfaceError(f"{out} was trained on {saved_data}, not {data_path}; pass the same --data "
