@@ -94,6 +94,16 @@ def _on_sigterm(signum, frame):
     raise _Terminated(signum)
 
 
+def _on_sigint(signum, frame):
+    """Ctrl-C: KeyboardInterrupt once; a second one (a quick second press, or `timeout`
+    forwarding its own) while the run unwinds or the interpreter exits is let go, so it
+    cannot break the cleanup into tracebacks."""
+    if _signalled:
+        return
+    _signalled.append(signum)
+    raise KeyboardInterrupt
+
+
 def _setup_logging() -> None:
     """One stderr handler for the "synthface" logger, however often main() runs."""
     logger = logging.getLogger("synthface")
@@ -144,6 +154,8 @@ def main(argv=None) -> int:
     if threading_main():
         signal.signal(signal.SIGTERM, _on_sigterm)
         signal.signal(signal.SIGHUP, _on_sigterm)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when a caller ignores it
+            signal.signal(signal.SIGINT, _on_sigint)
     try:
         resolve_paths(args)  # SRC or --data, DST or -o: one of each (cli/common.py)
         # what the command writes, named and checked before any work (cli/plans.py)
@@ -167,6 +179,9 @@ def main(argv=None) -> int:
         return 1
     except Exception as exc:  # noqa: BLE001 - a bug, not a user's mistake: still one line
         if _signalled:  # a signal raised inside a library's import or callback, which wrapped it
+            if _signalled[0] == signal.SIGINT:
+                print("synthface: interrupted", file=sys.stderr)
+                return 130
             print("synthface: terminated" + (" (hangup)" if _signalled[0] == signal.SIGHUP else ""), file=sys.stderr)
             return 128 + _signalled[0]
         if os.environ.get("SYNTHFACE_DEBUG"):

@@ -68,10 +68,12 @@ def test_fit_direction_recovers_a_planted_direction():
 
 def test_steering_moves_codes_to_the_targets_distances_and_checks_ranges():
     from synthface.generator.directions import load_directions
-    from synthface.generator.sampling import DEFAULT_CHECKPOINT
+    from synthface.generator.sampling import MODELS
+
+    DEFAULT64 = MODELS / "default64.safetensors"  # the ranges below are its reach
     from synthface.generator.steering import Steering, Target, draw_targets, parse_range, reach
 
-    vectors, summary = load_directions(DEFAULT_CHECKPOINT)
+    vectors, summary = load_directions(DEFAULT64)
     lo, hi = reach(summary, "yaw")
     assert lo < -5 and hi > 5  # the bundled generator turns both ways
     yaw, mouth = Target("yaw", lo / 2, hi / 2), Target("mouth_open", 0.03, 0.1)
@@ -104,7 +106,7 @@ def steered(tmp_path_factory):
     from synthface.generator.steering import parse_range
 
     out = tmp_path_factory.mktemp("steer") / "d"
-    sampler = open_sampler(device="cpu", targets=[parse_range("-10:10", "yaw"), parse_range("0.02:0.12", "mouth_open")])
+    sampler = open_sampler("default64", device="cpu", targets=[parse_range("-10:10", "yaw"), parse_range("0.02:0.12", "mouth_open")])
     make_dataset(out, MakeConfig(n=40, workers=2, batch_size=16, annotate=AnnotateConfig(landmarks=True), augment=None),
                  sampler, progress=False)
     return out
@@ -140,21 +142,23 @@ def test_a_steered_dataset_is_the_same_whatever_the_workers(steered, tmp_path):
     from synthface.generator.sampling import open_sampler
     from synthface.generator.steering import parse_range
 
-    sampler = open_sampler(device="cpu", targets=[parse_range("-10:10", "yaw"), parse_range("0.02:0.12", "mouth_open")])
+    sampler = open_sampler("default64", device="cpu", targets=[parse_range("-10:10", "yaw"), parse_range("0.02:0.12", "mouth_open")])
     make_dataset(tmp_path / "d", MakeConfig(n=40, workers=0, batch_size=5, annotate=AnnotateConfig(landmarks=True), augment=None),
                  sampler, progress=False)
     assert (tmp_path / "d" / "labels.csv").read_bytes() == (steered / "labels.csv").read_bytes()
-    other = open_sampler(device="cpu", targets=[parse_range("-5:10", "yaw")])
+    other = open_sampler("default64", device="cpu", targets=[parse_range("-5:10", "yaw")])
     with pytest.raises(SynthfaceError, match="made with other settings \\(generator differ"):
         make_dataset(tmp_path / "d", MakeConfig(n=40, workers=0, augment=None), other, resume=True, progress=False)
 
 
 def test_directions_cli_fits_calibrates_and_saves_beside_the_generator(tmp_path):
     from conftest import run_cli
-    from synthface.generator.sampling import DEFAULT_CHECKPOINT
+    from synthface.generator.sampling import MODELS
+
+    DEFAULT64 = MODELS / "default64.safetensors"  # the ranges below are its reach
 
     for suffix in (".safetensors", ".json"):
-        shutil.copy(DEFAULT_CHECKPOINT.with_suffix(suffix), tmp_path / f"g{suffix}")
+        shutil.copy(DEFAULT64.with_suffix(suffix), tmp_path / f"g{suffix}")
     g = tmp_path / "g.safetensors"
     r = run_cli("sample", "--yaw=-5:5", "-o", tmp_path / "x.png", "--checkpoint", g)
     assert r.returncode == 1 and r.stderr.strip().endswith(
@@ -212,12 +216,14 @@ def test_new_directions_steer_as_their_calibration_says(tmp_path):
     import pandas as pd
 
     from conftest import run_cli
-    from synthface.generator.sampling import DEFAULT_CHECKPOINT
+    from synthface.generator.sampling import MODELS
+
+    DEFAULT64 = MODELS / "default64.safetensors"  # the ranges below are its reach
     from synthface.generator.steering import reach
 
     g = tmp_path / "g.safetensors"
-    shutil.copy(DEFAULT_CHECKPOINT, g)
-    shutil.copy(DEFAULT_CHECKPOINT.with_suffix(".json"), g.with_suffix(".json"))
+    shutil.copy(DEFAULT64, g)
+    shutil.copy(DEFAULT64.with_suffix(".json"), g.with_suffix(".json"))
     r = run_cli("directions", "--checkpoint", g, "-n", "600", "--calibration-faces", "30", "--workers", "1",
                 "--no-progress")
     assert r.returncode == 0, r.stderr
