@@ -46,6 +46,8 @@ def test_commands_use_the_bundled_generator_without_checkpoint(tmp_path):
     assert gen["name"] == "celeba64" and gen["bundled"] and "checkpoint" not in gen
     assert gen["sha256"] == open_sampler().identity["sha256"] and str(DEFAULT_CHECKPOINT) not in (out / "README.md").read_text()
     assert card["counts"]["faces"] == 5
+    assert card["licence"].startswith("The images are synthetic, made by the generator named here")
+    assert "UTKFace, CelebA for the bundled ones" in card["licence_terms"]
     # the dataset card and the model card name the generator's training data
     assert "trained on CelebA: 45,328 faces" in (out / "README.md").read_text()
     assert "utkface-crop" in (DEFAULT_CHECKPOINT.parent / "MODEL_CARD.md").read_text()

@@ -145,6 +145,9 @@ def test_coco_pts_yolo_parquet_match_labels_csv(dataset):
     front = yaml.safe_load((out / "README.md").read_text().split("---\n")[1])  # the card's front matter
     assert front["license"] == "other" and front["license_details"] == card["licence_terms"]
     assert card["licence_terms"].startswith("non-commercial research only")
+    # replayed real faces (a testing stand-in) are not called synthetic, in the card nor its text
+    assert "replayed real photos under their own licence" in card["licence_terms"]
+    assert card["licence"].startswith("The images are not synthetic") and "synthetic, made by" not in card["licence"]
 
 
 def test_flip_idx_is_an_involution():

@@ -137,11 +137,13 @@ def test_scenes_write_only_the_formats_asked(tmp_path):
     card = json.loads((tmp_path / "s" / "dataset.json").read_text())
     assert card["files"]["formats"] == ["coco", "csv"]
     # the card names its generator (not by a local path) and its licence terms, as face cards do
-    from synthface.dataset.card import LICENCE_TERMS
+    from synthface.dataset.card import licence_terms
 
     text = (tmp_path / "s" / "README.md").read_text()
-    assert card["generator"]["folder"] == "faces" and card["licence_terms"] == LICENCE_TERMS
-    assert text.startswith("---\nlicense: other\n") and LICENCE_TERMS in text and str(FACES) not in text
+    terms = licence_terms({"kind": "replay"})  # replayed real faces: not called synthetic
+    assert card["generator"]["folder"] == "faces" and card["licence_terms"] == terms
+    assert text.startswith("---\nlicense: other\n") and terms in text and str(FACES) not in text
+    assert "The images are not synthetic: they are real faces replayed" in text
     assert "- Generator: stand-in replay of real faces in a folder `faces`" in text
     assert "`truncated`: 1 when the box reaches past" in text and "`occluded`: how many of its 68 points" in text
 

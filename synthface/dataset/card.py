@@ -27,6 +27,27 @@ LICENCE_NOTE = (
     "the boxes of --box dlib; --box points and head are computed from the 68 points. The "
     "generator's licence follows from the data it was trained on (see its model card).")
 
+REPLAY_NOTE = ("The images are not synthetic: they are real faces replayed from a folder (--replay-faces, a "
+               "testing stand-in for a generator), photos of real people under their own licence.")
+
+
+def licence_note(generator: dict | None) -> str:
+    """The card's licence text; a replay of real faces (`generator` kind "replay", as a
+    sampler's identity or generator_card has it) says so instead of "synthetic"."""
+    if (generator or {}).get("kind") == "replay":
+        return REPLAY_NOTE + LICENCE_NOTE.split(".", 1)[1].replace(
+            " The generator's licence follows from the data it was trained on (see its model card).", "")
+    return LICENCE_NOTE
+
+
+def licence_terms(generator: dict | None) -> str:
+    """The terms in one line (dataset.json's `licence_terms`, the card's front matter)."""
+    if (generator or {}).get("kind") == "replay":
+        return ("non-commercial research only: the landmarks come from a dlib model trained on iBUG 300-W; "
+                "the images are replayed real photos under their own licence")
+    return LICENCE_TERMS
+
+
 # the terms in one line: dataset.json's `licence_terms` and the card's front matter
 LICENCE_TERMS = ("non-commercial research only: the landmarks come from a dlib model trained on iBUG 300-W, "
                  "and the generator's training data (UTKFace, CelebA for the bundled ones) sets its own terms")
@@ -187,13 +208,14 @@ def write_card(out: Path, card: dict, text: str) -> None:
     """dataset.json (with the version, time and platform) and README.md."""
     card = {"format": card.pop("format"), "synthface_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **card,
-            "licence_terms": LICENCE_TERMS, "licence": LICENCE_NOTE, "platform": platform.platform()}
+            "licence_terms": licence_terms(card.get("generator")), "licence": licence_note(card.get("generator")),
+            "platform": platform.platform()}
     write_atomic(Path(out) / "dataset.json", json.dumps(card, indent=2) + "\n")
     generator = card.get("generator") or {}
     named = generator.get("name") or generator.get("folder") or "unknown"
     # front matter as Hugging Face dataset cards have it: the terms before anything else
     front = ("---\nlicense: other\nlicense_name: synthface-non-commercial\n"
-             f"license_details: {json.dumps(LICENCE_TERMS)}\n"
+             f"license_details: {json.dumps(card['licence_terms'])}\n"
              f"generator: {json.dumps(named)}\ngenerator_sha256: {json.dumps(generator.get('sha256'))}\n"
              "tags: [synthetic, faces, landmarks]\n---\n\n")
     write_atomic(Path(out) / "README.md", front + text)

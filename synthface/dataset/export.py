@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from synthface import __version__
-from synthface.dataset.card import (CONVENTIONS, LICENCE_NOTE, _pose_section, box_card, box_line, files_section,
-                            generator_card, generator_line, keypoints_card, loading_section, plot_pose, pose_statistics, write_card)
+from synthface.dataset.card import (CONVENTIONS, _pose_section, box_card, box_line, files_section,
+                            generator_card, generator_line, keypoints_card, licence_note, loading_section, plot_pose,
+                            pose_statistics, write_card)
 from synthface.formats import parse_formats, write_labels
 from synthface.face.geometry import convention_box
 from synthface.dataset.journal import STATE_DIR, iter_records, split_of
@@ -254,5 +255,5 @@ Ultralytics' trainset.txt / valset.txt, COCO's per-image `split`.
 
 {CONVENTIONS}{pad_note}
 ## Licence
-{LICENCE_NOTE}
+{licence_note(gen)}
 """

@@ -347,8 +347,9 @@ def _labelled_scenes(placements, items, records, cfg: SceneConfig, face_size: in
 
 def _write_scene_card(out: Path, cfg: SceneConfig, identity: dict, summary: dict, command: str, formats,
                       box: str = "dlib") -> None:
-    from synthface.dataset.card import (CONVENTIONS, LICENCE_NOTE, box_card, box_line, files_section, generator_card,
-                                        generator_line, keypoints_card, loading_section, write_card)
+    from synthface.dataset.card import (CONVENTIONS, box_card, box_line, files_section, generator_card,
+                                        generator_line, keypoints_card, licence_note, loading_section,
+                                        write_card)
 
     schema, size = scene_schema(), cfg.image_size
     card = {"format": "synthface-scenes/1", "command": command, **identity,
@@ -408,5 +409,5 @@ synthface detector eval --model faces.svm --data PHOTOS --pr pr.png
 
 {CONVENTIONS}
 ## Licence
-{LICENCE_NOTE}
+{licence_note(identity["generator"])}
 """)
