@@ -30,6 +30,30 @@ def add_option_flags(p, cls, helps: dict, aliases: dict | None = None) -> None:
         p.add_argument(*names, dest=f.name, type=type(f.default), default=f.default, help=shown)
 
 
+def field_default(cls, name: str):
+    """The default of field `name` of the option dataclass `cls`: the one place it is written."""
+    from dataclasses import MISSING, fields
+
+    f = next(f for f in fields(cls) if f.name == name)
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+def shown(value) -> str:
+    """A default as a flag takes it: MIN:MAX for a pair, a comma list for names."""
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        return f"{value[0]}:{value[1]}"
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def add_field_flag(p, *flags, cls, field: str, help: str, **kw) -> None:
+    """A flag for field `field` of the option dataclass `cls`: its default and type are the
+    field's (a default of None: the type given), and the help ends with the default."""
+    default = field_default(cls, field)
+    if default is not None and "choices" not in kw and "action" not in kw:
+        kw.setdefault("type", type(default))
+    p.add_argument(*flags, dest=field, default=default, help=f"{help} (default {shown(default)})", **kw)
+
+
 def options_from(args, cls):
     """The option dataclass `cls` from the flags add_option_flags made."""
     from dataclasses import fields

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from synthface.cli import plans
-from synthface.cli.common import add_option_flags, options_from
+from synthface.cli.common import add_field_flag, add_option_flags, options_from
 
 
 DETECTOR_EXAMPLES = """examples:
@@ -68,8 +68,10 @@ def add(sub) -> None:
     m.add_argument("-o", "--output", "--out", dest="out", required=True,
                    help="folder for the scenes where the detector fired (added to)")
     m.add_argument("--backgrounds", metavar="DIR", help="face-free photos to crop from (default: procedural)")
-    m.add_argument("--photometric", type=float, default=1.0, metavar="AMOUNT", help="as for scenes (default 1)")
-    m.add_argument("--image-size", type=int, default=640, help="scene side in px (default 640)")
+    from synthface.dataset.scenes import SceneConfig
+
+    add_field_flag(m, "--photometric", cls=SceneConfig, field="photometric", metavar="AMOUNT", help="as for scenes")
+    add_field_flag(m, "--image-size", cls=SceneConfig, field="image_size", help="scene side in px")
     m.add_argument("--seed", type=int, default=0, help="draw seed; another round, another seed (default 0)")
     m.add_argument("--upsample", type=int, default=1, help="detector upsampling, as at eval (default 1)")
     m.add_argument("--no-progress", action="store_true")

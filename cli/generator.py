@@ -68,18 +68,15 @@ def _add_directions(sub) -> None:
 
 def _run_directions(args) -> int:
     """directions: fit and calibrate the latent directions, then print their reach."""
-    from synthface.generator.directions import directions_path, fit_directions
+    from synthface.generator.directions import fit_directions, summary_lines
     from synthface.generator.sampling import resolve_checkpoint
+
     checkpoint = resolve_checkpoint(args.checkpoint)
     s = fit_directions(checkpoint, n=args.n, seed=args.seed, calibration_faces=args.calibration_faces,
                        workers=args.workers, upsample=args.upsample, device=args.device,
                        progress=not args.no_progress, output=args.output)
-    print(f"{s['kept']} of {s['n']} faces labelled; directions in {directions_path(args.output or checkpoint)}")
-    for name, a in s["attributes"].items():
-        cal = a["calibration"]
-        reach = ", ".join(f"{d:+g}: {v if v is None else round(v, 3)} ({k:.0%} kept)"
-                          for d, v, k in zip(cal["distance"], cal["value"], cal["kept"]) if d % 2 == 0)
-        print(f"  {name:10s} r = {a['r']:.2f}; distance -> mean value: {reach}")
+    for line in summary_lines(s, args.output or checkpoint):
+        print(line)
     return 0
 
 

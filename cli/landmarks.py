@@ -110,30 +110,25 @@ def _add_train_cnn(lsub) -> None:
 def _run_train_cnn(args) -> int:
     """landmarks train-cnn: the CNN landmark model from one or more datasets."""
     from synthface.trainers.cnn import CNNOptions, train_cnn
+    from synthface.trainers.reports import landmarks_train_line
 
     options = options_from(args, CNNOptions)
     options.validate()
     s = train_cnn(args.dataset, args.output, options, upsample=args.upsample, progress=not args.no_progress,
                   pts_origin=args.pts_origin, split=args.split, weights=args.weight)
-    sources = ", ".join(f"{n} from {d}" + (f" ({s['splits'][d]} split)" if s["splits"][d] != "all" else "")
-                        for d, n in s["sources"].items())
-    rule = f"; {s['mixing_rule']}" if s["mixing_rule"] else ""
-    print(f"trained a CNN on {s['faces']} faces ({sources}{rule}), {options.epochs} epochs on {s['device']} in "
-          f"{s['seconds']:.0f} s: {args.output}")
+    print(landmarks_train_line({**s, "epochs": options.epochs}, args.output, model="a CNN"))
     return 0
 
 
 def _run_landmarks_train(args) -> int:
     """landmarks train: a dlib shape predictor from one or more datasets."""
     from synthface.trainers.landmarks import TrainOptions, train_landmarks
+    from synthface.trainers.reports import landmarks_train_line
 
     options = options_from(args, TrainOptions)
     s = train_landmarks(args.dataset, args.output, options, upsample=args.upsample, progress=not args.no_progress,
                         pts_origin=args.pts_origin, split=args.split, weights=args.weight, verbose=args.verbose)
-    sources = ", ".join(f"{n} from {d}" + (f" ({s['splits'][d]} split)" if s["splits"][d] != "all" else "")
-                        for d, n in s["sources"].items())
-    rule = f"; {s['mixing_rule']}" if s["mixing_rule"] else ""
-    print(f"trained on {s['faces']} faces ({sources}{rule}) in {s['seconds']:.0f} s: {args.output}")
+    print(landmarks_train_line(s, args.output))
     return 0
 
 

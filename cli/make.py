@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from synthface.cli import plans
-from synthface.cli.common import add_steering_flags, steering_targets
+from synthface.cli.common import add_field_flag, add_steering_flags, shown, steering_targets
 from synthface.errors import SynthfaceError
 
 
@@ -35,6 +35,12 @@ examples:
 
 
 def add(sub) -> None:
+    # the defaults live in the option dataclasses; the flags show them
+    from synthface.dataset.config import MakeConfig as M
+    from synthface.dataset.scenes import SceneConfig as S
+    from synthface.face.annotate import DETECTORS, LABELS, AnnotateConfig as A
+    from synthface.face.geometry import BOX_CONVENTIONS
+
     p = sub.add_parser(
         "make-dataset", help="sample faces, label them with dlib, write a dataset",
         description="Draw faces from a generator, find each face's box (and 68 landmarks) with "
@@ -51,15 +57,15 @@ def add(sub) -> None:
     p.add_argument("--landmarks", action="store_true",
                    help="also the 68 iBUG 300-W landmarks (else boxes only); turns on --augment and "
                         "--rotate-3d=-30:30 unless --no-augment / --no-rotate-3d")
-    p.add_argument("--seed", type=int, default=0, help="base seed; image j is made from (seed, j) (default 0)")
-    p.add_argument("--image-size", type=int, help="side of the saved images (default: the generator's)")
-    p.add_argument("--pad", type=float, default=0.0,
+    add_field_flag(p, "--seed", cls=M, field="seed", help="base seed; image j is made from (seed, j)")
+    p.add_argument("--image-size", type=int, help=f"side of the saved images (default: the generator's; scenes {S.image_size})")
+    add_field_flag(p, "--pad", cls=M, field="pad",
                    help="reflected border around each face, as a fraction of its side (e.g. 0.25); "
                         "the saved image grows by 2 x pad")
-    p.add_argument("--min-score", type=float, default=0.0, help="lowest detector score kept (default 0.0)")
-    p.add_argument("--upsample", type=int, default=1, help="dlib detector upsampling steps (default 1)")
-    p.add_argument("--detector", default="hog", choices=("hog", "mmod"),
-                   help="face filter: dlib's HOG frontal detector (default) or its CNN (MMOD) detector, which "
+    add_field_flag(p, "--min-score", cls=A, field="min_score", help="lowest detector score kept")
+    add_field_flag(p, "--upsample", cls=A, field="upsample", help="dlib detector upsampling steps")
+    add_field_flag(p, "--detector", cls=A, field="detector", choices=DETECTORS,
+                   help="face filter: dlib's HOG frontal detector (hog) or its CNN (MMOD) detector, which "
                         "keeps more turned faces at about 60x the CPU time; boxes keep HOG's convention")
     p.add_argument("--augment", action="store_true",
                    help="augment each kept face at dataset time, labels transformed exactly: roll +-15 degrees, "
@@ -75,16 +81,16 @@ def add(sub) -> None:
     p.add_argument("--no-rotate-3d", action="store_true", help="no 3D turn (faces as the generator draws them)")
     p.add_argument("--rotate-3d-pitch", metavar="MIN:MAX",
                    help="also a pitch, degrees (> 0: up), with --rotate-3d's yaw (-30:30 unless given)")
-    p.add_argument("--labels", default="single", choices=("single", "flip"),
+    add_field_flag(p, "--labels", cls=A, field="labels", choices=LABELS,
                    help="flip: predict the landmarks on the image and its mirror and average the two; each row "
-                        "gets their disagreement (in eye distances) as a label confidence (default single)")
+                        "gets their disagreement (in eye distances) as a label confidence")
     p.add_argument("--max-disagreement", type=float,
                    help="with --labels flip: reject faces whose two predictions disagree by more than this")
     p.add_argument("--format", default="all",
                    help="label formats, comma-separated: csv,parquet,hf,xml,pts,coco,yolo (default all; csv always), "
                         "for faces and scenes alike")
-    p.add_argument("--box", default="dlib", choices=("dlib", "points", "head"),
-                   help="face box convention: dlib's (brows to lower lip; default), points (the square around the "
+    add_field_flag(p, "--box", cls=M, field="box", choices=BOX_CONVENTIONS,
+                   help="face box convention: dlib's (brows to lower lip), points (the square around the "
                         "68 points) or head (forehead to chin, as WIDER FACE); for single faces points and head "
                         "need --landmarks (scenes always have points)")
     add_steering_flags(p)
@@ -92,29 +98,34 @@ def add(sub) -> None:
                    help="face-detector data: paste the -n faces into scenes (backgrounds with several faces each)")
     p.add_argument("--backgrounds", metavar="DIR", help="scenes: face-free photos to crop backgrounds from "
                                                         "(default: procedural backgrounds)")
-    p.add_argument("--faces-per-image", metavar="MIN:MAX", help="scenes: faces a scene (default 1:6)")
+    # scene flags default to None (not given: a face run refuses them), SceneConfig's defaults shown
+    p.add_argument("--faces-per-image", metavar="MIN:MAX",
+                   help=f"scenes: faces a scene (default {shown(S.faces_per_image)})")
     p.add_argument("--face-size", metavar="MIN:MAX",
-                   help="scenes: face box width in pixels, log-uniform (default 48:256)")
+                   help=f"scenes: face box width in pixels, log-uniform (default {shown(S.face_size)}, "
+                        f"at most half of --image-size)")
     p.add_argument("--blend",
-                   help="scenes: paste blendings to draw from, comma-separated (head: the face with its hair and "
-                        "neck, outlined from its points; default all five)")
+                   help=f"scenes: paste blendings to draw from, comma-separated (head: the face with its hair and "
+                        f"neck, outlined from its points; default {shown(S.blends)})")
     p.add_argument("--groups", type=float, metavar="SHARE",
-                   help="scenes: share of scenes that are group photos, rows of faces on shoulders (default 0.15)")
-    p.add_argument("--group-faces", metavar="MIN:MAX", help="scenes: faces a group photo (default 6:20)")
+                   help=f"scenes: share of scenes that are group photos, rows of faces on shoulders "
+                        f"(default {S.groups})")
+    p.add_argument("--group-faces", metavar="MIN:MAX",
+                   help=f"scenes: faces a group photo (default {shown(S.group_faces)})")
     p.add_argument("--photometric", type=float, metavar="AMOUNT",
-                   help="scenes: photo-like variation of each scene (greyscale, low contrast, gamma, print, "
-                        "halftone, low resolution, blur, noise, vignetting, JPEG), each transform's rate times "
-                        "AMOUNT (0 off; up to 2; default 1)")
-    p.add_argument("--val-fraction", type=float, default=0.1,
-                   help="share of faces in the validation split, chosen per face from its seed (default 0.1)")
-    p.add_argument("--batch-size", type=int, default=256, help="candidates per work chunk (default 256)")
+                   help=f"scenes: photo-like variation of each scene (greyscale, low contrast, gamma, print, "
+                        f"halftone, low resolution, blur, noise, vignetting, JPEG), each transform's rate times "
+                        f"AMOUNT (0 off; up to 2; default {S.photometric})")
+    add_field_flag(p, "--val-fraction", cls=M, field="val_fraction",
+                   help="share of faces in the validation split, chosen per face from its seed")
+    add_field_flag(p, "--batch-size", cls=M, field="batch_size", help="candidates per work chunk")
     p.add_argument("--workers", type=int,
                    help="workers: a thread of this process, the rest spawned processes (default: all cores)")
     p.add_argument("--device", default="auto", help="generator device: auto, cpu, cuda (default auto)")
     p.add_argument("--max-tries", type=int, help="give up after this many samples (default 20 x n + 1000)")
     p.add_argument("--predictor", help="path of shape_predictor_68_face_landmarks.dat (default: face_recognition_models')")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--num-shards", type=int, default=1,
+    add_field_flag(p, "--num-shards", cls=M, field="num_shards",
                    help="split the run into this many parts (jobs), joined later by `synthface merge`")
     p.add_argument("--shard-index", type=int, help="which part this job makes: 0 .. num-shards - 1")
     p.add_argument("--replay-faces", metavar="DIR",

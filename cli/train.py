@@ -25,6 +25,22 @@ examples:
 """
 
 
+# config keys (section.key) with a flag of their own (--key), and what the help adds
+SHORTCUTS = {"train.max_epochs": "", "data.batch_size": "", "train.seed": "",
+             "train.accelerator": "auto, cpu, gpu", "train.devices": "auto, a count, or a list such as 0,1",
+             "train.num_nodes": "", "train.strategy": "auto, ddp, ...",
+             "train.precision": "auto, 32-true, bf16-mixed, 16-mixed"}
+
+
+def _type_of(key: str):
+    """A flag's type: that of the config field's default (text where the field takes several kinds)."""
+    from synthface.generator.config import Config
+
+    section, name = key.split(".")
+    default = getattr(Config(), section).__dict__[name]
+    return type(default) if isinstance(default, (int, float)) and not isinstance(default, bool) else str
+
+
 def add(sub) -> None:
     p = sub.add_parser(
         "train", help="train the GAN on a folder (or zip) of aligned face images",
@@ -38,14 +54,10 @@ def add(sub) -> None:
                    help="preset name (dcgan64, seed56, tiny) or a YAML file (default: dcgan64)")
     p.add_argument("--resume", action="store_true",
                    help="require a checkpoint in --out to continue from (the default resumes when there is one)")
-    p.add_argument("--max-epochs", type=int, help="train.max_epochs")
-    p.add_argument("--batch-size", type=int, help="data.batch_size")
-    p.add_argument("--seed", type=int, help="train.seed")
-    p.add_argument("--accelerator", help="train.accelerator: auto, cpu, gpu")
-    p.add_argument("--devices", help="train.devices: auto, a count, or a list such as 0,1")
-    p.add_argument("--num-nodes", type=int, help="train.num_nodes")
-    p.add_argument("--strategy", help="train.strategy: auto, ddp, ...")
-    p.add_argument("--precision", help="train.precision: auto, 32-true, bf16-mixed, 16-mixed")
+    for key, help in SHORTCUTS.items():  # flags for the config keys most runs set; the preset's value stays
+        name = key.split(".")[1]
+        p.add_argument("--" + name.replace("_", "-"), dest=key, type=_type_of(key), metavar=name.upper(),
+                       help=f"sets {key}{': ' + help if help else ''} (default: the preset's)")
     p.add_argument("--fast-dev-run", action="store_true", help="one batch, to check that everything runs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.add_argument("overrides", nargs="*", metavar="section.key=value", help="any other config value")
@@ -56,10 +68,7 @@ def _run_train(args) -> int:
     """train: the flags as config overrides, then one training run."""
     from synthface.generator.config import load_config
 
-    flags = {"train.max_epochs": args.max_epochs, "data.batch_size": args.batch_size,
-             "train.seed": args.seed, "train.accelerator": args.accelerator,
-             "train.devices": args.devices, "train.num_nodes": args.num_nodes,
-             "train.strategy": args.strategy, "train.precision": args.precision}
+    flags = {key: getattr(args, key) for key in SHORTCUTS}
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
     cfg = load_config(args.config, overrides)
     from synthface.generator.train import train

@@ -62,7 +62,7 @@ def photos(tmp_path):
 
 def test_folder_alignment_counts_and_layout(photos, tmp_path):
     dst = tmp_path / "aligned"
-    counts = align_folder(photos, dst, SIZE, workers=0, progress=False)
+    counts = align_folder(photos, dst, size=SIZE, workers=0, progress=False)
     assert counts == {"photos": 4, "faces": 3, "unreadable": 1, "no_face": 1}
     meta = json.loads((dst / "alignment.json").read_text())
     assert [f["file"] for f in meta["faces"]] == ["00000/00000.png", "00000/00001.png", "00000/00002.png"]
@@ -77,16 +77,16 @@ def test_folder_alignment_counts_and_layout(photos, tmp_path):
 
 def test_resume_and_refusals(photos, tmp_path):
     dst = tmp_path / "aligned"
-    align_folder(photos, dst, SIZE, workers=0, progress=False)
+    align_folder(photos, dst, size=SIZE, workers=0, progress=False)
     whole = json.loads((dst / "alignment.json").read_text())["faces"]
     journal = dst / ".synthface" / "align-journal.jsonl"
     lines = journal.read_text().splitlines()
     journal.write_text("\n".join(lines[:2]) + "\n" + lines[2][:10])  # killed mid-write
     with pytest.raises(SynthfaceError, match="is not empty; add --resume"):
-        align_folder(photos, dst, SIZE, workers=0, progress=False)
+        align_folder(photos, dst, size=SIZE, workers=0, progress=False)
     with pytest.raises(SynthfaceError, match="another alignment run"):
-        align_folder(photos, dst, 64, workers=0, resume=True, progress=False)
-    align_folder(photos, dst, SIZE, workers=0, resume=True, progress=False)
+        align_folder(photos, dst, size=64, workers=0, resume=True, progress=False)
+    align_folder(photos, dst, size=SIZE, workers=0, resume=True, progress=False)
     assert json.loads((dst / "alignment.json").read_text())["faces"] == whole
     with pytest.raises(SynthfaceError, match="source not found"):
         align_folder(tmp_path / "nope", tmp_path / "x", progress=False)

@@ -83,3 +83,28 @@ def test_trainer_flags_come_from_their_option_dataclasses():
     args, _ = build_parser().parse_known_args(["landmarks", "train", "--data", "a", "-o", "m.dat"])
     assert options_from(args, TrainOptions) == TrainOptions()
     assert {f.name for f in fields(TrainOptions)} <= set(vars(args))
+
+
+def test_make_dataset_and_train_flags_default_to_their_configs():
+    """make-dataset's flags default to MakeConfig's and AnnotateConfig's fields, its scene
+    flags (not given) to SceneConfig's, detector mine's to SceneConfig's; train's shortcut
+    flags set their config key and leave the preset's value when not given."""
+    from synthface.cli.main import build_parser
+    from synthface.dataset.config import MakeConfig
+    from synthface.dataset.scenes import SceneConfig, scene_config_from_flags
+    from synthface.face.annotate import AnnotateConfig
+
+    args, _ = build_parser().parse_known_args(["make-dataset", "-n", "5", "-o", "x"])
+    made, annotate = MakeConfig(n=5), AnnotateConfig()
+    for name in ("seed", "pad", "batch_size", "box", "val_fraction", "num_shards"):
+        assert getattr(args, name) == getattr(made, name), name
+    for name in ("upsample", "min_score", "detector", "labels"):
+        assert getattr(args, name) == getattr(annotate, name), name
+    assert scene_config_from_flags() == SceneConfig()
+    assert scene_config_from_flags(image_size=64).face_size == (32, 32)  # the default sizes fit a small scene
+    args, _ = build_parser().parse_known_args(["detector", "mine", "--model", "m.svm", "-o", "neg"])
+    assert (args.image_size, args.photometric) == (SceneConfig.image_size, SceneConfig.photometric)
+    args, _ = build_parser().parse_known_args(["train", "--data", "d", "-o", "r", "--max-epochs", "3",
+                                               "--devices", "0,1"])
+    assert getattr(args, "train.max_epochs") == 3 and getattr(args, "train.devices") == "0,1"
+    assert getattr(args, "data.batch_size") is None  # the preset's

@@ -108,7 +108,7 @@ def read_rgb(path) -> np.ndarray:
     return read_image(path)[..., ::-1].copy()
 
 
-def plot_curves(xs, series: dict, path, x_label: str = "epoch", width: int = 720, height: int = 400,
+def plot_curves(xs, series: dict, path, *, x_label: str = "epoch", width: int = 720, height: int = 400,
                 y_label: str = "", mark: str | None = None, x_ticks=None) -> None:
     """A line plot (series: name -> a value per x) as a PNG: loss curves, CED curves;
     `mark`: the command whose -o names it (write_png);
@@ -139,21 +139,21 @@ def plot_curves(xs, series: dict, path, x_label: str = "epoch", width: int = 720
         v = lo + (hi - lo) * k / 4
         _, y = px(e_lo, v)
         cv2.line(img, (x0, y), (x1, y), grey, 1)
-        cv2.putText(img, f"{v:.2f}", (5, y + 4), font, 0.4, black, 1, cv2.LINE_AA)
+        cv2.putText(img, f"{v:.2f}", (5, y + 4), font, 0.4, black, thickness=1, lineType=cv2.LINE_AA)
     cv2.rectangle(img, (x0, y1), (x1, y0), black, 1)
     if y_label:
-        cv2.putText(img, y_label, (5, 14), font, 0.45, black, 1, cv2.LINE_AA)
+        cv2.putText(img, y_label, (5, 14), font, 0.45, black, thickness=1, lineType=cv2.LINE_AA)
     if x_ticks is None:
-        cv2.putText(img, f"{x_label} {e_lo:g}", (x0, height - 12), font, 0.45, black, 1, cv2.LINE_AA)
-        cv2.putText(img, f"{e_hi:g}", (x1 - 40, height - 12), font, 0.45, black, 1, cv2.LINE_AA)
+        cv2.putText(img, f"{x_label} {e_lo:g}", (x0, height - 12), font, 0.45, black, thickness=1, lineType=cv2.LINE_AA)
+        cv2.putText(img, f"{e_hi:g}", (x1 - 40, height - 12), font, 0.45, black, thickness=1, lineType=cv2.LINE_AA)
     else:
         for t in x_ticks:
             if e_lo <= t <= e_hi:
                 x, _ = px(t, lo)
                 cv2.line(img, (x, y0), (x, y0 + 5), black, 1)
                 text = f"{t:g}"
-                cv2.putText(img, text, (x - 4 * len(text), y0 + 18), font, 0.4, black, 1, cv2.LINE_AA)
-        cv2.putText(img, x_label, (x1 - 9 * len(x_label), height - 6), font, 0.45, black, 1, cv2.LINE_AA)
+                cv2.putText(img, text, (x - 4 * len(text), y0 + 18), font, 0.4, black, thickness=1, lineType=cv2.LINE_AA)
+        cv2.putText(img, x_label, (x1 - 9 * len(x_label), height - 6), font, 0.45, black, thickness=1, lineType=cv2.LINE_AA)
     for i, (name, vals) in enumerate(series.items()):
         color = colors[i % len(colors)]
         pts = np.array([px(a, b) for a, b in zip(e, vals) if np.isfinite(b)], np.int32)
@@ -163,5 +163,5 @@ def plot_curves(xs, series: dict, path, x_label: str = "epoch", width: int = 720
             cv2.circle(img, tuple(int(c) for c in pts[0]), 3, color, -1)
         # a legend: in one row above the plot for a few series, else one line each inside it
         where = (x0 + 10 + 150 * i, y1 - 10) if len(series) <= 4 else (x0 + 10, y1 + 16 + 15 * i)
-        cv2.putText(img, name, where, font, 0.45 if len(series) > 4 else 0.5, color, 1, cv2.LINE_AA)
+        cv2.putText(img, name, where, font, 0.45 if len(series) > 4 else 0.5, color, thickness=1, lineType=cv2.LINE_AA)
     write_png(path, img, mark)

@@ -69,7 +69,7 @@ def procedural_background(rng, size: int) -> np.ndarray:
             cv2.rectangle(img, (x, y), (x + s, y + int(s * rng.uniform(0.3, 3))), colour, -1 if rng.random() < 0.7 else 2)
         elif kind == 1:
             cv2.ellipse(img, (x, y), (s // 2 + 1, int(s * rng.uniform(0.2, 1)) // 2 + 1), float(rng.uniform(0, 180)),
-                        0, 360, colour, -1 if rng.random() < 0.7 else 2)
+                        0, 360, color=colour, thickness=-1 if rng.random() < 0.7 else 2)
         else:
             x2, y2 = (int(v) for v in rng.integers(0, size, 2))
             cv2.line(img, (x, y), (x2, y2), colour, int(rng.integers(1, 6)))
@@ -259,7 +259,7 @@ def _paste(scene: np.ndarray, img: np.ndarray, m: np.ndarray, blend: str, rng, p
     square = np.full((h, w), 255, np.uint8)
     if blend == "feather" or blend == "poisson":
         square = np.zeros((h, w), np.uint8)
-        cv2.ellipse(square, (w // 2, h // 2), (int(w * 0.46), int(h * 0.5)), 0, 0, 360, 255, -1)
+        cv2.ellipse(square, (w // 2, h // 2), (int(w * 0.46), int(h * 0.5)), 0, 0, 360, color=255, thickness=-1)
     elif blend == "head":
         from synthface.dataset.groups import head_mask
 

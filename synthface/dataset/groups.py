@@ -122,8 +122,8 @@ def draw_body(scene: np.ndarray, points, colour: tuple, skin: tuple, rng) -> Non
                   skin, -1, cv2.LINE_AA)
     shoulders = chin[1] + neck_h + width * 0.35
     axes = (int(width * rng.uniform(0.95, 1.3)), int(width * rng.uniform(0.4, 0.6)))
-    cv2.ellipse(scene, (int(chin[0]), int(shoulders)), axes, float(rng.uniform(-4, 4)), 180, 360, colour, -1,
-                cv2.LINE_AA)
+    cv2.ellipse(scene, (int(chin[0]), int(shoulders)), axes, float(rng.uniform(-4, 4)), 180, 360, color=colour,
+                thickness=-1, lineType=cv2.LINE_AA)
     cv2.rectangle(scene, (int(chin[0] - axes[0]), int(shoulders)), (int(chin[0] + axes[0]), size), colour, -1,
                   cv2.LINE_AA)
     if rng.random() < 0.5:  # a collar: a V of a lighter or darker shade

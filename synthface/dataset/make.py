@@ -160,7 +160,7 @@ def make_dataset(out, cfg: MakeConfig, sampler, resume: bool = False, progress: 
     return summary
 
 
-def _sample(out: Path, cfg: MakeConfig, sampler, spec, workers: ChunkWorkers, state, progress: bool
+def _sample(out: Path, cfg: MakeConfig, sampler, spec, *, workers: ChunkWorkers, state, progress: bool
             ) -> tuple[int, dict]:
     """The sampling loop from where the journal stands (`state`): hand out chunks, write
     results in order, journal every candidate. Returns the faces this run made and its

@@ -13,7 +13,7 @@ from synthface.dataset.compose import _STREAM, background_files, photo_backgroun
 from synthface.dataset.photometric import photometric
 
 
-def mine_negatives(model: str, out, n: int, cfg, seed: int = 0, upsample: int = 1,
+def mine_negatives(model: str, out, n: int, cfg, *, seed: int = 0, upsample: int = 1,
                    progress: bool = True) -> dict:
     """Hard negatives for a detector: `n` face-free scenes drawn as the scenes' own
     backgrounds are (procedural, or crops of cfg.backgrounds; cfg.photometric applied),

@@ -49,8 +49,8 @@ def head_pose(points, size: float) -> tuple[float, float, float]:
     distance = size * 450.0 / max(eye, 1e-6)
     centre = (image_points[0] - size / 2) * distance / size
     rvec, tvec = np.zeros((3, 1)), np.array([[centre[0]], [centre[1]], [distance]])
-    ok, rvec, tvec = cv2.solvePnP(_MODEL_CAM, image_points, camera, None, rvec, tvec, True,
-                                  cv2.SOLVEPNP_ITERATIVE)
+    ok, rvec, tvec = cv2.solvePnP(_MODEL_CAM, image_points, camera, None, rvec=rvec, tvec=tvec,
+                                  useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)
     rot, _ = cv2.Rodrigues(rvec)
     return _angles(rot)
 

@@ -335,7 +335,7 @@ def _write_alignment(path: Path, journal: Path, head: dict) -> None:
         f.write("]}\n")
 
 
-def align_folder(src, dst, size: int = 128, upsample: int = 1, workers: int | None = None,
+def align_folder(src, dst, *, size: int = 128, upsample: int = 1, workers: int | None = None,
                  resume: bool = False, predictor_path: str | None = None, progress: bool = True) -> dict:
     """Align every face of every photo under `src` into `dst` (FFHQ layout)."""
     from synthface.core.progress import progress_bar

@@ -91,7 +91,19 @@ def check_directions_target(checkpoint, output) -> None:
                              f"its directions go beside it), got {output}")
 
 
-def fit_directions(checkpoint, n: int = 5000, seed: int = 0, calibration_faces: int = 200,
+def summary_lines(summary: dict, target) -> list[str]:
+    """What `directions` prints of fit_directions' summary: where the directions went, and
+    each attribute's fit (r) and reach (mean value at every other calibration distance)."""
+    lines = [f"{summary['kept']} of {summary['n']} faces labelled; directions in {directions_path(target)}"]
+    for name, a in summary["attributes"].items():
+        cal = a["calibration"]
+        reach = ", ".join(f"{d:+g}: {v if v is None else round(v, 3)} ({k:.0%} kept)"
+                          for d, v, k in zip(cal["distance"], cal["value"], cal["kept"]) if d % 2 == 0)
+        lines.append(f"  {name:10s} r = {a['r']:.2f}; distance -> mean value: {reach}")
+    return lines
+
+
+def fit_directions(checkpoint, *, n: int = 5000, seed: int = 0, calibration_faces: int = 200,
                    workers: int | None = None, upsample: int = 1, device: str = "auto",
                    progress: bool = True, output=None) -> dict:
     """Sample n faces, fit a direction per attribute, calibrate it, save both files

@@ -186,7 +186,7 @@ def quick_scores(images: np.ndarray, real, cache_dir: str = "~/.cache/synthface"
     return {"yield": float((found == 1).mean()), "ffd": frechet_distance(desc, ref)}
 
 
-def evaluate(sampler, real, n: int = 2000, seed: int = 0, workers: int | None = None,
+def evaluate(sampler, real, *, n: int = 2000, seed: int = 0, workers: int | None = None,
              upsample: int = 1, cache_dir: str = "~/.cache/synthface", progress: bool = True) -> dict:
     """Measure a sampler (see sampling.py) against the real faces under `real`."""
     from synthface.generator.sampling import candidates

@@ -30,7 +30,7 @@ def to_unit_range(batch: torch.Tensor) -> torch.Tensor:
 
 
 class DCGAN(pl.LightningModule):
-    def __init__(self, arch: dict, lr_g: float = 2e-4, lr_d: float = 2e-4, beta1: float = 0.5,
+    def __init__(self, arch: dict, *, lr_g: float = 2e-4, lr_d: float = 2e-4, beta1: float = 0.5,
                  beta2: float = 0.999, flip: bool = True, grid: int = 8, seed: int = 0,
                  loss: str = "bce", diffaugment: str = "", ema_halflife_kimg: float = 0.0,
                  ema_rampup: float = 0.05, spectral_norm: bool = False, channels_last: bool = False):

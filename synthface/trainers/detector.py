@@ -115,7 +115,7 @@ class DetectorOptions:
             raise SynthfaceError(f"--upsample must be from 0 to 2, got {self.upsample}")
 
 
-def train_detector(dataset, output, options: DetectorOptions | None = None, progress: bool = True,
+def train_detector(dataset, output, options: DetectorOptions | None = None, *, progress: bool = True,
                    verbose: bool = False, weights=None, negatives=None) -> dict:
     """Fit dlib's HOG detector to a labelled set (any form load_boxes reads), or to several
     (`dataset` a list, each image oversampled by its `weights` entry, as `landmarks

@@ -234,7 +234,7 @@ def rule_line(datasets: list, weights: list, sizes: list, why: str = "and as man
             f"{REAL_SHARE:.0%}, {why}; --weight overrides)")
 
 
-def train_landmarks(dataset, output, options: TrainOptions | None = None, upsample: int = 1,
+def train_landmarks(dataset, output, options: TrainOptions | None = None, *, upsample: int = 1,
                     progress: bool = True, pts_origin: int = 1, split: str | None = None, weights=None,
                     verbose: bool = False) -> dict:
     """Train a 68-point dlib shape predictor on a face set, or on several (`dataset` a

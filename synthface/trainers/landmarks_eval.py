@@ -119,7 +119,7 @@ def load_predictor(model: str):
     return load_shape_predictor() if model == "dlib68" else load_shape_predictor(path=Path(model).expanduser())
 
 
-def evaluate_landmarks(model: str, data, boxes: str = "detector", upsample: int = 1,
+def evaluate_landmarks(model: str, data, *, boxes: str = "detector", upsample: int = 1,
                        progress: bool = True, pts_origin: int = 1, split: str | None = None) -> dict:
     """NME of a shape predictor on real faces with ground-truth points (of a synthface
     dataset, its val split unless `split` says otherwise)."""

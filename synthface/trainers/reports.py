@@ -8,6 +8,17 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def landmarks_train_line(s: dict, output, model: str = "") -> str:
+    """What `landmarks train` (model "") and `train-cnn` (model "a CNN", with its epochs and
+    device) print of a trainer's summary: faces per source, the mixing rule, time, output."""
+    sources = ", ".join(f"{n} from {d}" + (f" ({s['splits'][d]} split)" if s["splits"][d] != "all" else "")
+                        for d, n in s["sources"].items())
+    rule = f"; {s['mixing_rule']}" if s["mixing_rule"] else ""
+    how = f" {model} on" if model else " on"
+    where = f", {s['epochs']} epochs on {s['device']}" if model else ""
+    return f"trained{how} {s['faces']} faces ({sources}{rule}){where} in {s['seconds']:.0f} s: {output}"
+
+
 def format_detector_eval(r: dict) -> str:
     """An evaluate_detector result in one line, as `detector eval` prints it."""
     return (f"{r['model']}: AP50 {r['ap50']:.1%} (AP30 {r['ap30']:.1%}), max recall {r['max_recall']:.1%}; at score "
