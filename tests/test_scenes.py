@@ -130,7 +130,13 @@ def test_scenes_write_only_the_formats_asked(tmp_path):
     from synthface.generator.sampling import ReplaySampler
     from synthface.dataset.scenes import SceneConfig, make_scenes
 
-    cfg = SceneConfig(faces_per_image=(2, 2), face_size=(40, 60), image_size=160)
+    import cv2
+
+    photos = tmp_path / "my photos"
+    photos.mkdir()
+    for k in range(2):
+        cv2.imwrite(str(photos / f"{k}.jpg"), np.random.default_rng(k).integers(0, 255, (200, 240, 3), np.uint8))
+    cfg = SceneConfig(faces_per_image=(2, 2), face_size=(40, 60), image_size=160, backgrounds=str(photos))
     make_scenes(tmp_path / "s", 4, cfg, ReplaySampler(FACES, 64), workers=0, progress=False, formats="coco")
     written = sorted(p.name for p in (tmp_path / "s").iterdir() if not p.name.startswith("."))
     assert written == ["README.md", "coco.json", "dataset.json", "images", "labels.csv"]
@@ -143,6 +149,10 @@ def test_scenes_write_only_the_formats_asked(tmp_path):
     terms = licence_terms({"kind": "replay"})  # replayed real faces: not called synthetic
     assert card["generator"]["folder"] == "faces" and card["licence_terms"] == terms
     assert text.startswith("---\nlicense: other\n") and terms in text and str(FACES) not in text
+    # its backgrounds by their folder's name and fingerprint; the local path stays in run.json, for --resume
+    assert card["scenes"]["backgrounds"]["folder"] == "my photos" and str(tmp_path) not in json.dumps(card)
+    assert "- Background: crops of the photos in a folder `my photos` (fingerprint `" in text
+    assert str(tmp_path) not in text
     assert "The images are not synthetic: they are real faces replayed" in text
     assert "- Generator: stand-in replay of real faces in a folder `faces`" in text
     assert "`truncated`: 1 when the box reaches past" in text and "`occluded`: how many of its 68 points" in text

@@ -166,18 +166,18 @@ def scene_config_from_flags(*, image_size=None, faces_per_image=None, face_size=
     if num_shards != 1 or augment or pad:
         raise SynthfaceError("--scenes does not take --num-shards, --augment or --pad (scenes place and scale "
                              "each face themselves)")
-    size = image_size or 640
+    d = SceneConfig()  # the defaults, for the flags not given
+    size = image_size or d.image_size
     # the default face sizes fit any --image-size (at most half of it); given ones are checked as given
     face_size = parse_pair(face_size, "--face-size") if face_size is not None else (
-        min(48, size // 2), min(256, size // 2))
-    blends = "none,gaussian,feather,poisson,head" if blend is None else blend
-    scfg = SceneConfig(faces_per_image=parse_pair("1:6" if faces_per_image is None else faces_per_image,
-                                                  "--faces-per-image"),
+        min(d.face_size[0], size // 2), min(d.face_size[1], size // 2))
+    scfg = SceneConfig(faces_per_image=d.faces_per_image if faces_per_image is None else parse_pair(
+                           faces_per_image, "--faces-per-image"),
                        face_size=face_size, image_size=size, backgrounds=backgrounds,
-                       blends=tuple(b.strip() for b in blends.split(",") if b.strip()),
-                       photometric=1.0 if photometric is None else photometric,
-                       groups=0.15 if groups is None else groups,
-                       group_faces=parse_pair("6:20" if group_faces is None else group_faces, "--group-faces"))
+                       blends=d.blends if blend is None else tuple(b.strip() for b in blend.split(",") if b.strip()),
+                       photometric=d.photometric if photometric is None else photometric,
+                       groups=d.groups if groups is None else groups,
+                       group_faces=d.group_faces if group_faces is None else parse_pair(group_faces, "--group-faces"))
     scfg.validate()
     return scfg
 
@@ -241,7 +241,7 @@ def scene_schema(turned: bool = False):
                        multi=True, kind="scenes")
 
 
-def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: int | None = None,
+def make_scenes(out, n: int, cfg: SceneConfig, sampler, *, seed: int = 0, workers: int | None = None,
                 val_fraction: float = 0.1, annotate=None, resume: bool = False, progress: bool = True,
                 command: str = "", formats="all", max_tries: int | None = None, rotate3d=None,
                 box: str = "dlib") -> dict:
@@ -308,7 +308,7 @@ def make_scenes(out, n: int, cfg: SceneConfig, sampler, seed: int = 0, workers: 
     return summary
 
 
-def _labelled_scenes(placements, items, records, cfg: SceneConfig, face_size: int, val_fraction: float,
+def _labelled_scenes(placements, items, records, cfg: SceneConfig, *, face_size: int, val_fraction: float,
                      counts: dict, bar, turn=None, convention: str = "dlib"):
     """Each composed scene as a LabelledImage (in scene order, as the pool returns them),
     its face boxes in `convention` (computed from the placed points; a box reaching past
@@ -345,14 +345,17 @@ def _labelled_scenes(placements, items, records, cfg: SceneConfig, face_size: in
         yield LabelledImage(scene_name(i), cfg.image_size, cfg.image_size, split, {"scene": i}, faces)
 
 
-def _write_scene_card(out: Path, cfg: SceneConfig, identity: dict, summary: dict, command: str, formats,
+def _write_scene_card(out: Path, cfg: SceneConfig, identity: dict, summary: dict, *, command: str, formats,
                       box: str = "dlib") -> None:
     from synthface.dataset.card import (CONVENTIONS, box_card, box_line, files_section, generator_card,
                                         generator_line, keypoints_card, licence_note, loading_section,
                                         write_card)
 
     schema, size = scene_schema(), cfg.image_size
-    card = {"format": "synthface-scenes/1", "command": command, **identity,
+    scenes = dict(identity["scenes"])
+    if cfg.backgrounds:  # named by the folder's name and its contents' fingerprint, no local path
+        scenes["backgrounds"] = {**scenes["backgrounds"], "folder": Path(cfg.backgrounds).name}
+    card = {"format": "synthface-scenes/1", "command": command, **identity, "scenes": scenes,
             "generator": generator_card(identity["generator"]), "counts": summary,
             "files": {"images": "images/SSSSS/NNNNNNNN.jpg, 1,000 a folder", "formats": sorted(formats)},
             "conventions": {"box": "x, y, w, h in scene pixels (" + ("dlib's HOG convention, scaled with the face"
@@ -363,7 +366,8 @@ def _write_scene_card(out: Path, cfg: SceneConfig, identity: dict, summary: dict
                                          "visible, 1 under an occluder, 0 outside the image", **box_card(box)},
             "keypoints": keypoints_card()}
     blends = ", ".join(f"{k} {v}" for k, v in sorted(summary["blends"].items()))
-    background = f"photos from {cfg.backgrounds}" if cfg.backgrounds else \
+    background = (f"crops of the photos in a folder `{Path(cfg.backgrounds).name}` (fingerprint "
+                  f"`{scenes['backgrounds']['fingerprint']}`)") if cfg.backgrounds else \
         "procedural (colour field, shapes, lines, multi-scale texture)"
     write_card(out, card, f"""# Synthetic face scenes (synthface)
 

@@ -89,4 +89,4 @@ gt = COCO("DATASET/coco.json")
 e.params.kpt_oks_sigmas = np.array(gt.loadCats(1)[0]["sigmas"])  # the 68 face sigmas
 e.evaluate(); e.accumulate(); e.summarize()
 """ if schema.landmarks else "") + "```"
-        return "pycocotools (`pip install 'synthface[coco]'`)", text
+        return "pycocotools (`pip install pycocotools`)", text

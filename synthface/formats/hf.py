@@ -48,8 +48,9 @@ class HfWriter(FileWriter):
 
     @staticmethod
     def loading(schema, size, formats):
-        return "Hugging Face datasets (`pip install 'synthface[hf]'`)", """```python
+        return "Hugging Face datasets (`pip install datasets`)", """```python
 from datasets import load_dataset
-ds = load_dataset("imagefolder", data_dir="DATASET")["train"]  # every image; its `split` field says train or val
+ds = load_dataset("imagefolder", data_dir="DATASET")["train"]  # HF's one split: every image, val too
+train = ds.filter(lambda r: r["split"] == "train")              # synthface's split is the `split` column
 val = ds.filter(lambda r: r["split"] == "val")
 ```"""
