@@ -149,3 +149,15 @@ def test_no_call_passes_more_than_6_positional_arguments():
                 continue
             calls.append(f"{name}:{node.lineno} {ast.unparse(node.func)}")
     assert not calls, "pass these arguments by keyword: " + "; ".join(calls)
+
+
+def test_no_function_takes_more_than_6_positional_parameters():
+    """A function with many options takes the rest by keyword only (after `*`), so callers name them."""
+    wide = []
+    for name, text in _sources():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                params = [a.arg for a in node.args.posonlyargs + node.args.args if a.arg not in ("self", "cls")]
+                if len(params) > 6:
+                    wide.append(f"{name}:{node.lineno} {node.name}")
+    assert not wide, "make these parameters keyword-only: " + "; ".join(wide)
