@@ -168,3 +168,16 @@ def test_oversampling_follows_the_number_of_faces():
     TrainOptions().validate()
     with pytest.raises(SynthfaceError, match="--oversampling-amount must be from 1 to 100000, got -1"):
         TrainOptions(oversampling_amount=-1).validate()
+
+
+def test_a_ced_plot_s_values_axis_runs_from_0_to_1(tmp_path):
+    """A CED curve is a share of faces: its axis is 0..1 whatever the curve reaches, so a
+    curve at 0.75 is drawn three quarters up, not in the middle of its own range."""
+    from synthface.core.imaging import read_rgb
+
+    plot_ced({"m": {"errors": [0.0] * 3 + [0.5]}}, tmp_path / "ced.png")  # 75% within 8%, from 0 NME on
+    img = read_rgb(tmp_path / "ced.png").astype(int)
+    red = (img[..., 0] > 150) & (img[..., 1] < 100) & (img[..., 2] < 100)  # the first series' colour
+    rows = np.nonzero(red[:, 100:650].any(axis=1))[0]
+    top, bottom = 46, 360  # the plot's value axis, 1.0 .. 0.0
+    assert abs(np.median(rows) - (bottom - 0.75 * (bottom - top))) < 4

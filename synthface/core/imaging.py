@@ -109,11 +109,12 @@ def read_rgb(path) -> np.ndarray:
 
 
 def plot_curves(xs, series: dict, path, *, x_label: str = "epoch", width: int = 720, height: int = 400,
-                y_label: str = "", mark: str | None = None, x_ticks=None) -> None:
+                y_label: str = "", mark: str | None = None, x_ticks=None, y_range=None) -> None:
     """A line plot (series: name -> a value per x) as a PNG: loss curves, CED curves;
     `mark`: the command whose -o names it (write_png);
     `y_label` is written above the values axis; `x_ticks`: x values marked and labelled
-    under the axis (else only its two ends)."""
+    under the axis (else only its two ends); `y_range`: (low, high) of the values axis (else
+    the values' own)."""
     epochs = xs
     colors = [(200, 60, 40), (40, 90, 200), (40, 150, 60), (150, 60, 180), (230, 140, 20), (20, 160, 170),
               (120, 120, 120), (0, 0, 0), (200, 40, 140), (120, 90, 30)]
@@ -122,7 +123,7 @@ def plot_curves(xs, series: dict, path, *, x_label: str = "epoch", width: int = 
     x0, x1, y0, y1 = left, width - right, height - bottom, top
     values = np.concatenate([np.asarray(v, float) for v in series.values()]) if series else np.zeros(1)
     values = values[np.isfinite(values)] if np.isfinite(values).any() else np.zeros(1)
-    lo, hi = float(values.min()), float(values.max())
+    lo, hi = (float(values.min()), float(values.max())) if y_range is None else map(float, y_range)
     if hi - lo < 1e-9:
         lo, hi = lo - 0.5, hi + 0.5
     e = np.asarray(epochs, float)

@@ -195,7 +195,8 @@ def plot_ced(results: dict, path) -> None:
         ts, share = ced_curve(np.array(r["errors"]), len(r["errors"]))
         curves[name] = share
     plot_curves(ts * 100, curves, path, x_label="NME %", y_label="share of faces with NME at most x",
-                mark="landmarks eval")
+                mark="landmarks eval", x_ticks=range(0, int(FAIL_NME * 100) + 1),
+                y_range=(0, 1))
 
 
 def format_nme(r: dict) -> str:
