@@ -78,14 +78,13 @@ def resolve_paths(args) -> None:
         if many:
             values = list(positional or []) + list(given or [])
             if not values:
-                raise SynthfaceError(f"give {dest.upper()} (or {flag}): the following arguments are required: "
-                                     f"{dest}")
+                raise SynthfaceError(f"give {dest.upper()} (or {flag}): it is required")
             setattr(args, dest, values)
             continue
         if positional is not None and given is not None:
             raise SynthfaceError(f"give {dest.upper()} or {flag}, not both")
         if positional is None and given is None:
-            raise SynthfaceError(f"give {dest.upper()} (or {flag}): the following arguments are required: {dest}")
+            raise SynthfaceError(f"give {dest.upper()} (or {flag}): it is required")
         setattr(args, dest, positional if positional is not None else given)
 
 

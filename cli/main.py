@@ -22,6 +22,11 @@ class _Parser(argparse.ArgumentParser):
     """Usage mistakes as every other mistake: one line and exit 1, not argparse's usage
     block and exit 2 (its subcommands' parsers are of this class too)."""
 
+    def __init__(self, *args, **kwargs):
+        # no abbreviations: `--outp x` or preview's `--out` (a prefix of --output) would slip
+        # past the check below and silently replace an -o given before them
+        super().__init__(*args, **{**kwargs, "allow_abbrev": False})
+
     def parse_known_args(self, args=None, namespace=None):
         """argparse's, after one check: an option that takes one value given twice (as -o
         and --out, or --data twice) is one line, not silently the last of them."""
@@ -54,7 +59,10 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         hint = ""
         if "expected one argument" in message:
-            hint = " (a value that starts with '-' goes after '=': --rotate-3d=-30:30)"
+            import re
+
+            flag = re.search(r"argument (?:\S+/)*(--[\w-]+)", message)  # the flag left without its value
+            hint = f" (a value that starts with '-' goes after '=': {flag.group(1) if flag else '--rotate-3d'}=-30:30)"
         print(f"synthface: error: {_one_line(message)}{hint}; see `{self.prog} --help`", file=sys.stderr)
         sys.exit(1)
 

@@ -146,9 +146,9 @@ def _run_make_scenes(args, cfg) -> int:
                                    face_size=args.face_size, backgrounds=args.backgrounds, blend=args.blend,
                                    photometric=args.photometric, groups=args.groups, group_faces=args.group_faces,
                                    num_shards=args.num_shards, augment=args.augment, pad=args.pad)
-    from synthface.generator.sampling import SCENES_GENERATOR
+    from synthface.generator.sampling import generator_choice
 
-    checkpoint = SCENES_GENERATOR if args.checkpoint is None and not args.replay_faces else args.checkpoint
+    checkpoint = args.checkpoint if args.replay_faces else generator_choice(args.checkpoint, scenes=True)
     sampler = open_sampler(checkpoint, args.replay_faces, args.device, targets=steering_targets(args))
     command = "synthface " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     s = make_scenes(args.out, args.n, scfg, sampler, seed=cfg.seed, workers=cfg.workers,

@@ -13,11 +13,11 @@ from synthface.core.outputs import (DETECTOR_MODEL, DETECTOR_REPORT, DIRECTIONS,
 
 
 def _checkpoint(args) -> list:
-    from synthface.generator.sampling import resolve_checkpoint
+    from synthface.generator.sampling import generator_choice, resolve_checkpoint
 
     if getattr(args, "replay_faces", None):
         return []
-    return generator_files(resolve_checkpoint(args.checkpoint))
+    return generator_files(resolve_checkpoint(generator_choice(args.checkpoint, getattr(args, "scenes", False))))
 
 
 def _model_and_summary(output, model_format: str) -> list:

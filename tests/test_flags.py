@@ -108,3 +108,21 @@ def test_make_dataset_and_train_flags_default_to_their_configs():
                                                "--devices", "0,1"])
     assert getattr(args, "train.max_epochs") == 3 and getattr(args, "train.devices") == "0,1"
     assert getattr(args, "data.batch_size") is None  # the preset's
+
+
+def test_the_output_check_reads_the_generator_the_run_uses():
+    """make-dataset's inputs (never overwritten) name the generator that run opens: celeba64
+    for faces, default64 for --scenes, the one given when given."""
+    from pathlib import Path
+
+    from synthface.cli import plans
+    from synthface.cli.main import build_parser
+
+    def generator_of(*argv):
+        args, _ = build_parser().parse_known_args(["make-dataset", "-n", "5", "-o", "x", *argv])
+        names = {Path(p).name for p in plans.make_dataset(args).inputs if p}
+        return {n for n in names if n.endswith(".safetensors") and ".directions" not in n}
+
+    assert generator_of() == {"celeba64.safetensors"}
+    assert generator_of("--scenes") == {"default64.safetensors"}
+    assert generator_of("--scenes", "--checkpoint", "celeba64") == {"celeba64.safetensors"}

@@ -131,6 +131,15 @@ DEFAULT_CHECKPOINT = MODELS / "celeba64.safetensors"
 SCENES_GENERATOR = "default64"
 
 
+def generator_choice(checkpoint=None, scenes: bool = False):
+    """The --checkpoint a run uses: the one given, else the default for what it makes
+    (DEFAULT_CHECKPOINT's name for faces, SCENES_GENERATOR for scenes); the output plan
+    and the run both ask here, so both name the same generator."""
+    if checkpoint is not None:
+        return checkpoint
+    return SCENES_GENERATOR if scenes else None
+
+
 def bundled_generators() -> list[str]:
     """The names of the generators that ship inside the package (default64, ...)."""
     return sorted(p.name.removesuffix(".safetensors") for p in MODELS.glob("*.safetensors")
