@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from synthface.cli import plans
-from synthface.cli.common import add_path
+from synthface.cli.common import add_upsample_flag, add_path
 
 
 def add(sub) -> None:
@@ -21,7 +21,7 @@ def add(sub) -> None:
     add_path(p, "src", "a folder of photos (searched recursively) or one photo")
     add_path(p, "dst", "output folder (new or empty, unless --resume)", flags=("-o", "--output"))
     p.add_argument("--size", type=int, default=128, help="side of the aligned images (default 128)")
-    p.add_argument("--upsample", type=int, default=1, help="detector upsampling, for small faces (default 1)")
+    add_upsample_flag(p, "detector upsampling, for small faces")
     p.add_argument("--workers", type=int, help="processes (default: all cores)")
     p.add_argument("--predictor", help="path of shape_predictor_68_face_landmarks.dat")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in DST")

@@ -54,6 +54,13 @@ def add_field_flag(p, *flags, cls, field: str, help: str, **kw) -> None:
     p.add_argument(*flags, dest=field, default=default, help=f"{help} (default {shown(default)})", **kw)
 
 
+def add_upsample_flag(p, help: str = "dlib detector upsampling steps") -> None:
+    """--upsample, as every command that runs dlib's detector takes it (AnnotateConfig's default)."""
+    from synthface.face.annotate import AnnotateConfig
+
+    add_field_flag(p, "--upsample", cls=AnnotateConfig, field="upsample", help=help)
+
+
 def options_from(args, cls):
     """The option dataclass `cls` from the flags add_option_flags made."""
     from dataclasses import fields

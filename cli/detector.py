@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from synthface.cli import plans
-from synthface.cli.common import add_field_flag, add_option_flags, options_from
+from synthface.cli.common import add_upsample_flag, add_field_flag, add_option_flags, options_from
 
 
 DETECTOR_EXAMPLES = """examples:
@@ -73,7 +73,7 @@ def add(sub) -> None:
     add_field_flag(m, "--photometric", cls=SceneConfig, field="photometric", metavar="AMOUNT", help="as for scenes")
     add_field_flag(m, "--image-size", cls=SceneConfig, field="image_size", help="scene side in px")
     m.add_argument("--seed", type=int, default=0, help="draw seed; another round, another seed (default 0)")
-    m.add_argument("--upsample", type=int, default=1, help="detector upsampling, as at eval (default 1)")
+    add_upsample_flag(m, "detector upsampling, as at eval")
     m.add_argument("--no-progress", action="store_true")
     m.set_defaults(func=_run_detector_mine, plan=plans.detector_mine)
     e = dsub.add_parser("eval", help="AP50, recall and false positives per image of a detector",
@@ -83,7 +83,7 @@ def add(sub) -> None:
                         epilog=DETECTOR_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("--model", required=True)
     e.add_argument("--data", required=True, help="synthface dataset, imglab XML, COCO json, or photos + NAME_K.pts")
-    e.add_argument("--upsample", type=int, default=1, help="detector upsampling (default 1)")
+    add_upsample_flag(e, "detector upsampling")
     e.add_argument("--pr", help="write the precision-recall curve as a PNG here")
     e.add_argument("-o", "--output", help="write the report as JSON here")
     e.add_argument("--no-progress", action="store_true")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from synthface.cli import plans
+from synthface.cli.common import add_upsample_flag
 
 
 def _add_evaluate(sub) -> None:
@@ -24,7 +25,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--checkpoint", help="generator weights, or a bundled generator's name: celeba64 (the default), default64")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, help="dlib worker processes (default: all cores)")
-    p.add_argument("--upsample", type=int, default=1, help="detector upsampling, as in make-dataset (default 1)")
+    add_upsample_flag(p, "detector upsampling, as in make-dataset")
     p.add_argument("--cache-dir", default="~/.cache/synthface", help='real-face cache ("" for none)')
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
@@ -60,7 +61,7 @@ def _add_directions(sub) -> None:
                    help="faces per attribute and distance for the calibration (default 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, help="dlib worker processes (default: all cores)")
-    p.add_argument("--upsample", type=int, default=1, help="detector upsampling, as in make-dataset (default 1)")
+    add_upsample_flag(p, "detector upsampling, as in make-dataset")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run_directions, plan=plans.directions)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from synthface.cli import plans
-from synthface.cli.common import add_option_flags, options_from
+from synthface.cli.common import add_upsample_flag, add_option_flags, options_from
 
 
 LANDMARK_EXAMPLES = """\
@@ -48,7 +48,7 @@ def add(sub) -> None:
                               "(default: dlib's own)"}
     # the flags every other command uses, first
     add_option_flags(t, TrainOptions, special, aliases={"num_threads": ["--workers"], "random_seed": ["--seed"]})
-    t.add_argument("--upsample", type=int, default=1, help="detector upsampling for 300-W boxes (default 1)")
+    add_upsample_flag(t, "detector upsampling for 300-W boxes")
     t.add_argument("--pts-origin", type=int, default=1, choices=(0, 1), help=".pts coordinates' first pixel (default 1)")
     t.add_argument("--split", default=None, choices=("train", "val", "all"),
                    help="which faces of a synthface dataset (default train; other inputs: all)")
@@ -65,7 +65,7 @@ def add(sub) -> None:
     e.add_argument("--data", required=True, help="300-W folder (.jpg + .pts), imglab XML or synthface dataset")
     e.add_argument("--boxes", default="detector", choices=("detector", "truth"),
                    help="face boxes from dlib's detector (default) or from the true points")
-    e.add_argument("--upsample", type=int, default=1, help="detector upsampling (default 1)")
+    add_upsample_flag(e, "detector upsampling")
     e.add_argument("--pts-origin", type=int, default=1, choices=(0, 1), help=".pts coordinates' first pixel (default 1)")
     e.add_argument("--ced", help="write the cumulative error curve as a PNG here")
     e.add_argument("-o", "--output", help="write the report (with per-face errors) as JSON here")
@@ -99,7 +99,7 @@ def _add_train_cnn(lsub) -> None:
              "rotate": "random roll, degrees", "scale": "random scale", "shift": "random shift, of the crop side",
              "flip": "probability of a mirrored sample", "device": "auto, cpu or cuda"}
     add_option_flags(c, CNNOptions, helps)
-    c.add_argument("--upsample", type=int, default=1, help="detector upsampling for 300-W boxes (default 1)")
+    add_upsample_flag(c, "detector upsampling for 300-W boxes")
     c.add_argument("--pts-origin", type=int, default=1, choices=(0, 1), help=".pts coordinates' first pixel (default 1)")
     c.add_argument("--split", default=None, choices=("train", "val", "all"),
                    help="which faces of a synthface dataset (default train; other inputs: all)")

@@ -30,7 +30,7 @@ def _run_preview(args) -> int:
     from synthface.dataset.preview import preview
 
     check_image_path(args.output)
-    print(f"preview: {preview(args.dataset, args.output, args.n, args.scale)}")
+    print(f"preview: {preview(args.dataset, args.output, n=args.n, scale=args.scale)}")
     return 0
 
 

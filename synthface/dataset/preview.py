@@ -44,7 +44,7 @@ def turn_row(face, yaws, scale: int) -> list:
     return tiles
 
 
-def preview(dataset, out, n: int = 16, scale: int | None = None) -> Path:
+def preview(dataset, out, *, n: int = 16, scale: int | None = None) -> Path:
     """Draw the first n images of a dataset with their labels into one PNG."""
     from synthface.formats.readers import read_labelled
 
