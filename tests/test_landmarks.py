@@ -83,6 +83,12 @@ def test_random_seed_makes_the_same_model_and_another_seed_another(tmp_path):
     a, b, c = ((tmp_path / f"{n}.dat").read_bytes() for n in "abc")
     assert a == b and a != c
     assert json.loads((tmp_path / "c.json").read_text())["options"]["random_seed"] == "8"
+    # scored on its own training faces, eval says the number is no test score; on others, not
+    r = run_cli("landmarks", "eval", "--model", tmp_path / "c.dat", "--data", FACES_300W, "--no-progress")
+    assert r.returncode == 0 and "c.dat was trained on these faces" in r.stderr and "NME mean" in r.stdout
+    shutil.copytree(FACES_300W, tmp_path / "other")
+    r = run_cli("landmarks", "eval", "--model", tmp_path / "c.dat", "--data", tmp_path / "other", "--no-progress")
+    assert r.returncode == 0 and "trained on these faces" not in r.stderr
 
 
 def test_training_reads_a_synthface_dataset(tmp_path):

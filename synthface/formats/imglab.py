@@ -50,7 +50,9 @@ class ImglabWriter(FileWriter):
                 if schema.landmarks and not schema.multi else
                 'dlib.train_simple_object_detector("DATASET/dlib.xml", "faces.svm", '
                 'dlib.simple_object_detector_training_options())')
-        return "dlib", f"```python\nimport dlib\n{call}\n```"
+        note = ("# dlib.xml holds every image, val too: `synthface landmarks train --split train` leaves val out\n"
+                if schema.landmarks and not schema.multi else "")
+        return "dlib", f"```python\nimport dlib\n{note}{call}\n```"
 
 
 # what dlib's imglab reader takes as it is (it decodes no &amp; or &quot;)

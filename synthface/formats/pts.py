@@ -56,6 +56,6 @@ class PtsWriter(Writer):
 synthface detector train --dataset DATASET/images -o faces.svm   # photos with NAME_K.pts
 ```"""
         return "300-W tools and synthface", """```
-synthface landmarks train --dataset DATASET --split train -o landmarks.dat   # or --dataset DATASET/images (.pts)
+synthface landmarks train --dataset DATASET --split train -o landmarks.dat   # DATASET/images (.pts) holds val too
 synthface landmarks eval --model landmarks.dat --data DATASET --split val
 ```"""

@@ -55,6 +55,22 @@ def detector_eval_report(model: str, data, *, upsample: int = 1, pr=None, output
     return r
 
 
+def trained_on(model, data, split: str) -> str | None:
+    """Whether the faces `eval` scores (`data`'s `split`) were among a model's training
+    faces, by the summary `landmarks train` wrote beside it: which set and split, or None
+    (no summary, another set, or its other split)."""
+    import json
+
+    summary = Path(str(model)).expanduser().with_suffix(".json")
+    try:
+        splits = json.loads(summary.read_text()).get("splits") or {}
+        here = str(Path(data).expanduser().resolve())
+        trained = next(s for d, s in splits.items() if str(Path(d).expanduser().resolve()) == here)
+    except (OSError, ValueError, AttributeError, StopIteration):
+        return None
+    return f"{data}, {trained} split" if "all" in (trained, split) or trained == split else None
+
+
 def landmarks_eval_report(model: str, data, *, boxes: str = "detector", upsample: int = 1, pts_origin: int = 1,
                           split: str | None = None, ced=None, output=None, progress: bool = True, echo=None) -> dict:
     """Score a shape predictor (a .dat, or dlib68) on faces with true points
@@ -75,6 +91,12 @@ def landmarks_eval_report(model: str, data, *, boxes: str = "detector", upsample
         check_image_path(ced)
     r = evaluate_landmarks(model, data, boxes=boxes, upsample=upsample, progress=progress, pts_origin=pts_origin,
                            split=split)
+    seen = trained_on(model, data, r["split"])
+    if seen:
+        import logging
+
+        logging.getLogger("synthface").warning(
+            "%s was trained on these faces (%s): this NME is not a test score", model, seen)
     say(format_nme(r))
     if ced:
         plot_ced({Path(model).stem: r}, ced)
