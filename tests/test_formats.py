@@ -205,8 +205,9 @@ def test_the_readme_loading_snippet_runs_as_written(faces, tmp_path):
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1).replace("DATASET", str(faces))
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's own snippet
-    assert scope["points"].shape == (20, 68, 2) and len(scope["ds"]) == 20
-    assert len(scope["train"]) == len(scope["loader"].dataset)  # the snippet's train split is synthface's
+    assert len(scope["ds"]) == 20  # HF's one split: every face
+    train = len(scope["loader"].dataset)  # the snippet's train split, in each loader, is synthface's
+    assert scope["points"].shape == (train, 68, 2) and len(scope["train"]) == train
     assert len(scope["gt"].getAnnIds()) == 20 and 0 < len(scope["loader"].dataset) < 20  # the train split
     batch = next(iter(scope["loader"]))
     assert batch["landmarks"].shape[1:] == (68, 2)
