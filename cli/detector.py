@@ -12,13 +12,13 @@ from synthface.cli.common import add_upsample_flag, add_field_flag, add_option_f
 
 
 DETECTOR_EXAMPLES = """examples:
-  synthface make-dataset --scenes -n 5000 --out data/scenes
-  synthface detector train --dataset data/scenes -o faces.svm
+  synthface make-dataset --scenes -n 5000 -o data/scenes
+  synthface detector train --data data/scenes -o faces.svm
   synthface detector eval --model faces.svm --data photos/ --pr pr.png -o report.json
   synthface detector eval --model dlib --data data/scenes        # dlib's stock detector: a label check
   # a round of hard negatives, and real faces mixed in
-  synthface detector mine --model faces.svm -n 2000 --out data/negatives
-  synthface detector train --dataset data/scenes --dataset real.xml --weight 1 --weight 2 \
+  synthface detector mine --model faces.svm -n 2000 -o data/negatives
+  synthface detector train --data data/scenes --data real.xml --weight 1 --weight 2 \
       --negatives data/negatives -o faces2.svm
 """
 

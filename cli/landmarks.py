@@ -14,8 +14,8 @@ from synthface.cli.common import add_upsample_flag, add_option_flags, options_fr
 LANDMARK_EXAMPLES = """\
 examples:
   # a predictor from a synthetic dataset, scored on real 300-W faces
-  synthface make-dataset -n 10000 --landmarks --out data/syn10k
-  synthface landmarks train --dataset data/syn10k -o syn10k.dat
+  synthface make-dataset -n 10000 --landmarks -o data/syn10k
+  synthface landmarks train --data data/syn10k -o syn10k.dat
   synthface landmarks eval --model syn10k.dat --data 300w/afw --ced ced.png
 
   # dlib's own 68-point model as the reference

@@ -67,7 +67,7 @@ def check_identity(out: Path, identity: dict) -> None:
             # folders made before celeba64 became the default name theirs
             hint += f": it was made by {made_by}, add --checkpoint {made_by}"
         raise SynthfaceError(f"{out} was made with other settings ({', '.join(keys)} differ{hint}); "
-                             "resume with the same command, or choose a new --out")
+                             "resume with the same command, or choose a new -o")
 
 
 def _generator_name(identity: dict) -> str | None:
@@ -122,9 +122,9 @@ def prepare_folder(out: Path, resume: bool, create: bool = True) -> None:
     check_output_folder(out, "--out")
     if out.exists() and not _is_fresh(out):
         if not resume:
-            raise SynthfaceError(f"{out} is not empty; add --resume to continue the run there, or choose a new --out")
+            raise SynthfaceError(f"{out} is not empty; add --resume to continue the run there, or choose a new -o")
         if read_identity(out) is None:
-            raise SynthfaceError(f"{out} is not a synthface dataset folder (no {STATE_DIR}/run.json); choose a new --out")
+            raise SynthfaceError(f"{out} is not a synthface dataset folder (no {STATE_DIR}/run.json); choose a new -o")
     if create:
         (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
         fsync_dir(out)
