@@ -31,16 +31,19 @@ class _Parser(argparse.ArgumentParser):
         """argparse's, after one check: an option that takes one value given twice (as -o
         and --out, or --data twice) is one line, not silently the last of them."""
         argv = sys.argv[1:] if args is None else list(args)
+        self._argv = argv  # for error()'s hint
         seen: dict = {}
         for token in argv:
             if token == "--":
                 break
-            action = self._option_string_actions.get(token.split("=", 1)[0]) if token.startswith("-") else None
+            name = token.split("=", 1)[0]
+            if token.startswith("-") and not token.startswith("--") and name not in self._option_string_actions:
+                name = token[:2]  # a short flag with its value attached: -oFILE, -n5
+            action = self._option_string_actions.get(name) if token.startswith("-") else None
             if action is None:
                 if token in self._name_parser_map_of_subparsers():  # a command: its own parser checks the rest
                     break
                 continue
-            name = token.split("=", 1)[0]
             if isinstance(action, argparse._StoreAction) and action in seen:
                 if seen[action] == name:
                     self.error(f"{name} given twice: it takes one value")
@@ -48,6 +51,19 @@ class _Parser(argparse.ArgumentParser):
                            f"({'/'.join(action.option_strings)}); give it once")
             seen[action] = name
         return super().parse_known_args(args, namespace)
+
+    def _attached(self, message: str) -> str:
+        """The flag that lost its value, as the user typed it, with that value after '='
+        (`--pitch -10:10` -> `--pitch=-10:10`); `--flag=-VALUE` when it cannot be told."""
+        import re
+
+        names = re.search(r"argument (\S+):", message)
+        names = names.group(1).split("/") if names else []
+        argv = getattr(self, "_argv", [])
+        for k, token in enumerate(argv[:-1]):
+            if token in names and argv[k + 1].startswith("-"):
+                return f"{token}={argv[k + 1]}"
+        return f"{names[-1] if names else '--flag'}=-VALUE"
 
     def _name_parser_map_of_subparsers(self) -> dict:
         """The command names this parser dispatches to (none for a leaf parser)."""
@@ -59,10 +75,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         hint = ""
         if "expected one argument" in message:
-            import re
-
-            flag = re.search(r"argument (?:\S+/)*(--[\w-]+)", message)  # the flag left without its value
-            hint = f" (a value that starts with '-' goes after '=': {flag.group(1) if flag else '--rotate-3d'}=-30:30)"
+            hint = f" (a value that starts with '-' goes after '=': {self._attached(message)})"
         print(f"synthface: error: {_one_line(message)}{hint}; see `{self.prog} --help`", file=sys.stderr)
         sys.exit(1)
 

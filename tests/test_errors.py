@@ -71,11 +71,15 @@ CASES = [
      "--workers and --threads given both"),
     # argparse's own mistakes: one line too, with a hint for negative ranges
     (["make-dataset", "-n", "3", "-o", "a", "--rotate-3d", "-30:30"], "--rotate-3d=-30:30"),
-    (["make-dataset", "-n", "3", "-o", "a", "--yaw=-20:20", "--pitch", "-10:10"], "--pitch=-30:30"),
-    (["sample", "-o", "s.png", "--mouth-open", "-1:2"], "--mouth-open=-30:30"),
+    (["make-dataset", "-n", "3", "-o", "a", "--yaw=-20:20", "--pitch", "-10:10"], "--pitch=-10:10"),
+    (["sample", "-o", "s.png", "--mouth-open", "-1:2"], "--mouth-open=-1:2"),
     # no abbreviations: a prefix of --output would replace the -o given first
     (["preview", "{t}", "-o", "a.png", "--out", "b.png"], "unrecognized arguments: --out b.png"),
     (["make-dataset", "-n", "3", "-o", "a", "--outp", "b"], "unrecognized arguments: --outp b"),
+    (["make-dataset", "-n", "3", "-o", "-y1"], "goes after '=': -o=-y1)"),
+    # a short flag with its value attached is the same flag: -oFILE after -o is given twice
+    (["make-dataset", "-n", "3", "-o", "a", "-ob"], "-o given twice: it takes one value"),
+    (["make-dataset", "-n3", "-n", "4", "-o", "a"], "-n given twice: it takes one value"),
     (["make-dataset", "-n", "many", "-o", "a"], "invalid int value: 'many'"),
     (["make-dataset", "-n", "3", "-o", "a", "--bogus"], "unrecognized arguments: --bogus"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),

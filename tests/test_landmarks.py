@@ -187,3 +187,27 @@ def test_a_ced_plot_s_values_axis_runs_from_0_to_1(tmp_path):
     rows = np.nonzero(red[:, 100:650].any(axis=1))[0]
     top, bottom = 46, 360  # the plot's value axis, 1.0 .. 0.0
     assert abs(np.median(rows) - (bottom - 0.75 * (bottom - top))) < 4
+
+
+def test_the_trained_on_warning_knows_a_set_by_its_place_not_its_name(tmp_path):
+    """A model trained on `faces` in one folder and scored on another folder's `faces`: no
+    warning; on its own `faces` from elsewhere (an absolute path): the warning. A summary
+    that is damaged in any way is no warning and no error."""
+    from conftest import run_cli
+
+    tiny = ["--cascade-depth", "2", "--num-trees-per-cascade-level", "5", "--oversampling-amount", "3", "--no-progress"]
+    for where in ("a", "b"):
+        shutil.copytree(FACES_300W, tmp_path / where / "faces")
+    r = run_cli("landmarks", "train", "--data", "faces", "-o", tmp_path / "m.dat", *tiny, cwd=tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    other = run_cli("landmarks", "eval", "--model", tmp_path / "m.dat", "--data", "faces", "--no-progress",
+                    cwd=tmp_path / "b")
+    own = run_cli("landmarks", "eval", "--model", tmp_path / "m.dat", "--data", tmp_path / "a" / "faces",
+                  "--no-progress")
+    assert other.returncode == own.returncode == 0
+    assert "trained on these faces" not in other.stderr and "trained on these faces" in own.stderr
+    for text in ("{", "[" * 100000, '{"trained_on": {"~nosuchuser/x": "all"}}', '{"trained_on": [1]}'):
+        (tmp_path / "m.json").write_text(text)
+        r = run_cli("landmarks", "eval", "--model", tmp_path / "m.dat", "--data", tmp_path / "a" / "faces",
+                    "--no-progress")
+        assert r.returncode == 0 and "trained on" not in r.stderr and "NME mean" in r.stdout, (text[:20], r.stderr)

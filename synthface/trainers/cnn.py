@@ -180,7 +180,7 @@ def train_cnn(dataset, output, options: CNNOptions | None = None, *, upsample: i
     from synthface.core.outputs import LANDMARKS_MODEL, sha256_of
     from synthface.formats.readers import split_for
     from synthface.trainers.landmarks import (boxes_for_training, check_dlib_boxes, load_face_set, mix_face_sets,
-                                              mixing_rule, rule_line)
+                                              mixing_rule, rule_line, trained_path)
 
     from synthface.face.annotate import check_upsample
 
@@ -252,6 +252,8 @@ def train_cnn(dataset, output, options: CNNOptions | None = None, *, upsample: i
     summary = {"format": LANDMARKS_MODEL, "kind": "cnn", "model_sha256": sha256_of(output), "faces": len(taken),
                "sources": {str(d): c for d, c in zip(datasets, counts)},
                "splits": {str(d): s for d, s in zip(datasets, splits)},
+               # the same sets by their absolute paths: what `landmarks eval` compares with its --data
+               "trained_on": {trained_path(d): s for d, s in zip(datasets, splits)},
                "weights": list(weights) if weights else [1.0] * len(datasets),
                "mixing_rule": rule_line(datasets, rule, [len(s) for s in sets], "drawn as often as the synthetic ones")
                if rule else None,

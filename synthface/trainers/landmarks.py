@@ -234,6 +234,11 @@ def rule_line(datasets: list, weights: list, sizes: list, why: str = "and as man
             f"{REAL_SHARE:.0%}, {why}; --weight overrides)")
 
 
+def trained_path(data) -> str:
+    """A training set's absolute path, as a summary's `trained_on` keeps it."""
+    return str(Path(data).expanduser().resolve())
+
+
 def train_landmarks(dataset, output, options: TrainOptions | None = None, *, upsample: int = 1,
                     progress: bool = True, pts_origin: int = 1, split: str | None = None, weights=None,
                     verbose: bool = False) -> dict:
@@ -299,6 +304,8 @@ def train_landmarks(dataset, output, options: TrainOptions | None = None, *, ups
     summary = {"format": LANDMARKS_MODEL, "model_sha256": sha256_of(output), "faces": len(faces),
                "sources": {str(d): c for d, c in zip(datasets, counts)},
                "splits": {str(d): s for d, s in zip(datasets, splits)},
+               # the same sets by their absolute paths: what `landmarks eval` compares with its --data
+               "trained_on": {trained_path(d): s for d, s in zip(datasets, splits)},
                "weights": list(weights) if weights else [1.0] * len(datasets),
                "mixing_rule": rule_line(datasets, rule, [len(s) for s in sets]) if rule else None,
                "seconds": round(time.perf_counter() - t0, 1), "model": str(output),

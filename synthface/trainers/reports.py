@@ -57,16 +57,18 @@ def detector_eval_report(model: str, data, *, upsample: int = 1, pr=None, output
 
 def trained_on(model, data, split: str) -> str | None:
     """Whether the faces `eval` scores (`data`'s `split`) were among a model's training
-    faces, by the summary `landmarks train` wrote beside it: which set and split, or None
-    (no summary, another set, or its other split)."""
+    faces, by the `trained_on` (absolute paths) of the summary `landmarks train` wrote
+    beside it: which set and split, or None (no such summary, another set, its other split)."""
     import json
 
     summary = Path(str(model)).expanduser().with_suffix(".json")
     try:
-        splits = json.loads(summary.read_text()).get("splits") or {}
+        if not summary.is_file() or summary.stat().st_size > 10_000_000:  # a FIFO would block
+            return None
+        sets = json.loads(summary.read_text()).get("trained_on") or {}
         here = str(Path(data).expanduser().resolve())
-        trained = next(s for d, s in splits.items() if str(Path(d).expanduser().resolve()) == here)
-    except (OSError, ValueError, AttributeError, StopIteration):
+        trained = next(s for d, s in sets.items() if d == here)
+    except (OSError, ValueError, AttributeError, StopIteration, RuntimeError, RecursionError):
         return None
     return f"{data}, {trained} split" if "all" in (trained, split) or trained == split else None
 
