@@ -16,7 +16,7 @@ def add(sub) -> None:
                        description="Find every face in each photo (dlib), get its 68 landmarks and cut FFHQ's "
                                    "oriented crop; writes DST/00000/00000.png ... and DST/alignment.json.",
                        epilog="examples:\n  synthface align photos/ aligned/ --size 128\n"
-                              "  synthface train --data aligned/ --out runs/mine",
+                              "  synthface train --data aligned/ -o runs/mine",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_path(p, "src", "a folder of photos (searched recursively) or one photo")
     add_path(p, "dst", "output folder (new or empty, unless --resume)", flags=("-o", "--output"))

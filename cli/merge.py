@@ -16,7 +16,7 @@ def add(sub) -> None:
                        description="Join the folders made by `make-dataset --num-shards N --shard-index K` "
                                    "(K = 0 .. N-1) into the dataset a single run would have made.",
                        epilog="example:\n  for k in 0 1 2 3; do synthface make-dataset -n 100000 --landmarks "
-                              "--out parts/$k --num-shards 4 --shard-index $k; done\n"
+                              "-o parts/$k --num-shards 4 --shard-index $k; done\n"
                               "  synthface merge parts/0 parts/1 parts/2 parts/3 -o data/faces100k",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_path(p, "parts", "the shard folders", many=True)

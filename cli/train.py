@@ -13,13 +13,13 @@ from synthface.cli import plans
 TRAIN_EXAMPLES = """\
 examples:
   # the default preset (dcgan64) on a folder of aligned faces
-  synthface train --data ~/ffhq/thumbnails128x128 --out runs/ffhq64
+  synthface train --data ~/ffhq/thumbnails128x128 -o runs/ffhq64
 
   # the article's 56x56 design, 100 batches an epoch, for 300 epochs
-  synthface train --data faces.zip --out runs/seed56 --config seed56 --max-epochs 300
+  synthface train --data faces.zip -o runs/seed56 --config seed56 --max-epochs 300
 
   # any config key as section.key=value
-  synthface train --data faces/ --out runs/x train.save_every=10 model.g_width=32
+  synthface train --data faces/ -o runs/x train.save_every=10 model.g_width=32
 
   # run the same command again to resume an interrupted run (or add --resume)
 """
@@ -53,7 +53,7 @@ def add(sub) -> None:
     p.add_argument("--config", default="dcgan64",
                    help="preset name (dcgan64, seed56, tiny) or a YAML file (default: dcgan64)")
     p.add_argument("--resume", action="store_true",
-                   help="require a checkpoint in --out to continue from (the default resumes when there is one)")
+                   help="require a checkpoint in -o to continue from (the default resumes when there is one)")
     for key, help in SHORTCUTS.items():  # flags for the config keys most runs set; the preset's value stays
         name = key.split(".")[1]
         p.add_argument("--" + name.replace("_", "-"), dest=key, type=_type_of(key), metavar=name.upper(),
