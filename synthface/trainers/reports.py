@@ -61,12 +61,14 @@ def trained_on(model, data, split: str) -> str | None:
     beside it: which set and split, or None (no such summary, another set, its other split)."""
     import json
 
+    from synthface.trainers.landmarks import trained_path
+
     summary = Path(str(model)).expanduser().with_suffix(".json")
     try:
         if not summary.is_file() or summary.stat().st_size > 10_000_000:  # a FIFO would block
             return None
         sets = json.loads(summary.read_text()).get("trained_on") or {}
-        here = str(Path(data).expanduser().resolve())
+        here = trained_path(data)
         trained = next(s for d, s in sets.items() if d == here)
     except (OSError, ValueError, AttributeError, StopIteration, RuntimeError, RecursionError):
         return None
