@@ -2,7 +2,7 @@
 same faces and scored on the same real test faces.
 
     python bench/bench_cnn.py --syn runs/cnn/syn10k --real 300W/helen-train --test 300W/afw \
-        --out runs/cnn [--epochs 20] [--mix-epochs 10] [--only cnn-syn,cnn-real,cnn-mix,dlib-syn]
+        --out runs/cnn [--epochs 20] [--mix-epochs 10] [--only cnn-syn,cnn-real,cnn-mix,dlib-syn] [--loss wing] [--size 96]
 
 Each case trains one model (skipped when its model exists: the bench resumes) and scores
 it with `landmarks eval` on --test (detector boxes, NME by the outer-eye-corner
@@ -33,22 +33,25 @@ def main() -> None:
     ap.add_argument("--real-epochs", type=int, default=150, help="the 870 real faces alone: as many steps as 10k x 13")
     ap.add_argument("--mix-epochs", type=int, default=10, help="synthetic + real (about twice the faces): the same "
                     "number of steps as the synthetic faces alone")
+    ap.add_argument("--loss", default="l1", help="the CNN's training loss: l1 or wing")
+    ap.add_argument("--size", type=int, default=64, help="the CNN's input side, px")
     ap.add_argument("--only", default=",".join(CASES))
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    cnn = {"loss": args.loss, "size": args.size}
     for case in args.only.split(","):
         model = out / (case + (".pt" if case.startswith("cnn") else ".dat"))
         t0 = time.perf_counter()
         if not model.is_file():
             if case == "cnn-syn":
-                s = train_cnn(args.syn, model, CNNOptions(epochs=args.epochs), progress=True)
+                s = train_cnn(args.syn, model, CNNOptions(epochs=args.epochs, **cnn), progress=True)
             elif case == "cnn-real":
-                s = train_cnn(args.real, model, CNNOptions(epochs=args.real_epochs), progress=True)
+                s = train_cnn(args.real, model, CNNOptions(epochs=args.real_epochs, **cnn), progress=True)
             elif case == "cnn-mix":
-                s = train_cnn([args.syn, args.real], model, CNNOptions(epochs=args.mix_epochs), progress=True)
+                s = train_cnn([args.syn, args.real], model, CNNOptions(epochs=args.mix_epochs, **cnn), progress=True)
             else:
                 s = train_landmarks(args.syn, model, progress=True)
             results.setdefault(case, {})["train"] = {"faces": s["faces"], "seconds": s["seconds"],

@@ -79,11 +79,25 @@ def test_the_same_command_resumes_and_gives_the_same_model(tmp_path):
     one_line_error(other, "a.checkpoints holds a run with other settings (epochs)")
 
 
+def test_the_wing_loss_is_logarithmic_below_w_and_linear_above():
+    from synthface.trainers.cnn import point_loss
+
+    px = torch.tensor([0.0, 1.0, 10.0, 30.0]) / 64  # errors in pixels of a 64 px crop, as crop units
+    zero = torch.zeros(4)
+    each = [float(point_loss(px[k:k + 1], zero[k:k + 1], "wing")) for k in range(4)]
+    # 10 ln(1 + d / 2) below w = 10 px; above, d - C with C = 10 - 10 ln 6, so the two meet at w
+    assert each == pytest.approx([0.0, 4.0546511, 17.917595, 37.917595], rel=1e-5)
+    assert float(point_loss(px, zero, "l1")) == pytest.approx(41 / 4 / 64)
+    # a small error weighs more, against a large one, than under L1: 4.05 / 37.9 against 1 / 30
+    assert each[1] / each[3] > 3 * (1 / 30)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--size", 8], "--size must be from 16 to 512, got 8"),
     (["--epochs", 0], "--epochs must be from 1 to 10000, got 0"),
     (["--lr", "nan"], "--lr must be in (0, 1), got nan"),
     (["--device", "tpu"], "--device must be auto, cpu or cuda, got tpu"),
+    (["--loss", "l2"], "--loss must be l1 or wing, got l2"),
 ])
 def test_bad_options_are_one_line_before_any_work(tmp_path, args, message):
     one_line_error(run_cli("landmarks", "train-cnn", "--data", FACES_300W, "-o", tmp_path / "m.pt", *args,

@@ -34,6 +34,8 @@ from synthface.trainers.cnn_net import META, apply_map, build_network, crop_map,
 log = logging.getLogger("synthface")
 
 CONTEXT = 1.4  # the stored crop is this much wider than the model's, for the random moves
+LOSSES = ("l1", "wing")
+WING_W, WING_EPS, WING_PX = 10.0, 2.0, 64  # the Wing loss's w and epsilon, in pixels of a 64 px crop
 
 
 @dataclass
@@ -41,7 +43,7 @@ class CNNOptions:
     size: int = 64  # the model's input side, px (96-128 on a GPU)
     margin: float = 1.25  # crop side = margin x the box's larger side
     width: int = 32  # channels of the first stage (then x2, x4, x8)
-    epochs: int = 20
+    epochs: int = 80  # on 10,000 faces: 20 min on 2 CPU cores; 20 and 40 epochs trained worse models
     batch_size: int = 64
     lr: float = 2e-3  # AdamW, cosine decay to 0
     weight_decay: float = 1e-4
@@ -49,6 +51,7 @@ class CNNOptions:
     scale: float = 0.1  # uniform in 1 +- scale
     shift: float = 0.05  # of the crop side
     flip: float = 0.5
+    loss: str = "l1"  # l1, or wing (Feng et al. 2018: w 10, epsilon 2, in pixels of a 64 px crop)
     seed: int = 0
     device: str = "auto"  # auto (cuda when there is one), cpu, cuda
 
@@ -60,7 +63,7 @@ class CNNOptions:
                  ("weight_decay", 0 <= self.weight_decay < 1, "in [0, 1)"),
                  ("rotate", 0 <= self.rotate <= 90, "from 0 to 90"),
                  ("scale", 0 <= self.scale < 1, "in [0, 1)"), ("shift", 0 <= self.shift <= 0.5, "in [0, 0.5]"),
-                 ("flip", 0 <= self.flip <= 1, "in [0, 1]"), ("seed", 0 <= self.seed < 2 ** 31, "from 0 to 2^31 - 1"),
+                 ("flip", 0 <= self.flip <= 1, "in [0, 1]"), ("loss", self.loss in LOSSES, "l1 or wing"), ("seed", 0 <= self.seed < 2 ** 31, "from 0 to 2^31 - 1"),
                  ("device", self.device in ("auto", "cpu", "cuda"), "auto, cpu or cuda")]
         for name, ok, rule in rules:
             if not ok:  # NaN fails every comparison, so it lands here too
@@ -135,7 +138,7 @@ def _module(options: CNNOptions, mean_shape, steps: int):
 
         def training_step(self, batch, _):
             x, y = batch
-            loss = torch.nn.functional.l1_loss(self.net(x).float(), y)
+            loss = point_loss(self.net(x).float(), y, options.loss)
             self.log("loss", loss, prog_bar=True)
             return loss
 
@@ -145,6 +148,21 @@ def _module(options: CNNOptions, mean_shape, steps: int):
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     return LandmarkCNN()
+
+
+def point_loss(pred, target, kind: str = "l1"):
+    """The training loss of predicted points against true ones (both in crop units, 0..1):
+    the mean absolute error (l1), or the Wing loss (Feng et al., CVPR 2018), which is
+    logarithmic below WING_W pixels of a 64 px crop and so weighs the small and middle
+    errors that decide NME more than L1 does, linear (as L1) above it."""
+    import torch
+
+    d = (pred - target).abs()
+    if kind == "l1":
+        return d.mean()
+    d = d * WING_PX
+    c = WING_W - WING_W * math.log(1 + WING_W / WING_EPS)
+    return torch.where(d < WING_W, WING_W * torch.log1p(d / WING_EPS), d - c).mean()
 
 
 class _EpochLog:
