@@ -2,9 +2,10 @@
 same faces and scored on the same real test faces.
 
     python bench/bench_cnn.py --syn runs/cnn/syn10k --real 300W/helen-train --test 300W/afw \
-        --out runs/cnn [--epochs 20] [--mix-epochs 10] [--only cnn-syn,cnn-real,cnn-mix,dlib-syn] [--loss wing] [--size 96]
+        --out runs/cnn [--epochs 80] [--mix-epochs 10] [--only cnn-syn,cnn-real,cnn-mix,dlib-syn] [--loss wing] [--size 96]
 
-Each case trains one model (skipped when its model exists: the bench resumes) and scores
+Each case trains one model (skipped when its model exists with the same options: the
+bench resumes; a model of other options there stops it: one OUT per setting) and scores
 it with `landmarks eval` on --test (detector boxes, NME by the outer-eye-corner
 distance); results.json gathers them. Training times are of this machine, as it was.
 """
@@ -20,6 +21,7 @@ CASES = ("cnn-syn", "cnn-real", "cnn-mix", "dlib-syn")
 
 
 def main() -> None:
+    from synthface.errors import SynthfaceError
     from synthface.trainers.cnn import CNNOptions, train_cnn
     from synthface.trainers.landmarks import train_landmarks
     from synthface.trainers.landmarks_eval import evaluate_landmarks
@@ -29,22 +31,35 @@ def main() -> None:
     ap.add_argument("--real", required=True)
     ap.add_argument("--test", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=80, help="the synthetic faces alone (train-cnn's default)")
     ap.add_argument("--real-epochs", type=int, default=150, help="the 870 real faces alone: as many steps as 10k x 13")
     ap.add_argument("--mix-epochs", type=int, default=10, help="synthetic + real (about twice the faces): the same "
                     "number of steps as the synthetic faces alone")
-    ap.add_argument("--loss", default="l1", help="the CNN's training loss: l1 or wing")
+    ap.add_argument("--loss", default="l1", choices=("l1", "wing"), help="the CNN's training loss")
     ap.add_argument("--size", type=int, default=64, help="the CNN's input side, px")
     ap.add_argument("--only", default=",".join(CASES))
     args = ap.parse_args()
+    cnn = {"loss": args.loss, "size": args.size}
+    unknown = sorted(set(args.only.split(",")) - set(CASES))
+    if unknown:
+        raise SystemExit(f"--only: unknown case {', '.join(unknown)} (cases: {', '.join(CASES)})")
+    try:
+        for epochs in (args.epochs, args.real_epochs, args.mix_epochs):
+            CNNOptions(epochs=epochs, **cnn).validate()
+    except SynthfaceError as exc:
+        raise SystemExit(f"bench_cnn: {exc}") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    cnn = {"loss": args.loss, "size": args.size}
     for case in args.only.split(","):
         model = out / (case + (".pt" if case.startswith("cnn") else ".dat"))
         t0 = time.perf_counter()
+        if model.is_file() and case.startswith("cnn"):
+            made = {"loss": "l1", **json.loads(model.with_suffix(".json").read_text())["options"]}
+            wanted = {**cnn, "epochs": {"cnn-syn": args.epochs, "cnn-real": args.real_epochs}.get(case, args.mix_epochs)}
+            if any(made.get(k) != v for k, v in wanted.items()):
+                raise SystemExit(f"{model} was trained with other options ({made}); give another --out")
         if not model.is_file():
             if case == "cnn-syn":
                 s = train_cnn(args.syn, model, CNNOptions(epochs=args.epochs, **cnn), progress=True)

@@ -76,13 +76,21 @@ def test_the_same_command_resumes_and_gives_the_same_model(tmp_path):
     run_cli(*args, "-o", tmp_path / "b.pt")  # another folder, the same seed: the same model
     assert torch.equal(_outputs(tmp_path / "b.pt"), first)
     other = run_cli(*data, "--epochs", 3, *SMALL, "-o", tmp_path / "a.pt")
-    one_line_error(other, "a.checkpoints holds a run with other settings (epochs)")
+    one_line_error(other, "a.checkpoints holds a run with other settings (epochs: 2 there, 3 now)")
+    # a run made before --loss existed trained with L1: it resumes as --loss l1, not as another run
+    saved = tmp_path / "a.checkpoints" / "options.json"
+    older = json.loads(saved.read_text())
+    assert older.pop("loss") == "l1"
+    saved.write_text(json.dumps(older))
+    assert run_cli(*args, "-o", tmp_path / "a.pt").returncode == 0
+    assert torch.equal(_outputs(tmp_path / "a.pt"), first)
+    one_line_error(run_cli(*args, "--loss", "wing", "-o", tmp_path / "a.pt"), "(loss: l1 there, wing now)")
 
 
 def test_the_wing_loss_is_logarithmic_below_w_and_linear_above():
     from synthface.trainers.cnn import point_loss
 
-    px = torch.tensor([0.0, 1.0, 10.0, 30.0]) / 64  # errors in pixels of a 64 px crop, as crop units
+    px = torch.tensor([0.0, 1.0, 10.0, 30.0]) / 64  # errors of 0, 1, 10 and 30 in crop units x 64
     zero = torch.zeros(4)
     each = [float(point_loss(px[k:k + 1], zero[k:k + 1], "wing")) for k in range(4)]
     # 10 ln(1 + d / 2) below w = 10 px; above, d - C with C = 10 - 10 ln 6, so the two meet at w
@@ -90,6 +98,8 @@ def test_the_wing_loss_is_logarithmic_below_w_and_linear_above():
     assert float(point_loss(px, zero, "l1")) == pytest.approx(41 / 4 / 64)
     # a small error weighs more, against a large one, than under L1: 4.05 / 37.9 against 1 / 30
     assert each[1] / each[3] > 3 * (1 / 30)
+    with pytest.raises(ValueError, match="unknown loss 'L1'"):
+        point_loss(px, zero, "L1")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -98,6 +108,7 @@ def test_the_wing_loss_is_logarithmic_below_w_and_linear_above():
     (["--lr", "nan"], "--lr must be in (0, 1), got nan"),
     (["--device", "tpu"], "--device must be auto, cpu or cuda, got tpu"),
     (["--loss", "l2"], "--loss must be l1 or wing, got l2"),
+    (["--loss", " l1"], "--loss must be l1 or wing, got ' l1'"),
 ])
 def test_bad_options_are_one_line_before_any_work(tmp_path, args, message):
     one_line_error(run_cli("landmarks", "train-cnn", "--data", FACES_300W, "-o", tmp_path / "m.pt", *args,
@@ -147,7 +158,7 @@ def test_what_it_writes_and_resumes_is_only_its_own(tmp_path):
     run_cli("make-dataset", "-n", 6, "--landmarks", "--replay-faces", FACES, "--workers", 0, "--no-progress",
             "--format", "csv", "-o", syn)
     one_line_error(run_cli("landmarks", "train-cnn", "--data", syn, "-o", tmp_path / "a.pt", "--rotate=-0.0", *tiny),
-                   "a.checkpoints holds a run with other settings (data, splits)")
+                   "a.checkpoints holds a run with other settings (data: [", "splits: ['all'] there, ['train'] now")
     (tmp_path / "a.checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 cut")
     one_line_error(run_cli("landmarks", "train-cnn", "--data", FACES_300W, "-o", tmp_path / "a.pt", "--rotate=-0.0",
                            *tiny), "last.ckpt is damaged")

@@ -35,7 +35,7 @@ log = logging.getLogger("synthface")
 
 CONTEXT = 1.4  # the stored crop is this much wider than the model's, for the random moves
 LOSSES = ("l1", "wing")
-WING_W, WING_EPS, WING_PX = 10.0, 2.0, 64  # the Wing loss's w and epsilon, in pixels of a 64 px crop
+WING_W, WING_EPS, WING_PX = 10.0, 2.0, 64  # the Wing loss's w and epsilon, on errors in crop units x 64
 
 
 @dataclass
@@ -67,7 +67,9 @@ class CNNOptions:
                  ("device", self.device in ("auto", "cpu", "cuda"), "auto, cpu or cuda")]
         for name, ok, rule in rules:
             if not ok:  # NaN fails every comparison, so it lands here too
-                raise SynthfaceError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(self, name)}")
+                value = getattr(self, name)
+                shown = repr(value) if isinstance(value, str) and (not value or value.strip() != value) else value
+                raise SynthfaceError(f"--{name.replace('_', '-')} must be {rule}, got {shown}")
 
 
 def prepare_crops(faces: list, options: CNNOptions, progress: bool = True):
@@ -153,10 +155,13 @@ def _module(options: CNNOptions, mean_shape, steps: int):
 def point_loss(pred, target, kind: str = "l1"):
     """The training loss of predicted points against true ones (both in crop units, 0..1):
     the mean absolute error (l1), or the Wing loss (Feng et al., CVPR 2018), which is
-    logarithmic below WING_W pixels of a 64 px crop and so weighs the small and middle
-    errors that decide NME more than L1 does, linear (as L1) above it."""
+    logarithmic below WING_W (errors in crop units x WING_PX: about a 64 px crop's pixels)
+    and so weighs the small and middle errors that decide NME more than L1 does, linear
+    (as L1) above it."""
     import torch
 
+    if kind not in LOSSES:
+        raise ValueError(f"unknown loss {kind!r}: {' or '.join(LOSSES)}")
     d = (pred - target).abs()
     if kind == "l1":
         return d.mean()
@@ -330,9 +335,11 @@ def _check_resume(ckpt_dir: Path, run: dict, state: dict) -> None:
             raise SynthfaceError(f"{saved} is damaged{again}") from None
         if not isinstance(before, dict):
             raise SynthfaceError(f"{saved} is damaged (not a run's settings){again}")
+        before.setdefault("loss", "l1")  # runs made before --loss existed trained with L1
         if before != run:
             changed = sorted(k for k in {*before, *run} if before.get(k) != run.get(k))
-            raise SynthfaceError(f"{ckpt_dir} holds a run with other settings ({', '.join(changed)}); give the same "
+            values = "; ".join(f"{k}: {str(before.get(k))[:60]} there, {str(run.get(k))[:60]} now" for k in changed)
+            raise SynthfaceError(f"{ckpt_dir} holds a run with other settings ({values}); give the same "
                                  f"options and data to resume{again}")
         last = ckpt_dir / "last.ckpt"
         if last.is_file():
