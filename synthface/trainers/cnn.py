@@ -40,10 +40,10 @@ WING_W, WING_EPS, WING_PX = 10.0, 2.0, 64  # the Wing loss's w and epsilon, on e
 
 @dataclass
 class CNNOptions:
-    size: int = 64  # the model's input side, px (96-128 on a GPU)
+    size: int = 96  # the model's input side, px (10,000 faces, 80 epochs: afw 5.49%; 64 px 5.66% in half the time)
     margin: float = 1.25  # crop side = margin x the box's larger side
     width: int = 32  # channels of the first stage (then x2, x4, x8)
-    epochs: int = 80  # on 10,000 faces: 20 min on 2 CPU cores; 20 and 40 epochs trained worse models
+    epochs: int = 80  # on 10,000 faces: about 40 min on 2 CPU cores at 96 px; 20 and 40 trained worse models
     batch_size: int = 64
     lr: float = 2e-3  # AdamW, cosine decay to 0
     weight_decay: float = 1e-4
@@ -51,7 +51,7 @@ class CNNOptions:
     scale: float = 0.1  # uniform in 1 +- scale
     shift: float = 0.05  # of the crop side
     flip: float = 0.5
-    loss: str = "l1"  # l1, or wing (Feng et al. 2018: w 10, epsilon 2, in pixels of a 64 px crop)
+    loss: str = "l1"  # l1, or wing (Feng et al. 2018: w 10, epsilon 2, on errors in crop units x 64)
     seed: int = 0
     device: str = "auto"  # auto (cuda when there is one), cpu, cuda
 
