@@ -2,7 +2,8 @@
 same faces and scored on the same real test faces.
 
     python bench/bench_cnn.py --syn runs/cnn/syn10k --real 300W/helen-train --test 300W/afw \
-        --out runs/cnn [--epochs 80] [--mix-epochs 10] [--size 96] [--only cnn-syn,cnn-real,cnn-mix,dlib-syn] [--loss wing]
+        --out runs/cnn [--epochs 80] [--mix-epochs 10] [--size 96] [--loss wing] \
+        [--only cnn-syn,cnn-real,cnn-mix,dlib-syn]
 
 Each case trains one model (skipped when its model exists with the same options: the
 bench resumes; a model of other options there stops it: one OUT per setting) and scores
@@ -31,12 +32,14 @@ def main() -> None:
     ap.add_argument("--real", required=True)
     ap.add_argument("--test", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--epochs", type=int, default=CNNOptions.epochs, help="the synthetic faces alone (train-cnn's default)")
+    ap.add_argument("--epochs", type=int, default=CNNOptions.epochs,
+                    help="the synthetic faces alone (train-cnn's default)")
     ap.add_argument("--real-epochs", type=int, default=150, help="the 870 real faces alone: as many steps as 10k x 13")
     ap.add_argument("--mix-epochs", type=int, default=10, help="synthetic + real (about twice the faces): the same "
                     "number of steps as the synthetic faces alone")
     ap.add_argument("--loss", default="l1", choices=("l1", "wing"), help="the CNN's training loss")
-    ap.add_argument("--size", type=int, default=CNNOptions.size, help="the CNN's input side, px (train-cnn's default)")
+    ap.add_argument("--size", type=int, default=CNNOptions.size,
+                    help="the CNN's input side, px (train-cnn's default)")
     ap.add_argument("--only", default=",".join(CASES))
     args = ap.parse_args()
     cnn = {"loss": args.loss, "size": args.size}
@@ -57,7 +60,8 @@ def main() -> None:
         t0 = time.perf_counter()
         if model.is_file() and case.startswith("cnn"):
             made = {"loss": "l1", **json.loads(model.with_suffix(".json").read_text())["options"]}
-            wanted = {**cnn, "epochs": {"cnn-syn": args.epochs, "cnn-real": args.real_epochs}.get(case, args.mix_epochs)}
+            epochs = {"cnn-syn": args.epochs, "cnn-real": args.real_epochs}.get(case, args.mix_epochs)
+            wanted = {**cnn, "epochs": epochs}
             if any(made.get(k) != v for k, v in wanted.items()):
                 raise SystemExit(f"{model} was trained with other options ({made}); give another --out")
         if not model.is_file():

@@ -87,7 +87,7 @@ def _add_train_cnn(lsub) -> None:
                                     "`landmarks eval --model M.pt` scores it, torch.jit.load runs it alone.",
                         epilog="examples:\n  synthface landmarks train-cnn --data data/syn10k -o syn10k.pt\n"
                                "  synthface landmarks train-cnn --data data/syn10k --data 300w/helen-train -o mix.pt "
-                               "--epochs 40\n  synthface landmarks eval --model mix.pt --data 300w/afw",
+                               "--size 64 --epochs 40\n  synthface landmarks eval --model mix.pt --data 300w/afw",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("--data", "--dataset", dest="dataset", required=True, action="append",
                    help="synthface dataset folder, imglab XML, COCO json or 300-W folder; repeat it to train on several")
@@ -100,8 +100,8 @@ def _add_train_cnn(lsub) -> None:
              "rotate": "random roll, degrees", "scale": "random scale", "shift": "random shift, of the crop side",
              "flip": "probability of a mirrored sample (above 0: the exported model also averages each crop's "
                      "points with its mirror's)", "device": "auto, cpu or cuda",
-             "loss": "l1, or wing (the Wing loss of Feng et al. 2018; from 10,000 faces at 40 epochs it scored "
-                     "afw 6.30%% against l1's 6.10%%)",
+             "loss": "l1, or wing (the Wing loss of Feng et al. 2018; from 10,000 faces at 64 px, 40 epochs it "
+                     "scored afw 6.30%% against l1's 6.10%%)",
              "epochs": "passes over the faces (from 10,000 faces at 64 px, afw NME 6.68%% at 20, 6.10%% at 40, "
                        "5.66%% at 80; 80 at 96 px take about 40 min on 2 CPU cores)"}
     add_option_flags(c, CNNOptions, helps)

@@ -35,7 +35,7 @@ log = logging.getLogger("synthface")
 
 CONTEXT = 1.4  # the stored crop is this much wider than the model's, for the random moves
 LOSSES = ("l1", "wing")
-WING_W, WING_EPS, WING_PX = 10.0, 2.0, 64  # the Wing loss's w and epsilon, on errors in crop units x 64
+WING_W, WING_EPS, WING_PX = 10.0, 2.0, 64  # the Wing loss's w and epsilon, on errors in 1/64 of the crop side
 
 
 @dataclass
@@ -51,7 +51,7 @@ class CNNOptions:
     scale: float = 0.1  # uniform in 1 +- scale
     shift: float = 0.05  # of the crop side
     flip: float = 0.5
-    loss: str = "l1"  # l1, or wing (Feng et al. 2018: w 10, epsilon 2, on errors in crop units x 64)
+    loss: str = "l1"  # l1, or wing (Feng et al. 2018: w 10, epsilon 2, on errors in 1/64 of the crop side)
     seed: int = 0
     device: str = "auto"  # auto (cuda when there is one), cpu, cuda
 
@@ -63,7 +63,8 @@ class CNNOptions:
                  ("weight_decay", 0 <= self.weight_decay < 1, "in [0, 1)"),
                  ("rotate", 0 <= self.rotate <= 90, "from 0 to 90"),
                  ("scale", 0 <= self.scale < 1, "in [0, 1)"), ("shift", 0 <= self.shift <= 0.5, "in [0, 0.5]"),
-                 ("flip", 0 <= self.flip <= 1, "in [0, 1]"), ("loss", self.loss in LOSSES, "l1 or wing"), ("seed", 0 <= self.seed < 2 ** 31, "from 0 to 2^31 - 1"),
+                 ("flip", 0 <= self.flip <= 1, "in [0, 1]"), ("loss", self.loss in LOSSES, "l1 or wing"),
+                 ("seed", 0 <= self.seed < 2 ** 31, "from 0 to 2^31 - 1"),
                  ("device", self.device in ("auto", "cpu", "cuda"), "auto, cpu or cuda")]
         for name, ok, rule in rules:
             if not ok:  # NaN fails every comparison, so it lands here too
@@ -155,7 +156,7 @@ def _module(options: CNNOptions, mean_shape, steps: int):
 def point_loss(pred, target, kind: str = "l1"):
     """The training loss of predicted points against true ones (both in crop units, 0..1):
     the mean absolute error (l1), or the Wing loss (Feng et al., CVPR 2018), which is
-    logarithmic below WING_W (errors in crop units x WING_PX: about a 64 px crop's pixels)
+    logarithmic below WING_W (errors in 1/WING_PX of the crop side: about a 64 px crop's pixels)
     and so weighs the small and middle errors that decide NME more than L1 does, linear
     (as L1) above it."""
     import torch
