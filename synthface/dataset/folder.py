@@ -53,6 +53,8 @@ def check_identity(out: Path, identity: dict) -> None:
     """A new folder gets this identity; a resumed one must already have it."""
     out = Path(out)
     identity = json.loads(json.dumps(identity))
+    for stale in (out / STATE_DIR).glob(".run.json.*.tmp"):  # a kill while run.json was written
+        stale.unlink(missing_ok=True)
     saved = read_identity(out)
     if saved is None:
         write_atomic(out / STATE_DIR / "run.json", json.dumps(identity, indent=2) + "\n", durable=True)

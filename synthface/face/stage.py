@@ -99,13 +99,15 @@ class FaceStage:
 
     def sized(self, img: np.ndarray) -> np.ndarray:
         """A generated image as make-dataset saves and labels it: resized to --image-size
-        (bicubic up, area down), then --pad's reflected border."""
+        (bilinear up, area down: both bit-exact on every CPU, where OpenCV's bicubic rounds
+        differently by its SIMD path, so the same seed gave other pixels on another
+        machine), then --pad's reflected border."""
         import cv2
 
         from synthface.face.geometry import pad_pixels
 
         if self.image_size and self.image_size != img.shape[0]:
-            interp = cv2.INTER_CUBIC if self.image_size > img.shape[0] else cv2.INTER_AREA
+            interp = cv2.INTER_LINEAR_EXACT if self.image_size > img.shape[0] else cv2.INTER_AREA
             img = cv2.resize(img, (self.image_size, self.image_size), interpolation=interp)
         if self.pad:
             p = pad_pixels(img.shape[0], self.pad)
