@@ -429,3 +429,17 @@ def test_points_outside_the_image_are_not_visible(tmp_path, replay):
 def test_python_dash_m_synthface_is_the_command():
     res = subprocess.run([sys.executable, "-m", "synthface", "--version"], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.strip() == "synthface 0.1.0"
+
+
+def test_resume_removes_the_temporaries_a_kill_left(tmp_path):
+    out = tmp_path / "d"
+    args = ["make-dataset", "-n", 4, "--replay-faces", FACES, "--workers", 0, "--no-progress", "--format", "csv",
+            "-o", out]
+    assert run_cli(*args).returncode == 0
+    folder = out / "images" / "00000"
+    # a kill while image 1 or run.json was written: their temporaries (.NAME.XXXX.tmp) stay behind
+    (folder / ".00000001.png.k1ll3d.tmp").write_bytes(b"\x89PNG cut")
+    (out / ".synthface" / ".run.json.k1ll3d.tmp").write_text("{")
+    assert run_cli(*args, "--resume").returncode == 0
+    assert sorted(p.name for p in folder.iterdir()) == [f"0000000{k}.png" for k in range(4)]
+    assert not list(out.rglob("*.tmp"))

@@ -134,17 +134,22 @@ def prepare_folder(out: Path, resume: bool, create: bool = True) -> None:
 
 def prune_images(out: Path, count: int) -> int:
     """Remove images/ files (and .pts beside them) of faces k >= count (left by a run resumed with a smaller
-    -n, or written by a chunk that a kill kept out of the journal)."""
+    -n, or written by a chunk that a kill kept out of the journal), and any image's temporary a kill left."""
     removed = 0
     images = Path(out) / "images"
     if not images.is_dir():
         return 0
     for folder in images.iterdir():
-        if not folder.is_dir() or not folder.name.isdigit() or (int(folder.name) + 1) * 1000 <= count:
+        if not folder.is_dir() or not folder.name.isdigit():
             continue
+        below = (int(folder.name) + 1) * 1000 <= count  # every face of this folder is kept
         for f in folder.iterdir():
+            if f.name.startswith(".") and f.suffix == ".tmp":  # .NAME.XXXX.tmp: a write a kill cut short
+                f.unlink()
+                removed += 1
+                continue
             stem = f.name.split(".")[0]
-            if f.suffix in (".png", ".pts", ".tmp") and stem.isdigit() and int(stem) >= count:
+            if not below and f.suffix in (".png", ".pts", ".tmp") and stem.isdigit() and int(stem) >= count:
                 f.unlink()
                 removed += 1
         if not any(folder.iterdir()):
