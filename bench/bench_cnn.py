@@ -23,7 +23,7 @@ CASES = ("cnn-syn", "cnn-real", "cnn-mix", "dlib-syn")
 
 def main() -> None:
     from synthface.errors import SynthfaceError
-    from synthface.trainers.cnn import CNNOptions, train_cnn
+    from synthface.trainers.cnn import LOSSES, CNNOptions, train_cnn
     from synthface.trainers.landmarks import train_landmarks
     from synthface.trainers.landmarks_eval import evaluate_landmarks
 
@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--real-epochs", type=int, default=150, help="the 870 real faces alone: as many steps as 10k x 13")
     ap.add_argument("--mix-epochs", type=int, default=10, help="synthetic + real (about twice the faces): the same "
                     "number of steps as the synthetic faces alone")
-    ap.add_argument("--loss", default="l1", choices=("l1", "wing"), help="the CNN's training loss")
+    ap.add_argument("--loss", default="l1", choices=LOSSES, help="the CNN's training loss")
     ap.add_argument("--size", type=int, default=CNNOptions.size,
                     help="the CNN's input side, px (train-cnn's default)")
     ap.add_argument("--only", default=",".join(CASES))

@@ -48,6 +48,15 @@ def temp_beside(path) -> Path:
     return Path(name)
 
 
+def remove_temps(folder, name: str = "*") -> int:
+    """Remove the temporaries temp_beside made in `folder` for files named `name` (a glob)
+    that a kill left behind; only run while the folder's lock is held. Returns how many."""
+    stale = list(Path(folder).glob(f".{name}.*.tmp"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
 def _umask() -> int:
     """The process's umask (read by setting it and setting it back)."""
     mask = os.umask(0o022)

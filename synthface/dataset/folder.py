@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from synthface.errors import SynthfaceError
-from synthface.core.files import check_output_folder, fsync_dir, write_atomic
+from synthface.core.files import check_output_folder, fsync_dir, remove_temps, write_atomic
 from synthface.dataset.journal import STATE_DIR
 
 
@@ -53,8 +53,7 @@ def check_identity(out: Path, identity: dict) -> None:
     """A new folder gets this identity; a resumed one must already have it."""
     out = Path(out)
     identity = json.loads(json.dumps(identity))
-    for stale in (out / STATE_DIR).glob(".run.json.*.tmp"):  # a kill while run.json was written
-        stale.unlink(missing_ok=True)
+    remove_temps(out / STATE_DIR, "run.json")  # a kill while run.json was written
     saved = read_identity(out)
     if saved is None:
         write_atomic(out / STATE_DIR / "run.json", json.dumps(identity, indent=2) + "\n", durable=True)
@@ -143,11 +142,8 @@ def prune_images(out: Path, count: int) -> int:
         if not folder.is_dir() or not folder.name.isdigit():
             continue
         below = (int(folder.name) + 1) * 1000 <= count  # every face of this folder is kept
+        removed += remove_temps(folder)  # writes a kill cut short
         for f in folder.iterdir():
-            if f.name.startswith(".") and f.suffix == ".tmp":  # .NAME.XXXX.tmp: a write a kill cut short
-                f.unlink()
-                removed += 1
-                continue
             stem = f.name.split(".")[0]
             if not below and f.suffix in (".png", ".pts", ".tmp") and stem.isdigit() and int(stem) >= count:
                 f.unlink()
