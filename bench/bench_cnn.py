@@ -3,12 +3,14 @@ same faces and scored on the same real test faces.
 
     python bench/bench_cnn.py --syn runs/cnn/syn10k --real 300W/helen-train --test 300W/afw \
         --out runs/cnn [--epochs 80] [--mix-epochs 10] [--size 96] [--loss wing] \
-        [--only cnn-syn,cnn-real,cnn-mix,dlib-syn]
+        [--only cnn-syn,cnn-real,cnn-mix,cnn-tune,dlib-syn] [--tune-epochs 20 --tune-lr 5e-4]
 
 Each case trains one model (skipped when its model exists with the same options: the
 bench resumes; a model of other options there stops it: one OUT per setting) and scores
 it with `landmarks eval` on --test (detector boxes, NME by the outer-eye-corner
 distance); results.json gathers them. Training times are of this machine, as it was.
+cnn-tune starts from cnn-syn's model (in OUT: train that first) and trains it on the
+synthetic + real faces (`train-cnn --init`), at a lower learning rate.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import json
 import time
 from pathlib import Path
 
-CASES = ("cnn-syn", "cnn-real", "cnn-mix", "dlib-syn")
+CASES = ("cnn-syn", "cnn-real", "cnn-mix", "cnn-tune", "dlib-syn")
 
 
 def main() -> None:
@@ -37,6 +39,8 @@ def main() -> None:
     ap.add_argument("--real-epochs", type=int, default=150, help="the 870 real faces alone: as many steps as 10k x 13")
     ap.add_argument("--mix-epochs", type=int, default=10, help="synthetic + real (about twice the faces): the same "
                     "number of steps as the synthetic faces alone")
+    ap.add_argument("--tune-epochs", type=int, default=20, help="cnn-syn's model trained on synthetic + real")
+    ap.add_argument("--tune-lr", type=float, default=5e-4, help="cnn-tune's learning rate")
     ap.add_argument("--loss", default="l1", choices=LOSSES, help="the CNN's training loss")
     ap.add_argument("--size", type=int, default=CNNOptions.size,
                     help="the CNN's input side, px (train-cnn's default)")
@@ -49,6 +53,7 @@ def main() -> None:
     try:
         for epochs in (args.epochs, args.real_epochs, args.mix_epochs):
             CNNOptions(epochs=epochs, **cnn).validate()
+        CNNOptions(epochs=args.tune_epochs, lr=args.tune_lr, **cnn).validate()
     except SynthfaceError as exc:
         raise SystemExit(f"bench_cnn: {exc}") from None
     out = Path(args.out)
@@ -60,8 +65,9 @@ def main() -> None:
         t0 = time.perf_counter()
         if model.is_file() and case.startswith("cnn"):
             made = {"loss": "l1", **json.loads(model.with_suffix(".json").read_text())["options"]}
-            epochs = {"cnn-syn": args.epochs, "cnn-real": args.real_epochs}.get(case, args.mix_epochs)
-            wanted = {**cnn, "epochs": epochs}
+            epochs = {"cnn-syn": args.epochs, "cnn-real": args.real_epochs, "cnn-tune": args.tune_epochs}.get(
+                case, args.mix_epochs)
+            wanted = {**cnn, "epochs": epochs, **({"lr": args.tune_lr} if case == "cnn-tune" else {})}
             if any(made.get(k) != v for k, v in wanted.items()):
                 raise SystemExit(f"{model} was trained with other options ({made}); give another --out")
         if not model.is_file():
@@ -71,6 +77,12 @@ def main() -> None:
                 s = train_cnn(args.real, model, CNNOptions(epochs=args.real_epochs, **cnn), progress=True)
             elif case == "cnn-mix":
                 s = train_cnn([args.syn, args.real], model, CNNOptions(epochs=args.mix_epochs, **cnn), progress=True)
+            elif case == "cnn-tune":
+                if not (out / "cnn-syn.pt").is_file():
+                    raise SystemExit(f"cnn-tune starts from {out / 'cnn-syn.pt'}: train cnn-syn first")
+                s = train_cnn([args.syn, args.real], model,
+                              CNNOptions(epochs=args.tune_epochs, lr=args.tune_lr, **cnn), progress=True,
+                              init=out / "cnn-syn.pt")
             else:
                 s = train_landmarks(args.syn, model, progress=True)
             results.setdefault(case, {})["train"] = {"faces": s["faces"], "seconds": s["seconds"],

@@ -87,11 +87,18 @@ def _add_train_cnn(lsub) -> None:
                                     "`landmarks eval --model M.pt` scores it, torch.jit.load runs it alone.",
                         epilog="examples:\n  synthface landmarks train-cnn --data data/syn10k -o syn10k.pt\n"
                                "  synthface landmarks train-cnn --data data/syn10k --data 300w/helen-train -o mix.pt "
-                               "--size 64 --epochs 40\n  synthface landmarks eval --model mix.pt --data 300w/afw",
+                               "--size 64 --epochs 40\n"
+                               "  synthface landmarks train-cnn --data data/syn10k --data 300w/helen-train "
+                               "--init syn10k.pt -o tuned.pt --epochs 20 --lr 5e-4\n"
+                               "  synthface landmarks eval --model mix.pt --data 300w/afw",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("--data", "--dataset", dest="dataset", required=True, action="append",
                    help="synthface dataset folder, imglab XML, COCO json or 300-W folder; repeat it to train on several")
     c.add_argument("--weight", type=float, action="append", help="oversampling of each --data, in order")
+    c.add_argument("--init", metavar="MODEL.pt", help="start from the weights of a model train-cnn wrote, e.g. to "
+                   "fine-tune a model of synthetic faces on real ones; give its --size, --margin and --width again. "
+                   "Only its weights are taken: the learning rate starts anew at --lr (give a lower one to "
+                   "fine-tune); a resume needs the same file")
     c.add_argument("-o", "--output", required=True, help="model file to write (.pt, TorchScript); a .json summary "
                                                           "and a .checkpoints/ folder go beside it")
     helps = {"size": "the model's input side in px (from 10,000 faces, 80 epochs: afw NME 5.49%% at 96, 5.66%% "
@@ -121,7 +128,7 @@ def _run_train_cnn(args) -> int:
     options = options_from(args, CNNOptions)
     options.validate()
     s = train_cnn(args.dataset, args.output, options, upsample=args.upsample, progress=not args.no_progress,
-                  pts_origin=args.pts_origin, split=args.split, weights=args.weight)
+                  pts_origin=args.pts_origin, split=args.split, weights=args.weight, init=args.init)
     print(landmarks_train_line({**s, "epochs": options.epochs}, args.output, model="a CNN"))
     return 0
 

@@ -33,10 +33,10 @@ def train(args) -> Plan:
     return Plan([Output(args.out, "--out", folder=True, nested_in=(args.data,))], [args.data])
 
 
-def _model_file(path, flag: str):
-    """A model file the command reads (--predictor): a file, not a folder."""
+def _model_file(path, flag: str, example: str = "shape_predictor_68_face_landmarks.dat"):
+    """A model file the command reads (--predictor, --init): a file, not a folder."""
     if path is not None and str(path).strip() and Path(path).expanduser().is_dir():
-        raise SynthfaceError(f"{flag} {path} is a folder; give the model file (shape_predictor_68_face_landmarks.dat)")
+        raise SynthfaceError(f"{flag} {path} is a folder; give the model file ({example})")
     return path
 
 
@@ -108,7 +108,7 @@ def landmarks_train_cnn(args) -> Plan:
     outputs = _model_and_summary(args.output, LANDMARKS_MODEL)
     if str(args.output).strip():  # the checkpoints: a folder this command fills, and resumes from
         outputs.append(Output(checkpoints_of(Path(args.output).expanduser()), "its checkpoints", folder=True))
-    return Plan(outputs, list(args.dataset))
+    return Plan(outputs, [*args.dataset, _model_file(args.init, "--init", "NAME.pt, that train-cnn wrote")])
 
 
 def landmarks_eval(args) -> Plan:

@@ -207,3 +207,40 @@ def test_checkpoints_and_models_that_load_but_are_wrong_are_one_line(tmp_path):
                    _extra_files={"synthface.json": '{"size": 1e300, "margin": 1.25}'})
     one_line_error(run_cli("landmarks", "eval", "--model", tmp_path / "big.pt", "--data", FACES_300W),
                        "size 1e+300 / margin 1.25 out of range")
+
+
+def test_init_starts_from_a_trained_model_and_refuses_one_of_another_shape(tmp_path):
+    base = ["landmarks", "train-cnn", "--data", FACES_300W, "--batch-size", 6, "--no-progress", *EXACT]
+    train = [*base, "--size", 48, "--width", 8]
+    assert run_cli(*train, "--epochs", 40, "--lr", 0.005, "-o", tmp_path / "m.pt").returncode == 0
+    assert run_cli(*train, "--epochs", 1, "-o", tmp_path / "one.pt").returncode == 0
+    # one epoch at a small learning rate from m.pt keeps what m.pt learned; from random weights it has not learned
+    r = run_cli(*train, "--epochs", 1, "--lr", 1e-6, "--init", tmp_path / "m.pt", "-o", tmp_path / "tuned.pt")
+    assert r.returncode == 0, r.stderr
+    trained, tuned = _nme(tmp_path / "m.pt", FACES_300W), _nme(tmp_path / "tuned.pt", FACES_300W)
+    assert abs(tuned - trained) < 0.1 * trained and tuned < 0.75 * _nme(tmp_path / "one.pt", FACES_300W)
+    summary = json.loads((tmp_path / "tuned.json").read_text())
+    m_sha = json.loads((tmp_path / "m.json").read_text())["model_sha256"]
+    assert summary["init"] == {"model": str(tmp_path / "m.pt"), "model_sha256": m_sha}
+    # its checkpoints resume only the run that started from the same model
+    one_line_error(run_cli(*train, "--epochs", 1, "--lr", 1e-6, "-o", tmp_path / "tuned.pt"),
+                   f"(init: {m_sha[:12]}", "there, None now)")
+    nan = torch.jit.load(str(tmp_path / "m.pt"), _extra_files=(extra := {"synthface.json": ""}))
+    with torch.no_grad():
+        nan.state_dict()["net.head.bias"][0] = float("nan")
+    torch.jit.save(nan, str(tmp_path / "nan.pt"), _extra_files=extra)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args, message in (
+            (["--init", tmp_path / "none.pt", "--size", 48], "--init " + str(tmp_path / "none.pt") + ": no such "
+                                                                 "model file"),
+            (["--init", tmp_path / "m.json", "--size", 48], "is not a synthface CNN landmark model"),
+            (["--init", tmp_path / "m.pt", "--size", 32], "it was trained at --size 48 --margin 1.25; give those "
+                                                          "(now --size 32 --margin 1.25)"),
+            (["--init", tmp_path / "m.pt", "--size", 48, "--width", 16],
+             "it was trained at --width 8; give that (now --width 16)"),
+            (["--init", tmp_path / "nan.pt", "--size", 48, "--width", 8],
+             "some of its weights are not numbers (NaN or inf)"),
+            (["--init", tmp_path, "--size", 48], "is a folder; give the model file"),
+            (["--init", "", "--size", 48], "--init is empty; give a model file")):
+        one_line_error(run_cli(*base, "--epochs", 1, *args, "-o", tmp_path / "new" / "bad.pt"), message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written (not even new/) for a refused --init

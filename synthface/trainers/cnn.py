@@ -193,10 +193,13 @@ class _EpochLog:
 
 
 def train_cnn(dataset, output, options: CNNOptions | None = None, *, upsample: int = 1, progress: bool = True,
-              pts_origin: int = 1, split: str | None = None, weights=None) -> dict:
+              pts_origin: int = 1, split: str | None = None, weights=None, init=None) -> dict:
     """Train the CNN landmark model on a face set, or on several (mixed as the dlib
     trainer mixes them), and export it to `output` (TorchScript) with a JSON summary
-    beside it; resumes from OUTPUT's checkpoints folder. Returns the summary."""
+    beside it; resumes from OUTPUT's checkpoints folder. `init`: a model train-cnn
+    exported (of the same size, margin and width) whose weights training starts from
+    instead of random ones, as when a model trained on synthetic faces is fine-tuned on
+    real ones. Returns the summary."""
     import pytorch_lightning as pl
     import torch
 
@@ -215,7 +218,7 @@ def train_cnn(dataset, output, options: CNNOptions | None = None, *, upsample: i
         raise SynthfaceError(f"-o {output}: a CNN landmark model is TorchScript, named NAME.pt")
     if options.device == "cuda" and not torch.cuda.is_available():
         raise SynthfaceError("--device cuda: no CUDA GPU is available")
-    output = check_writable_file(output, "-o")
+    start = start_weights(init, options) if init is not None else None
     datasets = list(dataset) if isinstance(dataset, (list, tuple)) else [dataset]
     sets, splits = [], []
     for d in datasets:
@@ -230,6 +233,7 @@ def train_cnn(dataset, output, options: CNNOptions | None = None, *, upsample: i
     if not weights and len(sets) > 1:
         weights = rule = mixing_rule(datasets, [len(s) for s in sets], oversampling=1)
     mix_face_sets(sets, weights)  # the weights checked before the detector runs
+    output = check_writable_file(output, "-o")  # makes its folder: only once the inputs passed
     boxed = [boxes_for_training(s, upsample, progress) for s in sets]
     unique = [f for s in boxed for f in s]
     crops, points = prepare_crops(unique, options, progress)
@@ -245,13 +249,16 @@ def train_cnn(dataset, output, options: CNNOptions | None = None, *, upsample: i
                                          generator=torch.Generator().manual_seed(options.seed))
     steps = options.epochs * max(len(loader), 1)
     module = _module(options, mean_shape, steps)
+    if start is not None:
+        module.net.load_state_dict(start[0])  # its mean shape too: the offsets it learned are from that one
     gpu = options.device == "cuda" or (options.device == "auto" and torch.cuda.is_available())
     ckpt_dir = checkpoints_of(output)
     bar = progress and sys.stderr.isatty()
     last = ckpt_dir / "last.ckpt"
     _check_resume(ckpt_dir, {**asdict(options), "data": [str(Path(d).expanduser().resolve()) for d in datasets],
                              "splits": splits, "weights": list(weights) if weights else None,
-                             "upsample": upsample, "pts_origin": pts_origin}, module.state_dict())
+                             "upsample": upsample, "pts_origin": pts_origin,
+                             "init": start[1] if start else None}, module.state_dict())
     t0 = time.perf_counter()
     with _quiet_lightning():
         trainer = pl.Trainer(max_epochs=options.epochs, accelerator="gpu" if gpu else "cpu", devices=1,
@@ -281,6 +288,7 @@ def train_cnn(dataset, output, options: CNNOptions | None = None, *, upsample: i
                "weights": list(weights) if weights else [1.0] * len(datasets),
                "mixing_rule": rule_line(datasets, rule, [len(s) for s in sets], "drawn as often as the synthetic ones")
                if rule else None,
+               "init": {"model": str(Path(init).expanduser().resolve()), "model_sha256": start[1]} if start else None,
                "seconds": round(time.perf_counter() - t0, 1), "model": str(output), "device": "cuda" if gpu else "cpu",
                "options": asdict(options)}
     write_summary(output, summary)
@@ -337,6 +345,7 @@ def _check_resume(ckpt_dir: Path, run: dict, state: dict) -> None:
         if not isinstance(before, dict):
             raise SynthfaceError(f"{saved} is damaged (not a run's settings){again}")
         before.setdefault("loss", "l1")  # runs made before --loss existed trained with L1
+        before.setdefault("init", None)  # and those before --init from random weights
         if before != run:
             changed = sorted(k for k in {*before, *run} if before.get(k) != run.get(k))
             values = "; ".join(f"{k}: {str(before.get(k))[:60]} there, {str(run.get(k))[:60]} now" for k in changed)
@@ -356,6 +365,46 @@ def _check_resume(ckpt_dir: Path, run: dict, state: dict) -> None:
     else:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(saved, json.dumps(run, indent=2) + "\n")
+
+
+def start_weights(path, options: CNNOptions) -> tuple[dict, str]:
+    """The network weights of an exported model to start training from, and the file's
+    sha256; a file that is not a train-cnn model of this crop and width is refused."""
+    import torch
+
+    from synthface.core.outputs import sha256_of
+    from synthface.trainers.cnn_net import Exported
+
+    if not str(path).strip():
+        raise SynthfaceError("--init is empty; give a model file that train-cnn wrote (NAME.pt)")
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise SynthfaceError(f"--init {path} is a folder; give a model file that train-cnn wrote (NAME.pt)")
+    if not path.is_file():
+        raise SynthfaceError(f"--init {path}: no such model file" if not path.exists() else
+                             f"--init {path}: not a file")
+    if path.stat().st_size == 0:
+        raise SynthfaceError(f"--init {path} is empty; give a model file that train-cnn wrote (NAME.pt)")
+    try:
+        model = Exported(path)  # refuses what is not TorchScript with the crop's settings
+    except SynthfaceError as exc:
+        raise SynthfaceError(f"--init {exc}") from None
+    if model.size != options.size or model.margin != options.margin:
+        raise SynthfaceError(f"--init {path}: it was trained at --size {model.size} --margin {model.margin:g}; "
+                             f"give those (now --size {options.size} --margin {options.margin:g})")
+    weights = {k[len("net."):]: v for k, v in model.module.state_dict().items() if k.startswith("net.")}
+    wanted = build_network(options.width).state_dict()
+    if set(weights) != set(wanted):
+        raise SynthfaceError(f"--init {path}: not a network that train-cnn made (its weights have other names)")
+    first = weights["features.0.weight"].shape[0]
+    if any(weights[k].shape != wanted[k].shape for k in wanted):
+        raise SynthfaceError(f"--init {path}: it was trained at --width {first}; give that (now --width "
+                             f"{options.width})" if first != options.width else
+                             f"--init {path}: not a network that train-cnn made (its weights have other shapes)")
+    if not all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()):
+        raise SynthfaceError(f"--init {path}: some of its weights are not numbers (NaN or inf); it cannot be "
+                             "trained on")
+    return weights, sha256_of(path)
 
 
 def _not_a_checkpoint(ckpt, state: dict) -> str | None:
