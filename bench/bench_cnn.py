@@ -9,8 +9,9 @@ Each case trains one model (skipped when its model exists with the same options:
 bench resumes; a model of other options there stops it: one OUT per setting) and scores
 it with `landmarks eval` on --test (detector boxes, NME by the outer-eye-corner
 distance); results.json gathers them. Training times are of this machine, as it was.
-cnn-tune starts from cnn-syn's model (in OUT: train that first) and trains it on the
-synthetic + real faces (`train-cnn --init`), at a lower learning rate.
+cnn-tune starts from cnn-syn's model (in OUT: list cnn-syn before it in --only, or train
+it first) and trains it on the synthetic + real faces (`train-cnn --init`), at a lower
+learning rate.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=CNNOptions.epochs,
                     help="the synthetic faces alone (train-cnn's default)")
     ap.add_argument("--real-epochs", type=int, default=150, help="the 870 real faces alone: as many steps as 10k x 13")
-    ap.add_argument("--mix-epochs", type=int, default=10, help="synthetic + real (about twice the faces): the same "
-                    "number of steps as the synthetic faces alone")
+    ap.add_argument("--mix-epochs", type=int, default=10, help="synthetic + real (about twice the faces an "
+                    "epoch: by the rule the real faces are half)")
     ap.add_argument("--tune-epochs", type=int, default=20, help="cnn-syn's model trained on synthetic + real")
     ap.add_argument("--tune-lr", type=float, default=5e-4, help="cnn-tune's learning rate")
     ap.add_argument("--loss", default="l1", choices=LOSSES, help="the CNN's training loss")
