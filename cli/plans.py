@@ -103,7 +103,7 @@ def landmarks_train(args) -> Plan:
 
 
 def landmarks_train_cnn(args) -> Plan:
-    from synthface.trainers.cnn import checkpoints_of
+    from synthface.trainers.cnn_state import checkpoints_of
 
     outputs = _model_and_summary(args.output, LANDMARKS_MODEL)
     if str(args.output).strip():  # the checkpoints: a folder this command fills, and resumes from

@@ -22,7 +22,7 @@ TIERS = [
     ["errors", "face.scheme68", "face.geometry", "face.pose"],  # leaves: constants and pure functions
     ["core.files", "core.outputs", "core.progress", "trainers.cnn_net", "face.labels", "generator.diffaugment", "generator.networks", "face.rotate3d"],
     ["core.imaging", "core.imagefiles", "dataset.journal", "generator.weights", "core.workers", "generator.config",
-     "dataset.folder",
+     "dataset.folder", "trainers.cnn_state",
      "face.annotate", "formats.registry", "formats.base", "formats.table", "formats.parquet", "formats.hf", "formats.imglab",
      "formats.pts", "formats.coco", "formats.yolo", "formats.side"],
     ["formats", "generator.steering", "formats.readers", "face.augment", "face.stage", "dataset.card", "generator.data", "generator.gan",
