@@ -256,9 +256,9 @@ def train_cnn(dataset, output, options: CNNOptions | None = None, *, upsample: i
     bar = progress and sys.stderr.isatty()
     last = ckpt_dir / "last.ckpt"
     check_resume(ckpt_dir, {**asdict(options), "data": [str(Path(d).expanduser().resolve()) for d in datasets],
-                             "splits": splits, "weights": list(weights) if weights else None,
-                             "upsample": upsample, "pts_origin": pts_origin,
-                             "init": start[1] if start else None}, module.state_dict())
+                            "splits": splits, "weights": list(weights) if weights else None,
+                            "upsample": upsample, "pts_origin": pts_origin,
+                            "init": start[1] if start else None}, module.state_dict())
     t0 = time.perf_counter()
     with _quiet_lightning():
         trainer = pl.Trainer(max_epochs=options.epochs, accelerator="gpu" if gpu else "cpu", devices=1,
