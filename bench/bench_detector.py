@@ -37,7 +37,7 @@ from synthface.trainers.detector import (DetectorOptions, evaluate_detector, loa
                                 train_detector)
 from synthface.face.rotate3d import parse_turns  # noqa: E402
 from synthface.generator.sampling import open_sampler  # noqa: E402
-from synthface.dataset.scenes import BLENDS, SceneConfig, make_scenes  # noqa: E402
+from synthface.dataset.scenes import SceneConfig, make_scenes  # noqa: E402
 from synthface.generator.steering import pose_mix_targets  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from conftest import FACES, FACES_300W
-from synthface.errors import SynthfaceError
 
 
 def test_pasted_points_land_on_the_face():
@@ -271,7 +270,8 @@ def test_photometric_variation_keeps_the_labels_and_varies_the_photos(tmp_path):
     each scene's draw its own (two runs alike); 0 leaves them as composed."""
     from synthface.core.imaging import read_rgb
     from synthface.generator.sampling import ReplaySampler
-    from synthface.dataset.scenes import PHOTO_RATES, SceneConfig, make_scenes, photometric
+    from synthface.dataset.photometric import PHOTO_RATES, photometric
+    from synthface.dataset.scenes import SceneConfig, make_scenes
 
     base = dict(faces_per_image=(2, 2), face_size=(40, 60), image_size=160, groups=0.0)
     runs = {}
@@ -362,7 +362,7 @@ def test_hard_negatives_are_mined_and_trained_on(scenes, tmp_path):
     # kept as JPEG at 95: a window that fired at 0 may sit a little lower once decoded
     assert all(len(det.run(read_rgb(p), 1, -0.3)[0]) > 0 for p in kept)
     if not kept:  # a model that fires nowhere: train on some face-free scenes all the same
-        from synthface.dataset.scenes import SceneConfig, procedural_background
+        from synthface.dataset.scenes import procedural_background
         from synthface.core.imaging import write_png
 
         (tmp_path / "neg").mkdir(exist_ok=True)
@@ -382,7 +382,7 @@ def test_fast_pixel_helpers_round_clip_and_draw_normal_noise():
     """saturate_uint8 rounds and clips like a camera's 8 bits; normal_noise is N(0, sigma)
     to 2.9 sigma, the same for the same seed, shaped as asked."""
     from synthface.core.imaging import saturate_uint8
-    from synthface.dataset.scenes import normal_noise
+    from synthface.dataset.photometric import normal_noise
 
     out = saturate_uint8(np.float32([[-3.2, 255.6, 7.4, 7.6, 300.0]]))
     assert out.dtype == np.uint8 and out.tolist() == [[0, 255, 7, 8, 255]]

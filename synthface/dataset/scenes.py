@@ -31,7 +31,7 @@ from synthface.errors import SynthfaceError
 from synthface.dataset.compose import MIN_BACKGROUND, _STREAM, background_files, compose_scene, is_group
 from synthface.dataset.compose import procedural_background  # noqa: F401 (public here too)
 from synthface.dataset.negatives import mine_negatives  # noqa: F401 (public here too: the detector's commands)
-from synthface.dataset.photometric import PHOTO_RATES, normal_noise, photo_line, photometric  # noqa: F401 (public here too)
+from synthface.dataset.photometric import photo_line
 
 # the scene recipe's version, part of a run's identity: a folder made by an earlier recipe
 # (before group photos, the head blend, prints and halftone) is not resumed with this one
