@@ -25,6 +25,7 @@ CASES = ("cnn-syn", "cnn-real", "cnn-mix", "cnn-tune", "dlib-syn")
 
 
 def main() -> None:
+    from synthface.core.outputs import sha256_of
     from synthface.errors import SynthfaceError
     from synthface.trainers.cnn import LOSSES, CNNOptions, train_cnn
     from synthface.trainers.landmarks import train_landmarks
@@ -71,6 +72,10 @@ def main() -> None:
             wanted = {**cnn, "epochs": epochs, **({"lr": args.tune_lr} if case == "cnn-tune" else {})}
             if any(made.get(k) != v for k, v in wanted.items()):
                 raise SystemExit(f"{model} was trained with other options ({made}); give another --out")
+            start = json.loads(model.with_suffix(".json").read_text()).get("init") or {}
+            syn = out / "cnn-syn.pt"
+            if case == "cnn-tune" and start.get("model_sha256") != (sha256_of(syn) if syn.is_file() else None):
+                raise SystemExit(f"{model} started from another model than {out / 'cnn-syn.pt'}; give another --out")
         if not model.is_file():
             if case == "cnn-syn":
                 s = train_cnn(args.syn, model, CNNOptions(epochs=args.epochs, **cnn), progress=True)
