@@ -3,7 +3,7 @@ same faces and scored on the same real test faces.
 
     python bench/bench_cnn.py --syn runs/cnn/syn10k --real 300W/helen-train --test 300W/afw \
         --out runs/cnn [--epochs 80] [--mix-epochs 10] [--size 96] [--loss wing] \
-        [--only cnn-syn,cnn-real,cnn-mix,cnn-tune,dlib-syn] [--tune-epochs 20 --tune-lr 5e-4]
+        [--only cnn-syn,cnn-real,cnn-mix,cnn-tune,dlib-syn] [--tune-epochs 40 --tune-lr 5e-4]
 
 Each case trains one model (skipped when its model exists with the same options: the
 bench resumes; a model of other options there stops it: one OUT per setting) and scores
@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--real-epochs", type=int, default=150, help="the 870 real faces alone: as many steps as 10k x 13")
     ap.add_argument("--mix-epochs", type=int, default=10, help="synthetic + real (about twice the faces an "
                     "epoch: by the rule the real faces are half)")
-    ap.add_argument("--tune-epochs", type=int, default=20, help="cnn-syn's model trained on synthetic + real")
+    ap.add_argument("--tune-epochs", type=int, default=40, help="cnn-syn's model trained on synthetic + real")
     ap.add_argument("--tune-lr", type=float, default=5e-4, help="cnn-tune's learning rate")
     ap.add_argument("--loss", default="l1", choices=LOSSES, help="the CNN's training loss")
     ap.add_argument("--size", type=int, default=CNNOptions.size,
