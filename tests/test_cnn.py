@@ -122,7 +122,9 @@ def test_ctrl_c_is_one_line_and_the_same_command_resumes(tmp_path):
 
     args = [sys.executable, "-m", "synthface", "landmarks", "train-cnn", "--data", str(FACES_300W), "-o",
             str(tmp_path / "m.pt"), "--epochs", "200", "--size", "16", "--width", "4", "--batch-size", "2"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal gives it, even where this test runs as a background job (which ignores it)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = ""
     while "epoch 2 of 200" not in seen:  # poll its log for the second epoch's line
         line = proc.stderr.readline()

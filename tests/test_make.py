@@ -437,9 +437,10 @@ def test_resume_removes_the_temporaries_a_kill_left(tmp_path):
             "-o", out]
     assert run_cli(*args).returncode == 0
     folder = out / "images" / "00000"
-    # a kill while image 1 or run.json was written: their temporaries (.NAME.XXXX.tmp) stay behind
+    # a kill while image 1 or a state file was written: their temporaries (.NAME.XXXX.tmp) stay behind
     (folder / ".00000001.png.k1ll3d.tmp").write_bytes(b"\x89PNG cut")
-    (out / ".synthface" / ".run.json.k1ll3d.tmp").write_text("{")
+    for name in ("run.json", "journal.csv", "options.json"):
+        (out / ".synthface" / f".{name}.k1ll3d.tmp").write_text("{")
     assert run_cli(*args, "--resume").returncode == 0
     assert sorted(p.name for p in folder.iterdir()) == [f"0000000{k}.png" for k in range(4)]
     assert not list(out.rglob("*.tmp"))

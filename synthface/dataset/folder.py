@@ -53,7 +53,8 @@ def check_identity(out: Path, identity: dict) -> None:
     """A new folder gets this identity; a resumed one must already have it."""
     out = Path(out)
     identity = json.loads(json.dumps(identity))
-    remove_temps(out / STATE_DIR, "run.json")  # a kill while run.json was written
+    # a kill while run.json, the journal or options.json was written (the caller holds the lock)
+    remove_temps(out / STATE_DIR)
     saved = read_identity(out)
     if saved is None:
         write_atomic(out / STATE_DIR / "run.json", json.dumps(identity, indent=2) + "\n", durable=True)
