@@ -55,6 +55,32 @@ def test_cli_eval_reports_each_region_in_its_line_and_its_report(tmp_path):
     assert line.startswith("6 of 6 faces scored") and "jaw 4.53%" in line  # measured
 
 
+def test_eval_names_the_faces_it_failed_on_worst_first(tmp_path):
+    from conftest import run_cli
+    from synthface.face.scheme68 import pts_text
+
+    faces = tmp_path / "faces"
+    shutil.copytree(FACES_300W, faces)
+    names = sorted(p.name for p in faces.glob("*.jpg"))
+    ok = run_cli("landmarks", "eval", "--model", "dlib68", "--data", faces, "-o", tmp_path / "ok.json", "--no-progress")
+    assert ok.returncode == 0 and "worst faces" not in ok.stdout  # dlib's model: no face above 8%
+    report = json.loads((tmp_path / "ok.json").read_text())
+    assert report["images"] == names and len(report["errors"]) == 6
+    # two faces' true points moved sideways by 20% and 12% of the eye distance: dlib's points now miss them by about as much
+    for name, off in ((names[3], 0.20), (names[1], 0.12)):
+        pts = read_pts(faces / name.replace(".jpg", ".pts"))
+        pts[:, 0] += off * np.linalg.norm(pts[36] - pts[45])
+        (faces / name.replace(".jpg", ".pts")).write_text(pts_text(pts))  # written 1-based, as read
+    bad = run_cli("landmarks", "eval", "--model", "dlib68", "--data", faces, "-o", tmp_path / "bad.json", "--no-progress")
+    assert bad.returncode == 0, bad.stderr
+    line = next(x for x in bad.stdout.splitlines() if x.startswith("worst faces"))
+    report = json.loads((tmp_path / "bad.json").read_text())
+    err = dict(zip(report["images"], report["errors"]))
+    assert err[names[3]] > err[names[1]] > 0.08 and max(e for n, e in err.items() if n not in names[1:4:2]) < 0.08
+    assert line.startswith(f"worst faces (NME above 8%, worst first): {names[3]} {err[names[3]]:.1%}, "
+                           f"{names[1]} {err[names[1]]:.1%};")
+
+
 def test_training_on_fixture_faces_makes_a_model_that_loads(tmp_path):
     s = train_landmarks(FACES_300W, tmp_path / "m.dat", SMALL, progress=False)
     assert s["faces"] == 6 and (tmp_path / "m.dat").stat().st_size > 10000 and s["options"]["oversampling_amount"] == 10

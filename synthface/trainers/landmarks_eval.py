@@ -139,7 +139,7 @@ def evaluate_landmarks(model: str, data, *, boxes: str = "detector", upsample: i
     faces = load_face_set(data, pts_origin, split)
     if not faces and split != "all":
         raise SynthfaceError(f"{data}: no faces with landmarks in its {split} split (--split)")
-    per_point, missed = [], 0
+    per_point, names, missed = [], [], 0
     for face in progress_bar(faces, desc="landmarks eval", unit="face", disable=not progress, leave=False):
         rgb = read_rgb(face.image)
         if boxes == "truth":
@@ -150,10 +150,19 @@ def evaluate_landmarks(model: str, data, *, boxes: str = "detector", upsample: i
                 missed += 1
                 continue
         per_point.append(point_errors(points_of(rgb, box), face.points, face.image))
+        names.append(_shown_path(face.image, data))
     from synthface.face.scheme68 import N_POINTS
 
     per_point = np.array(per_point).reshape(-1, N_POINTS)  # (0, 68) when none was scored
-    return {**summarize_nme(per_point.mean(axis=1), len(faces), missed, per_point), "split": split}
+    return {**summarize_nme(per_point.mean(axis=1), len(faces), missed, per_point), "images": names, "split": split}
+
+
+def _shown_path(image, data) -> str:
+    """A scored face's image as the report names it: its path inside --data where it lies there."""
+    try:
+        return Path(image).resolve().relative_to(Path(data).expanduser().resolve()).as_posix()
+    except ValueError:
+        return str(image)
 
 
 def ced_curve(errors: np.ndarray, n_total: int, limit: float = FAIL_NME, steps: int = 81):
@@ -197,6 +206,19 @@ def plot_ced(results: dict, path) -> None:
     plot_curves(ts * 100, curves, path, x_label="NME %", y_label="share of faces with NME at most x",
                 mark="landmarks eval", x_ticks=range(0, int(FAIL_NME * 100) + 1),
                 y_range=(0, 1))
+
+
+def worst_faces_line(r: dict, most: int = 3) -> str | None:
+    """The worst-scored failures (NME above 8%) by image, worst first, as `landmarks eval`
+    prints them under its summary, so that a face a model put far off can be looked at;
+    None when no face failed (or the result names no images)."""
+    errors, images = r.get("errors") or [], r.get("images") or []
+    failed = sorted((e, k) for k, e in enumerate(errors) if e > FAIL_NME and k < len(images))[::-1]
+    if not failed:
+        return None
+    shown = ", ".join(f"{images[k]} {e:.1%}" for e, k in failed[:most])
+    more = f" and {len(failed) - most} more" if len(failed) > most else ""
+    return f"worst faces (NME above 8%, worst first): {shown}{more}; each face's NME is in the report (-o)"
 
 
 def format_nme(r: dict) -> str:

@@ -79,14 +79,14 @@ def landmarks_eval_report(model: str, data, *, boxes: str = "detector", upsample
                           split: str | None = None, ced=None, output=None, progress: bool = True, echo=None) -> dict:
     """Score a shape predictor (a .dat, or dlib68) on faces with true points
     (evaluate_landmarks), then draw its cumulative error curve as a PNG at `ced` and
-    write the report (with per-face errors) as JSON at `output`, where given; both paths
+    write the report (each scored face's image and NME too) as JSON at `output`, where given; both paths
     are checked before the work. `echo` (print, for the command) gets each line as it is
     reached: the summary, then where the curve and the report went. Returns the report."""
     import json
 
     from synthface.core.files import check_writable_file, write_atomic
     from synthface.core.imaging import check_image_path
-    from synthface.trainers.landmarks_eval import evaluate_landmarks, format_nme, plot_ced
+    from synthface.trainers.landmarks_eval import evaluate_landmarks, format_nme, plot_ced, worst_faces_line
 
     say = echo if echo is not None else (lambda line: None)
     if output:
@@ -102,6 +102,9 @@ def landmarks_eval_report(model: str, data, *, boxes: str = "detector", upsample
         logging.getLogger("synthface").warning(
             "%s was trained on these faces (%s): this NME is not a test score", model, seen)
     say(format_nme(r))
+    worst = worst_faces_line(r)
+    if worst:
+        say(worst)
     if ced:
         plot_ced({Path(model).stem: r}, ced)
         say(f"CED plot: {ced}")
