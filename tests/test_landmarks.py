@@ -77,8 +77,34 @@ def test_eval_names_the_faces_it_failed_on_worst_first(tmp_path):
     report = json.loads((tmp_path / "bad.json").read_text())
     err = dict(zip(report["images"], report["errors"]))
     assert err[names[3]] > err[names[1]] > 0.08 and max(e for n, e in err.items() if n not in names[1:4:2]) < 0.08
-    assert line.startswith(f"worst faces (NME above 8%, worst first): {names[3]} {err[names[3]]:.1%}, "
-                           f"{names[1]} {err[names[1]]:.1%};")
+    assert line.startswith(f"worst faces (NME above 8%, worst first): {names[3]} {err[names[3]]:.2%}, "
+                           f"{names[1]} {err[names[1]]:.2%};")
+
+
+def test_eval_names_a_face_by_its_place_in_data_and_in_its_image(tmp_path):
+    from conftest import run_cli
+    from synthface.face.scheme68 import pts_text
+
+    first = sorted(FACES_300W.glob("*.jpg"))[0]
+    truth = read_pts(first.with_suffix(".pts"))
+    moved = truth + [0.3 * np.linalg.norm(truth[36] - truth[45]), 0]
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    (data / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    shutil.copy(first, data / "sub" / "group.jpg")  # one image, two labelled faces: the second one off
+    (data / "sub" / "group_1.pts").write_text(pts_text(truth))
+    (data / "sub" / "group_2.pts").write_text(pts_text(moved))
+    shutil.copy(first, elsewhere / "real.jpg")  # a link in --data is named as --data holds it, not by its target
+    (data / "link.jpg").symlink_to(elsewhere / "real.jpg")
+    (data / "link.pts").write_text(pts_text(moved))
+    r = run_cli("landmarks", "eval", "--model", "dlib68", "--data", data, "-o", tmp_path / "r.json", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert sorted(report["images"]) == ["link.jpg", "sub/group.jpg (face 1)", "sub/group.jpg (face 2)"]
+    err = dict(zip(report["images"], report["errors"]))
+    assert err["link.jpg"] == err["sub/group.jpg (face 2)"] > 0.2 > 0.08 > err["sub/group.jpg (face 1)"]
+    line = next(x for x in r.stdout.splitlines() if x.startswith("worst faces"))
+    assert f"worst first): link.jpg {err['link.jpg']:.2%}, sub/group.jpg (face 2) " in line  # a tie: in --data's order
 
 
 def test_training_on_fixture_faces_makes_a_model_that_loads(tmp_path):

@@ -140,7 +140,9 @@ def evaluate_landmarks(model: str, data, *, boxes: str = "detector", upsample: i
     if not faces and split != "all":
         raise SynthfaceError(f"{data}: no faces with landmarks in its {split} split (--split)")
     per_point, names, missed = [], [], 0
-    for face in progress_bar(faces, desc="landmarks eval", unit="face", disable=not progress, leave=False):
+    shown = _face_names(faces, data)
+    for face, name in progress_bar(list(zip(faces, shown)), desc="landmarks eval", unit="face", disable=not progress,
+                                   leave=False):
         rgb = read_rgb(face.image)
         if boxes == "truth":
             box = points_box(face.points)
@@ -150,19 +152,29 @@ def evaluate_landmarks(model: str, data, *, boxes: str = "detector", upsample: i
                 missed += 1
                 continue
         per_point.append(point_errors(points_of(rgb, box), face.points, face.image))
-        names.append(_shown_path(face.image, data))
+        names.append(name)
     from synthface.face.scheme68 import N_POINTS
 
     per_point = np.array(per_point).reshape(-1, N_POINTS)  # (0, 68) when none was scored
     return {**summarize_nme(per_point.mean(axis=1), len(faces), missed, per_point), "images": names, "split": split}
 
 
-def _shown_path(image, data) -> str:
-    """A scored face's image as the report names it: its path inside --data where it lies there."""
-    try:
-        return Path(image).resolve().relative_to(Path(data).expanduser().resolve()).as_posix()
-    except ValueError:
-        return str(image)
+def _face_names(faces: list, data) -> list[str]:
+    """Each face as the report names it: its image's path inside --data (the folder, or the
+    label file's folder; links are not followed), else its absolute path; "(face K)" after
+    it where the image holds several faces, K counted in the labels' order."""
+    import os
+    from collections import Counter
+
+    base = Path(os.path.abspath(Path(data).expanduser()))
+    base = base if base.is_dir() else base.parent
+    many, seen, names = Counter(str(f.image) for f in faces), Counter(), []
+    for f in faces:
+        path = Path(os.path.abspath(f.image))
+        name = path.relative_to(base).as_posix() if path.is_relative_to(base) else path.as_posix()
+        seen[str(f.image)] += 1
+        names.append(f"{name} (face {seen[str(f.image)]})" if many[str(f.image)] > 1 else name)
+    return names
 
 
 def ced_curve(errors: np.ndarray, n_total: int, limit: float = FAIL_NME, steps: int = 81):
@@ -213,10 +225,11 @@ def worst_faces_line(r: dict, most: int = 3) -> str | None:
     prints them under its summary, so that a face a model put far off can be looked at;
     None when no face failed (or the result names no images)."""
     errors, images = r.get("errors") or [], r.get("images") or []
-    failed = sorted((e, k) for k, e in enumerate(errors) if e > FAIL_NME and k < len(images))[::-1]
+    failed = sorted((-e, k) for k, e in enumerate(errors) if e > FAIL_NME and k < len(images))  # ties: in order
+    failed = [(-e, k) for e, k in failed]
     if not failed:
         return None
-    shown = ", ".join(f"{images[k]} {e:.1%}" for e, k in failed[:most])
+    shown = ", ".join(f"{images[k]} {e:.2%}" for e, k in failed[:most])
     more = f" and {len(failed) - most} more" if len(failed) > most else ""
     return f"worst faces (NME above 8%, worst first): {shown}{more}; each face's NME is in the report (-o)"
 
