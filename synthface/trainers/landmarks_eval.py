@@ -225,11 +225,10 @@ def worst_faces_line(r: dict, most: int = 3) -> str | None:
     prints them under its summary, so that a face a model put far off can be looked at;
     None when no face failed (or the result names no images)."""
     errors, images = r.get("errors") or [], r.get("images") or []
-    failed = sorted((-e, k) for k, e in enumerate(errors) if e > FAIL_NME and k < len(images))  # ties: in order
-    failed = [(-e, k) for e, k in failed]
-    if not failed:
+    failed = sorted((k for k, e in enumerate(errors[:len(images)]) if e > FAIL_NME), key=lambda k: -errors[k])
+    if not failed:  # (a stable sort: ties stay in --data's order)
         return None
-    shown = ", ".join(f"{images[k]} {e:.2%}" for e, k in failed[:most])
+    shown = ", ".join(f"{images[k]} {errors[k]:.2%}" for k in failed[:most])
     more = f" and {len(failed) - most} more" if len(failed) > most else ""
     return f"worst faces (NME above 8%, worst first): {shown}{more}; each face's NME is in the report (-o)"
 
