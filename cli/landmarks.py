@@ -106,7 +106,9 @@ def _add_train_cnn(lsub) -> None:
              "width": "channels of the network's first stage", "lr": "AdamW's learning rate",
              "rotate": "random roll, degrees", "scale": "random scale", "shift": "random shift, of the crop side",
              "flip": "probability of a mirrored sample (above 0: the exported model also averages each crop's "
-                     "points with its mirror's)", "device": "auto, cpu or cuda",
+                     "points with its mirror's)",
+             "colour": "strength, 0 to 1, of colour changes beyond brightness and contrast: saturation, "
+                       "grey at times, each channel's gain (faded or tinted photos, which synthetic faces lack)", "device": "auto, cpu or cuda",
              "loss": "l1, or wing (the Wing loss of Feng et al. 2018; from 10,000 faces at 64 px, 40 epochs it "
                      "scored afw 6.30%% against l1's 6.10%%)",
              "epochs": "passes over the faces (from 10,000 faces at 64 px, afw NME 6.68%% at 20, 6.10%% at 40, "

@@ -85,6 +85,39 @@ def test_the_same_command_resumes_and_gives_the_same_model(tmp_path):
     assert run_cli(*args, "-o", tmp_path / "a.pt").returncode == 0
     assert torch.equal(_outputs(tmp_path / "a.pt"), first)
     one_line_error(run_cli(*args, "--loss", "wing", "-o", tmp_path / "a.pt"), "(loss: l1 there, wing now)")
+    # and one made before --colour changed brightness and contrast alone: it resumes as --colour 0
+    older = json.loads(saved.read_text())
+    assert older.pop("colour") == 0
+    saved.write_text(json.dumps(older))
+    assert run_cli(*args, "-o", tmp_path / "a.pt").returncode == 0
+    assert torch.equal(_outputs(tmp_path / "a.pt"), first)
+    one_line_error(run_cli(*args, "--colour", 1, "-o", tmp_path / "a.pt"), "(colour: 0.0 there, 1.0 now)")
+    assert run_cli(*args, "--colour", 1, "-o", tmp_path / "c.pt").returncode == 0  # other samples, another model
+    assert not torch.equal(_outputs(tmp_path / "c.pt"), first)
+
+
+def test_colour_changes_saturation_and_each_channel_and_greys_some_faces():
+    import numpy as np
+
+    from synthface.trainers.cnn import recoloured
+
+    rng = np.random.default_rng(0)
+    tinted = np.full((2, 2, 3), [250.0, 10.0, 10.0], np.float32)
+    for strength, grey_share in ((1.0, 0.1), (0.5, 0.05)):
+        out = np.stack([recoloured(tinted, rng, strength)[0, 0] for _ in range(4000)])
+        # grey outright, then the channel gains: red over blue at most 1.15 / 0.85; at the
+        # least saturation (0.3) it stays above 1.6, and above 1.4 blue falls below 0 (clipped later)
+        grey = (out[:, 2] > 0) & (out[:, 0] < 1.5 * out[:, 2])
+        assert abs(grey.mean() - grey_share) < 0.02, (strength, grey.mean())
+        # each channel's gain within 1 +- 0.15 s: a grey input comes back with channels that far apart
+        gains = np.stack([recoloured(np.full((1, 1, 3), 100.0, np.float32), rng, strength)[0, 0] / 100
+                          for _ in range(2000)])
+        assert gains.min() >= 1 - 0.15 * strength - 1e-6 and gains.max() <= 1 + 0.15 * strength + 1e-6
+        assert gains.min() < 1 - 0.12 * strength and gains.max() > 1 + 0.12 * strength
+        # saturation from 1 - 0.7 s to 1 + 0.5 s: red minus blue, 240 in the input, reaches further
+        # than the gains alone could take it (0.84 .. 1.16 at s = 1)
+        spread = (out[~grey, 0] - out[~grey, 2]) / 240
+        assert spread.min() < 1 - 0.6 * strength and spread.max() > 1 + 0.4 * strength
 
 
 def test_the_wing_loss_is_logarithmic_below_w_and_linear_above():
@@ -109,6 +142,7 @@ def test_the_wing_loss_is_logarithmic_below_w_and_linear_above():
     (["--device", "tpu"], "--device must be auto, cpu or cuda, got tpu"),
     (["--loss", "l2"], "--loss must be l1 or wing, got l2"),
     (["--loss", " l1"], "--loss must be l1 or wing, got ' l1'"),
+    (["--colour", 1.5], "--colour must be in [0, 1], got 1.5"),
 ])
 def test_bad_options_are_one_line_before_any_work(tmp_path, args, message):
     one_line_error(run_cli("landmarks", "train-cnn", "--data", FACES_300W, "-o", tmp_path / "m.pt", *args,

@@ -51,6 +51,7 @@ class CNNOptions:
     scale: float = 0.1  # uniform in 1 +- scale
     shift: float = 0.05  # of the crop side
     flip: float = 0.5
+    colour: float = 0.0  # strength of the colour changes beyond brightness/contrast: saturation, grey, channel gains
     loss: str = "l1"  # l1, or wing (Feng et al. 2018: w 10, epsilon 2, on errors in 1/64 of the crop side)
     seed: int = 0
     device: str = "auto"  # auto (cuda when there is one), cpu, cuda
@@ -63,7 +64,7 @@ class CNNOptions:
                  ("weight_decay", 0 <= self.weight_decay < 1, "in [0, 1)"),
                  ("rotate", 0 <= self.rotate <= 90, "from 0 to 90"),
                  ("scale", 0 <= self.scale < 1, "in [0, 1)"), ("shift", 0 <= self.shift <= 0.5, "in [0, 0.5]"),
-                 ("flip", 0 <= self.flip <= 1, "in [0, 1]"), ("loss", self.loss in LOSSES, "l1 or wing"),
+                 ("flip", 0 <= self.flip <= 1, "in [0, 1]"), ("colour", 0 <= self.colour <= 1, "in [0, 1]"), ("loss", self.loss in LOSSES, "l1 or wing"),
                  ("seed", 0 <= self.seed < 2 ** 31, "from 0 to 2^31 - 1"),
                  ("device", self.device in ("auto", "cpu", "cuda"), "auto, cpu or cuda")]
         for name, ok, rule in rules:
@@ -108,8 +109,21 @@ def _moved(crop: np.ndarray, points: np.ndarray, rng, options: CNNOptions):
     pts = apply_map(m, points)
     if rng.random() < options.flip:
         img, pts = img[:, ::-1], mirror_points(pts, size)
-    img = img.astype(np.float32) * rng.uniform(0.75, 1.25) + rng.uniform(-20, 20)
+    img = img.astype(np.float32)
+    if options.colour > 0:  # drawn only then, so that a run without it keeps its old samples
+        img = recoloured(img, rng, options.colour)
+    img = img * rng.uniform(0.75, 1.25) + rng.uniform(-20, 20)
     return np.clip(img, 0, 255).transpose(2, 0, 1) / 255.0, np.asarray(pts, np.float32) / (size - 1)
+
+
+def recoloured(img: np.ndarray, rng, strength: float) -> np.ndarray:
+    """An RGB float crop with its saturation drawn from 1 - 0.7 s .. 1 + 0.5 s (grey outright
+    1 time in 10 s) and each channel's gain from 1 +- 0.15 s, s = `strength` in (0, 1]: real
+    photos' colour casts and faded or grey prints, which the synthetic faces lack."""
+    grey = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    sat = 0.0 if rng.random() < 0.1 * strength else rng.uniform(1 - 0.7 * strength, 1 + 0.5 * strength)
+    img = grey[..., None] + sat * (img - grey[..., None])
+    return img * rng.uniform(1 - 0.15 * strength, 1 + 0.15 * strength, 3).astype(np.float32)
 
 
 class _Samples:

@@ -36,6 +36,7 @@ def check_resume(ckpt_dir: Path, run: dict, state: dict) -> None:
             raise SynthfaceError(f"{saved} is damaged (not a run's settings){again}")
         before.setdefault("loss", "l1")  # runs made before --loss existed trained with L1
         before.setdefault("init", None)  # and those before --init from random weights
+        before.setdefault("colour", 0.0)  # and those before --colour with brightness and contrast alone
         if before != run:
             changed = sorted(k for k in {*before, *run} if before.get(k) != run.get(k))
             values = "; ".join(f"{k}: {str(before.get(k))[:60]} there, {str(run.get(k))[:60]} now" for k in changed)
