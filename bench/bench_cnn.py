@@ -3,7 +3,7 @@ same faces and scored on the same real test faces.
 
     python bench/bench_cnn.py --syn runs/cnn/syn10k --real 300W/helen-train --test 300W/afw \
         --out runs/cnn [--epochs 80] [--mix-epochs 10] [--size 96] [--loss wing] \
-        [--only cnn-syn,cnn-real,cnn-mix,cnn-tune,dlib-syn] [--tune-epochs 40 --tune-lr 5e-4]
+        [--only cnn-syn,cnn-real,cnn-mix,cnn-tune,dlib-syn] [--tune-epochs 40 --tune-lr 5e-4 --tune-colour 1]
 
 Each case trains one model (skipped when its model exists with the same options: the
 bench resumes; a model of other options there stops it: one OUT per setting) and scores
@@ -11,7 +11,7 @@ it with `landmarks eval` on --test (detector boxes, NME by the outer-eye-corner
 distance); results.json gathers them. Training times are of this machine, as it was.
 cnn-tune starts from cnn-syn's model (in OUT: list cnn-syn before it in --only, or train
 it first) and trains it on the synthetic + real faces (`train-cnn --init`), at a lower
-learning rate.
+learning rate and with `--colour 1`: the recipe in docs/landmarks.md.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def main() -> None:
                     "epoch: by the rule the real faces are half)")
     ap.add_argument("--tune-epochs", type=int, default=40, help="cnn-syn's model trained on synthetic + real")
     ap.add_argument("--tune-lr", type=float, default=5e-4, help="cnn-tune's learning rate")
+    ap.add_argument("--tune-colour", type=float, default=1.0, help="cnn-tune's --colour (0: brightness and "
+                    "contrast alone, as the other cases)")
     ap.add_argument("--loss", default="l1", choices=LOSSES, help="the CNN's training loss")
     ap.add_argument("--size", type=int, default=CNNOptions.size,
                     help="the CNN's input side, px (train-cnn's default)")
@@ -55,7 +57,7 @@ def main() -> None:
     try:
         for epochs in (args.epochs, args.real_epochs, args.mix_epochs):
             CNNOptions(epochs=epochs, **cnn).validate()
-        CNNOptions(epochs=args.tune_epochs, lr=args.tune_lr, **cnn).validate()
+        CNNOptions(epochs=args.tune_epochs, lr=args.tune_lr, colour=args.tune_colour, **cnn).validate()
     except SynthfaceError as exc:
         raise SystemExit(f"bench_cnn: {exc}") from None
     out = Path(args.out)
@@ -66,10 +68,11 @@ def main() -> None:
         model = out / (case + (".pt" if case.startswith("cnn") else ".dat"))
         t0 = time.perf_counter()
         if model.is_file() and case.startswith("cnn"):
-            made = {"loss": "l1", **json.loads(model.with_suffix(".json").read_text())["options"]}
+            made = {"loss": "l1", "colour": 0.0, **json.loads(model.with_suffix(".json").read_text())["options"]}
             epochs = {"cnn-syn": args.epochs, "cnn-real": args.real_epochs, "cnn-tune": args.tune_epochs}.get(
                 case, args.mix_epochs)
-            wanted = {**cnn, "epochs": epochs, **({"lr": args.tune_lr} if case == "cnn-tune" else {})}
+            tune = {"lr": args.tune_lr, "colour": args.tune_colour} if case == "cnn-tune" else {}
+            wanted = {**cnn, "epochs": epochs, "colour": 0.0, **tune}
             if any(made.get(k) != v for k, v in wanted.items()):
                 raise SystemExit(f"{model} was trained with other options ({made}); give another --out")
             start = json.loads(model.with_suffix(".json").read_text()).get("init") or {}
@@ -87,7 +90,8 @@ def main() -> None:
                 if not (out / "cnn-syn.pt").is_file():
                     raise SystemExit(f"cnn-tune starts from {out / 'cnn-syn.pt'}: train cnn-syn first")
                 s = train_cnn([args.syn, args.real], model,
-                              CNNOptions(epochs=args.tune_epochs, lr=args.tune_lr, **cnn), progress=True,
+                              CNNOptions(epochs=args.tune_epochs, lr=args.tune_lr, colour=args.tune_colour, **cnn),
+                              progress=True,
                               init=out / "cnn-syn.pt")
             else:
                 s = train_landmarks(args.syn, model, progress=True)
