@@ -11,7 +11,8 @@ it with `landmarks eval` on --test (detector boxes, NME by the outer-eye-corner
 distance); results.json gathers them. Training times are of this machine, as it was.
 cnn-tune starts from cnn-syn's model (in OUT: list cnn-syn before it in --only, or train
 it first) and trains it on the synthetic + real faces (`train-cnn --init`), at a lower
-learning rate and with `--colour 1`: the recipe in docs/landmarks.md.
+learning rate and with `--colour 1`: the recipe in docs/landmarks.md (an OUT whose
+cnn-tune was trained otherwise stops it: give another OUT or --tune-colour 0).
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ def main() -> None:
     try:
         for epochs in (args.epochs, args.real_epochs, args.mix_epochs):
             CNNOptions(epochs=epochs, **cnn).validate()
-        CNNOptions(epochs=args.tune_epochs, lr=args.tune_lr, colour=args.tune_colour, **cnn).validate()
+        try:
+            CNNOptions(epochs=args.tune_epochs, lr=args.tune_lr, colour=args.tune_colour, **cnn).validate()
+        except SynthfaceError as exc:  # its flags here are --tune-*
+            raise SynthfaceError(str(exc).replace("--", "--tune-", 1)) from None
     except SynthfaceError as exc:
         raise SystemExit(f"bench_cnn: {exc}") from None
     out = Path(args.out)

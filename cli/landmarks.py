@@ -89,7 +89,7 @@ def _add_train_cnn(lsub) -> None:
                                "  synthface landmarks train-cnn --data data/syn10k --data 300w/helen-train -o mix.pt "
                                "--size 64 --epochs 40\n"
                                "  synthface landmarks train-cnn --data data/syn10k --data 300w/helen-train "
-                               "--init syn10k.pt -o tuned.pt --epochs 20 --lr 5e-4\n"
+                               "--init syn10k.pt -o tuned.pt --epochs 40 --lr 5e-4 --colour 1\n"
                                "  synthface landmarks eval --model mix.pt --data 300w/afw",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("--data", "--dataset", dest="dataset", required=True, action="append",
@@ -108,7 +108,9 @@ def _add_train_cnn(lsub) -> None:
              "flip": "probability of a mirrored sample (above 0: the exported model also averages each crop's "
                      "points with its mirror's)",
              "colour": "strength, 0 to 1, of colour changes beyond brightness and contrast: saturation, "
-                       "grey at times, each channel's gain (faded or tinted photos, which synthetic faces lack)", "device": "auto, cpu or cuda",
+                       "grey at times, each channel's gain (faded or tinted photos, which synthetic faces lack; "
+                       "the --init example's step scored afw 4.76%% with 1, 4.96%% without, over three seeds)",
+             "device": "auto, cpu or cuda",
              "loss": "l1, or wing (the Wing loss of Feng et al. 2018; from 10,000 faces at 64 px, 40 epochs it "
                      "scored afw 6.30%% against l1's 6.10%%)",
              "epochs": "passes over the faces (from 10,000 faces at 64 px, afw NME 6.68%% at 20, 6.10%% at 40, "

@@ -64,7 +64,8 @@ class CNNOptions:
                  ("weight_decay", 0 <= self.weight_decay < 1, "in [0, 1)"),
                  ("rotate", 0 <= self.rotate <= 90, "from 0 to 90"),
                  ("scale", 0 <= self.scale < 1, "in [0, 1)"), ("shift", 0 <= self.shift <= 0.5, "in [0, 0.5]"),
-                 ("flip", 0 <= self.flip <= 1, "in [0, 1]"), ("colour", 0 <= self.colour <= 1, "in [0, 1]"), ("loss", self.loss in LOSSES, "l1 or wing"),
+                 ("flip", 0 <= self.flip <= 1, "in [0, 1]"), ("colour", 0 <= self.colour <= 1, "in [0, 1]"),
+                 ("loss", self.loss in LOSSES, "l1 or wing"),
                  ("seed", 0 <= self.seed < 2 ** 31, "from 0 to 2^31 - 1"),
                  ("device", self.device in ("auto", "cpu", "cuda"), "auto, cpu or cuda")]
         for name, ok, rule in rules:
@@ -118,8 +119,9 @@ def _moved(crop: np.ndarray, points: np.ndarray, rng, options: CNNOptions):
 
 def recoloured(img: np.ndarray, rng, strength: float) -> np.ndarray:
     """An RGB float crop with its saturation drawn from 1 - 0.7 s .. 1 + 0.5 s (grey outright
-    1 time in 10 s) and each channel's gain from 1 +- 0.15 s, s = `strength` in (0, 1]: real
-    photos' colour casts and faded or grey prints, which the synthetic faces lack."""
+    1 time in 10 s) and then each channel's gain from 1 +- 0.15 s (a grey crop tinted too),
+    s = `strength` in (0, 1]: real photos' colour casts and faded or grey prints, which the
+    synthetic faces lack."""
     grey = img @ np.array([0.299, 0.587, 0.114], np.float32)
     sat = 0.0 if rng.random() < 0.1 * strength else rng.uniform(1 - 0.7 * strength, 1 + 0.5 * strength)
     img = grey[..., None] + sat * (img - grey[..., None])
