@@ -29,6 +29,7 @@ def main() -> None:
     from synthface.core.outputs import sha256_of
     from synthface.errors import SynthfaceError
     from synthface.trainers.cnn import LOSSES, CNNOptions, train_cnn
+    from synthface.trainers.cnn_state import OLDER_RUNS
     from synthface.trainers.landmarks import train_landmarks
     from synthface.trainers.landmarks_eval import evaluate_landmarks
 
@@ -72,7 +73,7 @@ def main() -> None:
         model = out / (case + (".pt" if case.startswith("cnn") else ".dat"))
         t0 = time.perf_counter()
         if model.is_file() and case.startswith("cnn"):
-            made = {"loss": "l1", "colour": 0.0, **json.loads(model.with_suffix(".json").read_text())["options"]}
+            made = {**OLDER_RUNS, **json.loads(model.with_suffix(".json").read_text())["options"]}
             epochs = {"cnn-syn": args.epochs, "cnn-real": args.real_epochs, "cnn-tune": args.tune_epochs}.get(
                 case, args.mix_epochs)
             tune = {"lr": args.tune_lr, "colour": args.tune_colour} if case == "cnn-tune" else {}

@@ -16,6 +16,9 @@ from synthface.errors import SynthfaceError
 from synthface.core.files import write_atomic
 
 
+LUMA = np.float32([0.299, 0.587, 0.114])  # ITU-R BT.601: an RGB image @ LUMA is its grey
+
+
 def to_uint8(images) -> np.ndarray:
     """A torch batch (B, 3, H, W) in [-1, 1] -> numpy (B, H, W, 3) uint8."""
     x = images.detach().float().cpu().clamp_(-1, 1).add_(1).mul_(127.5).round_()

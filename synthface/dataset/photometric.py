@@ -35,7 +35,7 @@ def photometric(scene: np.ndarray, rng, amount: float = 1.0) -> np.ndarray:
     look-ups."""
     import cv2
 
-    from synthface.core.imaging import saturate_uint8
+    from synthface.core.imaging import LUMA, saturate_uint8
 
     hit = {name: rng.random() < min(1.0, rate * amount) for name, rate in PHOTO_RATES.items()}
     if not any(hit.values()):
@@ -43,7 +43,7 @@ def photometric(scene: np.ndarray, rng, amount: float = 1.0) -> np.ndarray:
     img = scene.astype(np.float32)
     size = scene.shape[0]
     if hit["grey"] or hit["halftone"]:
-        img = img @ np.float32([0.299, 0.587, 0.114])  # one channel until the end
+        img = img @ LUMA  # one channel until the end
     if hit["contrast"]:
         k = rng.uniform(0.35, 0.8)
         shift = rng.uniform(-30, 30)

@@ -122,7 +122,9 @@ def recoloured(img: np.ndarray, rng, strength: float) -> np.ndarray:
     1 time in 10 s) and then each channel's gain from 1 +- 0.15 s (a grey crop tinted too),
     s = `strength` in (0, 1]: real photos' colour casts and faded or grey prints, which the
     synthetic faces lack."""
-    grey = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    from synthface.core.imaging import LUMA
+
+    grey = img @ LUMA
     sat = 0.0 if rng.random() < 0.1 * strength else rng.uniform(1 - 0.7 * strength, 1 + 0.5 * strength)
     img = grey[..., None] + sat * (img - grey[..., None])
     return img * rng.uniform(1 - 0.15 * strength, 1 + 0.15 * strength, 3).astype(np.float32)

@@ -12,6 +12,12 @@ from synthface.errors import SynthfaceError
 from synthface.trainers.cnn_net import build_network
 
 
+# what a run made before an option existed did, to be read as that option's value
+OLDER_RUNS = {"loss": "l1",  # before --loss: L1
+              "init": None,  # before --init: random weights
+              "colour": 0.0}  # before --colour: brightness and contrast alone
+
+
 def checkpoints_of(output) -> Path:
     """Where train-cnn keeps its checkpoints for `output`: OUTPUT_STEM.checkpoints/ beside it."""
     output = Path(output)
@@ -34,9 +40,7 @@ def check_resume(ckpt_dir: Path, run: dict, state: dict) -> None:
             raise SynthfaceError(f"{saved} is damaged{again}") from None
         if not isinstance(before, dict):
             raise SynthfaceError(f"{saved} is damaged (not a run's settings){again}")
-        before.setdefault("loss", "l1")  # runs made before --loss existed trained with L1
-        before.setdefault("init", None)  # and those before --init from random weights
-        before.setdefault("colour", 0.0)  # and those before --colour with brightness and contrast alone
+        before = {**OLDER_RUNS, **before}
         if before != run:
             changed = sorted(k for k in {*before, *run} if before.get(k) != run.get(k))
             values = "; ".join(f"{k}: {str(before.get(k))[:60]} there, {str(run.get(k))[:60]} now" for k in changed)
