@@ -9,7 +9,11 @@ Two cases, on real faces with human 68-point labels (300w-dev):
   sorted photo names); train on one half, score on the other, and the reverse (and, not
   by default, in thirds: two thirds trained, the third left scored, QR->P, PR->Q, PQ->R);
 - across datasets: train on all of helen-train, score on afw (A->afw, not by default: half
-  A scored on afw, the real set's size apart from the dataset).
+  A scored on afw, the real set's size apart from the dataset);
+- held out: train on all of helen-train, score on a 300-W folder of faces no row was
+  chosen on (--test DIR, case helen->NAME: e.g. HELEN's 330 test faces, made by
+  bench/prepare_300w.py); it uses helen->afw's models, so with that case it trains nothing
+  more.
 Rows per case: the real faces alone; real + synthetic at weight 1 (every face once: the
 plain mix); real + synthetic with the real faces weighted to make up a share of the
 training faces (--shares); synthetic alone; with --rule, the mix as `landmarks train`
@@ -132,6 +136,9 @@ def main():
                    help="A->B, B->A, helen->afw, A->afw (half A scored on afw: fewer real faces, another "
                         "dataset), or QR->P, PR->Q, PQ->R (two thirds of helen-train trained, the last third "
                         "scored)")
+    p.add_argument("--test", metavar="DIR", type=Path,
+                   help="a held-out 300-W folder (.jpg + .pts): adds case helen->NAME (its folder name), the "
+                        "helen->afw models scored on it")
     p.add_argument("--oversampling-check", action="store_true",
                    help="also the real faces alone with dlib's oversampling (20): is the real baseline held back?")
     p.add_argument("--out", default="runs/mixing")
@@ -152,6 +159,11 @@ def main():
     cases = {"A->B": (half_a, half_b), "B->A": (half_b, half_a), "helen->afw": (DEV / "helen-train", DEV / "afw"),
              "A->afw": (half_a, DEV / "afw"),  # half the real faces across: set size apart from the domain
              **thirds(out)}
+    if args.test:
+        if not any(args.test.glob("*.pts")):
+            sys.exit(f"bench_mixing: --test {args.test} holds no .pts files")
+        cases[f"helen->{args.test.name}"] = (DEV / "helen-train", args.test)
+        args.cases = [*args.cases, f"helen->{args.test.name}"]
     if args.syn_dataset:
         syns = [Path(d) for d in args.syn_dataset]
         for syn in syns:
@@ -177,7 +189,8 @@ def main():
         key = f"{case} | {name}{suffix}"
         if key in results:
             return results[key]
-        model = model or out / (key.replace(" ", "").replace("|", "_").replace(">", "").replace("%", "pc") + ".dat")
+        trained = key.replace(case, "helen->afw") if cases[case][0] == DEV / "helen-train" else key  # same faces
+        model = model or out / (trained.replace(" ", "").replace("|", "_").replace(">", "").replace("%", "pc") + ".dat")
         if model.is_file() and model.with_suffix(".json").is_file():  # one model for every case (synthetic alone)
             s = json.loads(model.with_suffix(".json").read_text())
         else:
