@@ -1,14 +1,16 @@
 """The CNN landmark model (landmarks train-cnn) against dlib's shape predictor, on the
 same faces and scored on the same real test faces.
 
-    python bench/bench_cnn.py --syn runs/cnn/syn10k --real 300W/helen-train --test 300W/afw \
+    python bench/bench_cnn.py --syn runs/cnn/syn10k --real 300W/helen-train --test 300W/afw [HELD-OUT ...] \
         --out runs/cnn [--epochs 80] [--mix-epochs 10] [--size 96] [--loss wing] \
         [--only cnn-syn,cnn-real,cnn-mix,cnn-tune,dlib-syn] [--tune-epochs 40 --tune-lr 5e-4 --tune-colour 1]
 
 Each case trains one model (skipped when its model exists with the same options: the
 bench resumes; a model of other options there stops it: one OUT per setting) and scores
-it with `landmarks eval` on --test (detector boxes, NME by the outer-eye-corner
-distance); results.json gathers them. Training times are of this machine, as it was.
+it with `landmarks eval` on each --test set (detector boxes, NME by the outer-eye-corner
+distance); results.json gathers them (`test`: the first set; `tests`: each, by folder
+name), and each set's last line sets the cases against cnn-real on the same faces, with a
+95% paired bootstrap interval. Training times are of this machine, as it was.
 cnn-tune starts from cnn-syn's model (in OUT: list cnn-syn before it in --only, or train
 it first) and trains it on the synthetic + real faces (`train-cnn --init`), at a lower
 learning rate and with `--colour 1`: the recipe in docs/landmarks.md (an OUT whose
@@ -19,8 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 CASES = ("cnn-syn", "cnn-real", "cnn-mix", "cnn-tune", "dlib-syn")
 
@@ -36,7 +41,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--syn", required=True)
     ap.add_argument("--real", required=True)
-    ap.add_argument("--test", required=True)
+    ap.add_argument("--test", required=True, nargs="+", metavar="DIR",
+                    help="300-W folders to score on, e.g. afw and a held-out set made by bench/prepare_300w.py")
     ap.add_argument("--out", required=True)
     ap.add_argument("--epochs", type=int, default=CNNOptions.epochs,
                     help="the synthetic faces alone (train-cnn's default)")
@@ -102,12 +108,33 @@ def main() -> None:
                 s = train_landmarks(args.syn, model, progress=True)
             results.setdefault(case, {})["train"] = {"faces": s["faces"], "seconds": s["seconds"],
                                                      "sources": s["sources"], "weights": s["weights"]}
-        r = evaluate_landmarks(str(model), args.test, progress=False)
-        results.setdefault(case, {})["test"] = {k: r[k] for k in ("faces", "scored", "nme_mean", "nme_median",
-                                                                  "failure_rate", "auc_at_8pct", "nme_by_region")}
+        for k, test in enumerate(args.test):
+            r = evaluate_landmarks(str(model), test, progress=False)
+            kept = {key: r[key] for key in ("faces", "scored", "nme_mean", "nme_median", "failure_rate", "auc_at_8pct",
+                                            "nme_by_region", "errors", "images")}
+            results.setdefault(case, {}).setdefault("tests", {})[Path(test).name] = kept
+            if k == 0:
+                results[case]["test"] = kept
+            print(f"{case}: NME {r['nme_mean']:.2%} on {r['scored']} of {r['faces']} faces of {test}", flush=True)
         results[case]["seconds_total"] = round(time.perf_counter() - t0, 1)
         results_path.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"{case}: NME {r['nme_mean']:.2%} on {r['scored']} of {r['faces']} faces", flush=True)
+    against_real(results, [Path(t).name for t in args.test])
+
+
+def against_real(results: dict, tests: list) -> None:
+    """Each case against cnn-real on each test set: the change of the mean NME and its 95%
+    paired bootstrap interval over the faces both scored."""
+    from bench_mixing import paired_interval
+
+    for test in tests:
+        base = results.get("cnn-real", {}).get("tests", {}).get(test)
+        for case, r in results.items():
+            mine = r.get("tests", {}).get(test)
+            if case == "cnn-real" or not base or not mine or mine["images"] != base["images"]:
+                continue
+            lo, hi = paired_interval(mine["errors"], base["errors"])
+            print(f"{test}: {case} {mine['nme_mean']:.2%} against cnn-real {base['nme_mean']:.2%}: "
+                  f"{mine['nme_mean'] / base['nme_mean'] - 1:+.1%} ({lo:+.1%} .. {hi:+.1%})")
 
 
 if __name__ == "__main__":
