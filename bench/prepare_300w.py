@@ -31,10 +31,13 @@ def read_points(path: Path) -> np.ndarray:
     text = path.read_text()
     if "n_points" in text:
         return parse_pts(text)
-    pts = np.array(text.split(), float).reshape(-1, 2)
-    if len(pts) != N_POINTS or not np.isfinite(pts).all():
-        raise ValueError(f"{path}: not 68 finite points")
-    return pts - 1.0
+    try:
+        pts = np.array(text.split(), float)
+    except ValueError:
+        pts = np.array([])
+    if pts.size != 2 * N_POINTS or not np.isfinite(pts).all():
+        raise ValueError("not 68 finite points")
+    return pts.reshape(-1, 2) - 1.0
 
 
 def prepare(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,6 +67,8 @@ def main(argv=None) -> int:
     files = sorted(args.src.glob("*.pts"))
     if not files:
         sys.exit(f"error: no .pts files in {args.src}")
+    if args.out.resolve() == args.src.resolve():
+        sys.exit(f"error: -o {args.out} is the source folder; its photos would be written over")
     args.out.mkdir(parents=True, exist_ok=True)
     for f in files:
         photo = next((f.with_suffix(s) for s in (".jpg", ".png") if f.with_suffix(s).exists()), None)
@@ -73,7 +78,10 @@ def main(argv=None) -> int:
         image = cv2.imread(str(photo)) if photo else None
         if image is None:
             sys.exit(f"error: no readable photo for {f}")
-        crop, pts = prepare(image, read_points(f))
+        try:
+            crop, pts = prepare(image, read_points(f))
+        except ValueError as exc:
+            sys.exit(f"error: {f}: {exc}")
         cv2.imwrite(str(args.out / (f.stem + ".jpg")), crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
         (args.out / f.name).write_text(pts_text(pts))
     print(f"{len(files)} faces -> {args.out}")

@@ -66,18 +66,11 @@ ISA = {"ONEDNN_MAX_CPU_ISA": "AVX2"}  # read by torch when it starts: the runs a
 
 def make(name: str, where: Path) -> dict:
     import os
+    from unittest import mock
 
     out = where / (name + (".png" if name == "sample" else ""))
-    saved = {k: os.environ.get(k) for k in ISA}
-    os.environ.update(ISA)
-    try:
+    with mock.patch.dict(os.environ, ISA):
         r = run_cli(*RUNS[name], "-o", out)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     assert r.returncode == 0, r.stderr
     return manifest(out)
 

@@ -70,3 +70,14 @@ def test_no_points_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no .pts files"):
         prepare_300w.main([str(tmp_path), "-o", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
+
+
+def test_bad_points_or_writing_over_the_source_is_one_line(tmp_path):
+    src, photo, pts = _photo(tmp_path, 1, True)
+    before = (src / "photo.png").read_bytes()
+    with pytest.raises(SystemExit, match="source folder"):
+        prepare_300w.main([str(src), "-o", str(src)])
+    (src / "photo_1.pts").write_text("1 2 3")
+    with pytest.raises(SystemExit, match="photo_1.pts: not 68 finite points"):
+        prepare_300w.main([str(src), "-o", str(tmp_path / "out")])
+    assert (src / "photo.png").read_bytes() == before
